@@ -1,0 +1,96 @@
+"""The ASGI application: ingest endpoints, health checks, and the start-up that ties them up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import errors
+from .errors import ServiceUnavailable, StoreError
+from .ingest import Ingest
+from .responses import JSONResponse, error_response
+from .settings import Settings
+from .store import Store, open_store
+from .tokens import URLTokens
+
+logger = logging.getLogger("photohook")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The photohook ASGI application, configured by ``settings`` (default: ``Settings.load()``).
+
+    Mount it inside another Starlette or FastAPI application, or serve it with uvicorn; the
+    database is opened (and migrated) by the application's lifespan.
+    """
+    settings = settings if settings is not None else Settings.load()
+    store = open_store(settings.database_url)
+    ingest = Ingest(settings, store)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            ingest.start(await url_tokens(settings, store))
+            _log_start(settings)
+            yield
+        finally:
+            await store.close()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await store.check_writable()
+        except StoreError as exc:
+            logger.error("readiness check failed: %s", exc)
+            return error_response(ServiceUnavailable("the database is not writable"))
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/hooks/{source}/{token}", ingest.receive, methods=["POST"]),
+            Route("/hooks/{source}", ingest.receive, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
+    )
+
+
+async def url_tokens(settings: Settings, store: Store) -> URLTokens:
+    """URL tokens under ``PHOTOHOOK_SECRET_KEYS``, or else the key kept in the database."""
+    keys = [key.reveal() for key in settings.secret_keys]
+    return URLTokens(keys or [await store.url_token_key()])
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error_class = errors.for_status(exc.status_code)
+    error = error_class(headers=dict(exc.headers) if exc.headers else None)
+    response = error_response(error)
+    response.status_code = exc.status_code
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Our fault, never the provider's: 503 so that it sends the callback again. Starlette raises
+    # the exception again after this response, so the server logs its traceback.
+    return error_response(ServiceUnavailable())
+
+
+def _log_start(settings: Settings) -> None:
+    for name, source in settings.sources.items():
+        path = f"/hooks/{name}/<token>" if "token" in source.require else f"/hooks/{name}"
+        checks = ", ".join(sorted(source.require))
+        logger.info("source %s (%s): POST %s, checks: %s", name, source.kind, path, checks)
+    if any("token" in source.require for source in settings.sources.values()):
+        logger.info("run 'photohook url SOURCE' to print the full URL to register")

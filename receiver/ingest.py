@@ -1,0 +1,180 @@
+"""The front door: ``POST /hooks/{source}[/{token}]``.
+
+Authenticate, check the media type and size, parse, validate, store durably, and only then
+answer 200. Every refusal is a 4xx in the JSON error shape; our own faults are a 503, so the
+provider sends the callback again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import redact
+from .auth import SECRET_HEADER, SourceAuth
+from .clientaddr import AddressSet, client_address
+from .errors import (
+    HTTPError,
+    InvalidJSON,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    StoreError,
+    UnknownSource,
+    UnsupportedMediaType,
+)
+from .events import Event
+from .ids import new_id
+from .responses import JSONResponse, error_response
+from .settings import Settings, SourceConfig
+from .sources import KINDS, Kind
+from .store import Receipt, Store, Stored
+from .tokens import URLTokens
+
+logger = logging.getLogger("photohook.ingest")
+
+#: How long a callback may wait for its commit before the provider is told to retry (503).
+COMMIT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    config: SourceConfig
+    kind: Kind
+    auth: SourceAuth
+
+
+class Ingest:
+    """The callback endpoint of every configured source."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+        self._max_body = settings.max_body_bytes
+        self._trusted_proxies: AddressSet = settings.trusted_proxies
+        self._sources: dict[str, _Source] = {}
+
+    def start(self, tokens: URLTokens) -> None:
+        """Make the endpoint ready, once the URL token keys are known."""
+        self._sources = {
+            name: _Source(config, KINDS[config.kind], SourceAuth(config, tokens))
+            for name, config in self._settings.sources.items()
+        }
+
+    async def receive(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            stored = await self._receive(request)
+        except HTTPError as error:
+            _log(request, error.status_code, error.code, started)
+            return error_response(error)
+        _log(request, 200, "duplicate" if stored.duplicate else "accepted", started)
+        return JSONResponse(
+            {"ok": True, "event_ids": stored.event_ids, "duplicate": stored.duplicate}
+        )
+
+    async def _receive(self, request: Request) -> Stored:
+        source = self._sources.get(request.path_params["source"])
+        if source is None:
+            raise UnknownSource()
+        headers = request.headers
+        peer = request.client.host if request.client else None
+        forwarded = headers.getlist("x-forwarded-for") if self._trusted_proxies else ()
+        client = client_address(peer, forwarded, self._trusted_proxies)
+        source.auth.check(
+            token=request.path_params.get("token"),
+            client=client,
+            secret=headers.get(SECRET_HEADER),
+        )
+        _check_media_type(headers.get("content-type"), headers.get("content-encoding"))
+        body = await _read_body(request, self._max_body)
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJSON(f"the body is not valid JSON: {exc.msg}") from None
+        parsed = source.kind.parse(document)
+
+        received_at = datetime.now(UTC)
+        name, kind = source.config.name, source.kind.name
+        events = tuple(
+            Event(
+                id=new_id("evt"),
+                source=name,
+                kind=kind,
+                type=item.type,
+                task_id=item.task_id,
+                task_type=item.task_type,
+                status=item.status,
+                business_id=item.business_id,
+                labels=item.labels,
+                result_urls=item.result_urls,
+                flagged=item.flagged,
+                received_at=received_at,
+                payload=document,
+            )
+            for item in parsed
+        )
+        receipt = Receipt(
+            id=new_id("rcv"),
+            source=name,
+            received_at=received_at,
+            peer=peer,
+            client=str(client) if client is not None else None,
+            headers=redact.headers_json(request.scope["headers"]),
+            body=body,
+            body_sha256=hashlib.sha256(body).digest(),
+            events=events,
+        )
+        try:
+            async with asyncio.timeout(COMMIT_TIMEOUT):
+                return await self._store.store(receipt)
+        except StoreError as exc:
+            logger.error("cannot store a callback of source %s: %s", name, exc)
+            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+        except TimeoutError:
+            logger.error("storing a callback of source %s took over %ss", name, COMMIT_TIMEOUT)
+            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+
+
+def _check_media_type(content_type: str | None, content_encoding: str | None) -> None:
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType()
+    if content_encoding and content_encoding.strip().lower() != "identity":
+        raise UnsupportedMediaType("the body must not be compressed (Content-Encoding)")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPError("Content-Length is not a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _log(request: Request, status: int, outcome: str, started: float) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "%s %s %d %s %.1fms",
+            request.method,
+            redact.path(request.scope["path"]),
+            status,
+            outcome,
+            (time.perf_counter() - started) * 1000,
+        )

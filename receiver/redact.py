@@ -1,0 +1,43 @@
+"""Redacting what must never be stored or logged: secret headers, tokens in paths."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from .types import Headers
+
+REDACTED = "[redacted]"
+_SENSITIVE_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"proxy-authorization",
+        b"cookie",
+        b"set-cookie",
+        b"x-webhook-secret",
+        b"x-api-key",
+    }
+)
+_SENSITIVE_WORDS = (b"secret", b"token", b"signature", b"password", b"api-key", b"apikey")
+_HOOK_PATH = re.compile(r"^(/hooks/[^/]+/)[^/?]+")
+
+
+def is_sensitive(name: bytes) -> bool:
+    name = name.lower()
+    return name in _SENSITIVE_HEADERS or any(word in name for word in _SENSITIVE_WORDS)
+
+
+def headers_json(headers: Headers) -> bytes:
+    """The headers as a JSON array of [name, value] pairs, secret values replaced."""
+    return orjson.dumps(
+        [
+            [name.decode("latin-1"), REDACTED if is_sensitive(name) else value.decode("latin-1")]
+            for name, value in headers
+        ]
+    )
+
+
+def path(raw_path: str) -> str:
+    """A request path with the token of ``/hooks/{source}/{token}`` masked."""
+    return _HOOK_PATH.sub(r"\1<token>", raw_path)

@@ -1,0 +1,162 @@
+"""Settings: read once at start-up from command-line flags, the environment and the config file.
+
+Flags win over environment variables, which win over the file, which wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .clientaddr import AddressSet
+from .config import Table, load_toml
+from .errors import ConfigError
+from .secret import Secret
+from .sources import KINDS
+
+DEFAULT_CONFIG_FILE = "photohook.toml"
+DEFAULT_DATABASE_URL = "sqlite:///photohook.db"
+CHECKS = ("token", "ip", "secret")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+#: The environment variables photohook reads, for ``--help``.
+ENVIRONMENT = {
+    "PHOTOHOOK_CONFIG": f"config file (default: ./{DEFAULT_CONFIG_FILE} if present)",
+    "PHOTOHOOK_DATABASE_URL": f"database URL (default: {DEFAULT_DATABASE_URL})",
+    "PHOTOHOOK_SECRET_KEYS": "keys for URL tokens, comma-separated, newest first "
+    "(default: a key generated once and kept in the database)",
+    "PHOTOHOOK_HOST": "address to listen on (default: 127.0.0.1)",
+    "PORT": "port to listen on (default: 8000)",
+    "PHOTOHOOK_LOG_LEVEL": "log level (default: info)",
+    "PHOTOHOOK_LOG_FORMAT": "log format: text or json (default: text)",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceConfig:
+    """One configured callback source: ``[sources.NAME]``."""
+
+    name: str
+    kind: str
+    require: frozenset[str]
+    allow_ips: AddressSet = field(default_factory=AddressSet)
+    secrets: tuple[Secret, ...] = ()
+
+
+def default_sources() -> dict[str, SourceConfig]:
+    """The built-in sources used when the config file names none: ``fotor`` and ``cropphoto``."""
+    return {name: _read_source(Table({}, file="(defaults)", path=name), name) for name in KINDS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything photohook is configured with, fixed for the life of the process.
+
+    Build it with :meth:`Settings.load`; secrets are :class:`~receiver.secret.Secret` values that
+    never print themselves.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = DEFAULT_DATABASE_URL
+    config_file: Path | None = None
+    secret_keys: tuple[Secret, ...] = ()
+    max_body_bytes: int = 262_144
+    trusted_proxies: AddressSet = field(default_factory=AddressSet)
+    sources: Mapping[str, SourceConfig] = field(default_factory=default_sources)
+    log_level: str = "info"
+    log_format: str = "text"
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        config_file: str | Path | None = None,
+        database_url: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        log_level: str | None = None,
+        log_format: str | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> Settings:
+        """Read the flags given here, then the environment, then the config file.
+
+        Raises :class:`~receiver.errors.ConfigError` with the file, key and problem.
+        """
+        path = _config_path(config_file, environ)
+        document = load_toml(path) if path is not None else {}
+        root = Table(document, file=str(path or DEFAULT_CONFIG_FILE), environ=environ)
+        server = root.take_table("server")
+        max_body_bytes = server.take_int("max_body_bytes", 262_144, minimum=1024)
+        trusted_proxies = server.take_networks("trusted_proxies")
+        server.finish()
+        sources = (
+            {name: _read_source(table, name) for name, table in root.take_tables("sources").items()}
+            if "sources" in root
+            else default_sources()
+        )
+        root.finish()
+        if not sources:
+            raise root.error("sources", "at least one source is required")
+
+        env_port = environ.get("PORT") or None
+        try:
+            resolved_port = port if port is not None else int(env_port or 8000)
+        except ValueError:
+            raise ConfigError(f"PORT: expected a port number, got {env_port!r}") from None
+        level = (log_level or environ.get("PHOTOHOOK_LOG_LEVEL") or "info").lower()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"log level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        fmt = (log_format or environ.get("PHOTOHOOK_LOG_FORMAT") or "text").lower()
+        if fmt not in LOG_FORMATS:
+            raise ConfigError(f"log format: expected text or json, got {fmt!r}")
+        keys = environ.get("PHOTOHOOK_SECRET_KEYS", "")
+        return cls(
+            host=host or environ.get("PHOTOHOOK_HOST") or "127.0.0.1",
+            port=resolved_port,
+            database_url=database_url
+            or environ.get("PHOTOHOOK_DATABASE_URL")
+            or DEFAULT_DATABASE_URL,
+            config_file=path,
+            secret_keys=tuple(Secret(key.strip()) for key in keys.split(",") if key.strip()),
+            max_body_bytes=max_body_bytes,
+            trusted_proxies=trusted_proxies,
+            sources=sources,
+            log_level=level,
+            log_format=fmt,
+        )
+
+
+def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    explicit = config_file or environ.get("PHOTOHOOK_CONFIG")
+    if explicit:
+        return Path(explicit)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _read_source(table: Table, name: str) -> SourceConfig:
+    kind = table.take_str("kind", name if name in KINDS else "")
+    if kind not in KINDS:
+        problem = f"unknown kind {kind!r}" if kind else "kind is required"
+        raise table.error("kind", f"{problem} (expected one of {', '.join(KINDS)})")
+    secrets = table.take_secrets("secrets")
+    default_require = ("secret",) if kind == "cropphoto" and secrets else ("token",)
+    require = table.take_str_list("require", default_require)
+    for check in require:
+        if check not in CHECKS:
+            raise table.error("require", f"unknown check {check!r} (expected token, ip, secret)")
+    if not require:
+        raise table.error("require", "at least one check is required (token, ip or secret)")
+    allow_ips = table.take_networks("allow_ips", KINDS[kind].default_allow_ips)
+    if "ip" in require and not allow_ips:
+        raise table.error("allow_ips", "the 'ip' check needs at least one address")
+    if "secret" in require and not secrets:
+        raise table.error("secrets", "the 'secret' check needs at least one secret")
+    table.finish()
+    return SourceConfig(
+        name=name, kind=kind, require=frozenset(require), allow_ips=allow_ips, secrets=secrets
+    )

@@ -1,0 +1,41 @@
+"""Versioned schema migrations: ``sql/<engine>/NNNN_name.sql``, applied in order, once each."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        """The statements of the script, split where SQLite says a statement is complete."""
+        statements, current = [], ""
+        for line in self.sql.splitlines(keepends=True):
+            current += line
+            if sqlite3.complete_statement(current):
+                if current.strip():
+                    statements.append(current.strip())
+                current = ""
+        if current.strip():
+            statements.append(current.strip())
+        return statements
+
+
+def migrations(engine: str) -> list[Migration]:
+    """The migrations shipped for ``engine``, in version order."""
+    found = []
+    for entry in resources.files(__package__).joinpath("sql", engine).iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    return found
