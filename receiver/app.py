@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return error_response(ServiceUnavailable("the database is not writable"))
         return JSONResponse({"ok": True})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/hooks/{source}/{token}", ingest.receive, methods=["POST"]),
             Route("/hooks/{source}", ingest.receive, methods=["POST"]),
@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
     )
+    app.state.store = store
+    return app
 
 
 async def url_tokens(settings: Settings, store: Store) -> URLTokens:

@@ -134,9 +134,7 @@ class Table:
 
     def take_table(self, key: str) -> Table:
         value = self._take(key, dict, "a table")
-        return Table(
-            value or {}, file=self.file, path=self.key(key), environ=self.environ
-        )
+        return Table(value or {}, file=self.file, path=self.key(key), environ=self.environ)
 
     def take_tables(self, key: str) -> dict[str, Table]:
         """A table of named tables, such as ``[sources.NAME]``; names are checked."""

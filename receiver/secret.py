@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 
 class Secret:
-    """A secret value: ``repr()`` and ``str()`` show ``**********``; ``reveal()`` gives the value."""
+    """A secret value that prints as ``**********``; ``reveal()`` gives the value."""
 
     __slots__ = ("_value",)
 

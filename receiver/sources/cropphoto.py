@@ -11,7 +11,14 @@ from typing import Any
 
 from ..errors import ValidationFailed
 from ..types import JSONObject
-from ._fields import choice, optional_objects, optional_str, optional_strings, require_id, require_object
+from ._fields import (
+    choice,
+    optional_objects,
+    optional_str,
+    optional_strings,
+    require_id,
+    require_object,
+)
 from ._parsed import ParsedEvent
 
 STATUSES = ("pending", "processing", "completed", "failed")

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._fields import choice, optional_bool, optional_objects, optional_str, require_id, require_object
+from ._fields import (
+    choice,
+    optional_bool,
+    optional_objects,
+    optional_str,
+    require_id,
+    require_object,
+)
 from ._parsed import ParsedEvent
 
 CALLBACK_IPS = ("54.212.95.175", "44.236.127.35")

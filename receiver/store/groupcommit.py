@@ -33,6 +33,8 @@ class GroupCommit(Generic[T, R]):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self.commits = 0
+        self.committed_items = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="photohook-group-commit")
@@ -75,6 +77,8 @@ class GroupCommit(Generic[T, R]):
             for entry in batch:
                 await self._commit([entry])
             return
+        self.commits += 1
+        self.committed_items += len(batch)
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result)
 

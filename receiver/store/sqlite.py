@@ -55,9 +55,11 @@ class SQLiteStore:
             await self._migrate()
             self._reader = await _connect(self.path)
             await self._reader.execute("PRAGMA query_only = 1")
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             await self._close_connections()
-            raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc}") from exc
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc}") from exc
+            raise
         self._commits.start()
 
     async def close(self) -> None:
@@ -218,8 +220,12 @@ class SQLiteStore:
 
 async def _connect(path: str) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
-    await db.execute("PRAGMA synchronous = FULL")
-    await db.execute("PRAGMA busy_timeout = 5000")
+    try:
+        await db.execute("PRAGMA synchronous = FULL")
+        await db.execute("PRAGMA busy_timeout = 5000")
+    except BaseException:
+        await db.close()
+        raise
     return db
 
 

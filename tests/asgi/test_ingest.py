@@ -1,0 +1,373 @@
+"""Every ingest endpoint and every error path, in process, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from receiver.store import EventQuery
+from tests.helpers import asgi_client, fixture, fixture_bytes
+
+from .conftest import CROP_SECRET, TOKENS, hook
+
+Post = Callable[..., Any]
+
+
+def assert_error(response: httpx.Response, status: int, code: str, field: str | None = None):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["ok"] is False
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert body["error"].get("field") == field
+    return body["error"]
+
+
+async def events(app: Starlette, **filters: Any) -> list[dict[str, Any]]:
+    store = app.state.store
+    return [e.to_dict() for e in await store.list_events(EventQuery(**filters))]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fotor/upscale-completed",
+        "fotor/upscale-in-progress",
+        "fotor/bg-remove-failed",
+        "fotor/avatar-completed",
+    ],
+)
+async def test_fotor_fixtures_are_accepted_and_stored(
+    app: Starlette, client: httpx.AsyncClient, name: str
+) -> None:
+    response = await client.post(
+        hook("fotor"), content=fixture_bytes(name), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["ok"] is True and body["duplicate"] is False
+    [event_id] = body["event_ids"]
+    [event] = await events(app)
+    assert event["id"] == event_id and event_id.startswith("evt_")
+    assert event["source"] == "fotor" and event["kind"] == "fotor"
+    assert event["payload"] == fixture(name)
+    assert event["received_at"].endswith("Z")
+
+
+async def test_normalized_event_contract(app: Starlette, post: Post) -> None:
+    await post("fotor", fixture("fotor/avatar-completed"))
+    [event] = await events(app)
+    assert set(event) == {
+        "id",
+        "source",
+        "kind",
+        "type",
+        "task_id",
+        "task_type",
+        "status",
+        "business_id",
+        "labels",
+        "result_urls",
+        "flagged",
+        "received_at",
+        "via",
+        "payload",
+    }
+    assert event["type"] == "fotor.task.completed"
+    assert event["task_type"] == "avatar"
+    assert event["flagged"] is True
+    assert len(event["result_urls"]) == 2
+    assert event["via"] == "callback"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cropphoto/banner-job-completed",
+        "cropphoto/banner-job-failed",
+        "cropphoto/banner-status-shape",
+    ],
+)
+async def test_cropphoto_fixtures_with_the_shared_secret(
+    app: Starlette, client: httpx.AsyncClient, name: str
+) -> None:
+    response = await client.post(
+        "/hooks/cropphoto", json=fixture(name), headers={"X-WEBHOOK-SECRET": CROP_SECRET}
+    )
+    assert response.status_code == 200, response.text
+    [event] = await events(app)
+    assert event["kind"] == "cropphoto" and event["task_type"] == "banner"
+
+
+async def test_rotated_secret_and_token_only_source(client: httpx.AsyncClient, post: Post) -> None:
+    response = await client.post(
+        "/hooks/cropphoto",
+        json=fixture("cropphoto/banner-job-completed"),
+        headers={"X-WEBHOOK-SECRET": "older-secret"},
+    )
+    assert response.status_code == 200
+    assert (await post("crop-token", fixture("cropphoto/banner-job-failed"))).status_code == 200
+
+
+async def test_status_shape_with_several_jobs_gives_several_events(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    body = {
+        "jobs": [
+            {"job_id": "bj_1", "status": "completed", "job_labels": ["car-1"]},
+            {"job_id": "bj_2", "status": "failed"},
+        ],
+        "results": [],
+        "error_message": "",
+    }
+    headers = {"X-WEBHOOK-SECRET": CROP_SECRET}
+    response = await client.post("/hooks/cropphoto", json=body, headers=headers)
+    assert len(response.json()["event_ids"]) == 2
+    assert {e["task_id"] for e in await events(app)} == {"bj_1", "bj_2"}
+
+
+async def test_resends_are_duplicates(app: Starlette, post: Post) -> None:
+    body = fixture("fotor/upscale-completed")
+    first = (await post("fotor", body)).json()
+    for _ in range(3):
+        again = (await post("fotor", body)).json()
+        assert again == {"ok": True, "event_ids": first["event_ids"], "duplicate": True}
+    changed = (
+        await post("fotor", body | {"resultUrl": "https://cdn.example.com/other.png"})
+    ).json()
+    assert changed["duplicate"] is True and changed["event_ids"] == first["event_ids"]
+    later_status = (await post("fotor", body | {"status": 2})).json()
+    assert later_status["duplicate"] is False
+    assert len(await events(app)) == 2
+
+
+async def test_concurrent_callbacks_are_committed_together(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    body = fixture("fotor/upscale-completed")
+    responses = await asyncio.gather(
+        *(client.post(hook("fotor"), json=body | {"taskId": f"task-{i}"}) for i in range(200))
+    )
+    assert all(r.status_code == 200 for r in responses)
+    assert len(await events(app, limit=500)) == 200
+    store = app.state.store
+    assert store._commits.commits < 100  # group commit: far fewer commits than requests
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/hooks/fotor", "no token"),
+        ("/hooks/fotor/not-a-token", "not a token of source 'fotor'"),
+        (hook("cropphoto"), "not a token of source 'fotor'"),
+        (hook("fotor") + "x", "not a token"),
+        (hook("fotor")[:-1], "not a token"),
+    ],
+)
+async def test_bad_tokens_are_401(
+    app: Starlette, client: httpx.AsyncClient, path: str, message: str
+) -> None:
+    path = path.replace("/hooks/cropphoto/", "/hooks/fotor/")
+    response = await client.post(path, json=fixture("fotor/upscale-completed"))
+    error = assert_error(response, 401, "unauthorized")
+    assert message in error["message"]
+    assert TOKENS.token("fotor") not in response.text
+    assert await events(app) == []
+
+
+async def test_token_of_another_source_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"/hooks/fotor/{TOKENS.token('crop-token')}", json=fixture("fotor/upscale-completed")
+    )
+    assert_error(response, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong", CROP_SECRET[:-1], CROP_SECRET + "x"])
+async def test_bad_secrets_are_401_and_never_echoed(
+    app: Starlette, client: httpx.AsyncClient, secret: str | None
+) -> None:
+    headers = {} if secret is None else {"X-WEBHOOK-SECRET": secret}
+    response = await client.post(
+        "/hooks/cropphoto", json=fixture("cropphoto/banner-job-completed"), headers=headers
+    )
+    error = assert_error(response, 401, "unauthorized")
+    assert "secret check failed" in error["message"]
+    assert CROP_SECRET not in response.text
+    assert await events(app) == []
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "status"),
+    [
+        ("54.212.95.175", None, 200),
+        ("44.236.127.35", None, 200),
+        ("203.0.113.5", None, 403),
+        ("203.0.113.5", "54.212.95.175", 403),  # forged by an untrusted peer
+        ("10.0.0.7", "54.212.95.175", 200),  # through a trusted proxy
+        ("10.0.0.7", "54.212.95.175, 203.0.113.5", 403),  # the proxy saw 203.0.113.5
+        ("10.0.0.7", None, 403),
+    ],
+)
+async def test_ip_allowlist(app: Starlette, peer: str, forwarded: str | None, status: int) -> None:
+    headers = {"x-forwarded-for": forwarded} if forwarded else {}
+    async with asgi_client(app, client=(peer, 5000)) as client:
+        response = await client.post(
+            hook("fotor-ip"), json=fixture("fotor/upscale-completed"), headers=headers
+        )
+    assert response.status_code == status, response.text
+    if status == 403:
+        assert_error(response, 403, "forbidden")
+        assert "ip check failed" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"content-type": "text/plain"}, "must be JSON"),
+        ({}, "must be JSON"),
+        ({"content-type": "application/x-www-form-urlencoded"}, "must be JSON"),
+        ({"content-type": "application/json", "content-encoding": "gzip"}, "compressed"),
+    ],
+)
+async def test_non_json_media_is_415(
+    client: httpx.AsyncClient, headers: dict[str, str], message: str
+) -> None:
+    response = await client.post(hook("fotor"), content=b"{}", headers=headers)
+    assert message in assert_error(response, 415, "unsupported_media_type")["message"]
+
+
+async def test_json_media_type_variants_are_accepted(client: httpx.AsyncClient) -> None:
+    for content_type in (
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/vnd.x+json",
+    ):
+        body = fixture("fotor/upscale-completed") | {"taskId": content_type}
+        response = await client.post(
+            hook("fotor"), content=json.dumps(body), headers={"content-type": content_type}
+        )
+        assert response.status_code == 200, content_type
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b"not json",
+        b'{"a": 1,}',
+        b"\xff\xfe{}",
+        b'{"taskId": "\xc3"}',
+        b"[" * 2000,
+        b"NaN",
+    ],
+)
+async def test_invalid_json_is_400(
+    app: Starlette, client: httpx.AsyncClient, content: bytes
+) -> None:
+    response = await client.post(
+        hook("fotor"), content=content, headers={"content-type": "application/json"}
+    )
+    assert_error(response, 400, "invalid_json")
+    assert await events(app) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ([], ""),
+        ({"status": 1, "type": "upscale"}, "taskId"),
+        ({"taskId": "t", "status": 9, "type": "upscale"}, "status"),
+        ({"taskId": "t", "status": 1}, "type"),
+        (
+            {"taskId": "t", "status": 1, "type": "x", "avatarResult": [{"images": [1]}]},
+            "avatarResult[0].images[0]",
+        ),
+    ],
+)
+async def test_schema_violations_are_422_naming_the_field(
+    app: Starlette, post: Post, body: Any, field: str
+) -> None:
+    assert_error(await post("fotor", body), 422, "invalid_payload", field)
+    assert await events(app) == []
+
+
+async def test_body_over_the_limit_is_413_with_content_length(client: httpx.AsyncClient) -> None:
+    body = fixture("fotor/upscale-completed") | {"padding": "x" * 5000}
+    response = await client.post(hook("fotor"), json=body)
+    assert_error(response, 413, "body_too_large")
+
+
+async def test_body_over_the_limit_is_413_when_chunked(client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"taskId": "t", "status": 1, "type": "x", "padding": "'
+        for _ in range(100):
+            yield b"x" * 100
+        yield b'"}'
+
+    response = await client.post(
+        hook("fotor"), content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "body_too_large")
+
+
+async def test_bad_content_length_is_400(client: httpx.AsyncClient) -> None:
+    request = client.build_request("POST", hook("fotor"), content=b"{}")
+    request.headers["content-type"] = "application/json"
+    request.headers["content-length"] = "-5"
+    assert_error(await client.send(request), 400, "bad_request")
+
+
+async def test_unknown_source_is_404_without_echoing_the_path(client: httpx.AsyncClient) -> None:
+    response = await client.post("/hooks/stripe/sometoken", json={})
+    error = assert_error(response, 404, "unknown_source")
+    assert "sometoken" not in error["message"]
+    assert_error(await client.post("/nowhere", json={}), 404, "not_found")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+async def test_wrong_method_is_405(client: httpx.AsyncClient, method: str) -> None:
+    response = await client.request(method, hook("fotor"))
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["allow"]
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"ok": True}
+    assert (await client.get("/readyz")).json() == {"ok": True}
+
+
+async def test_database_failure_is_503_and_ingest_recovers(
+    app: Starlette, client: httpx.AsyncClient, post: Post
+) -> None:
+    store = app.state.store
+    await store._writer.execute("PRAGMA query_only = 1")  # SQLite now refuses every write
+    response = await post("fotor", fixture("fotor/upscale-completed"))
+    assert_error(response, 503, "unavailable")
+    assert response.headers["retry-after"] == "5"
+    assert_error(await client.get("/readyz"), 503, "unavailable")
+    await store._writer.execute("PRAGMA query_only = 0")
+    assert (await post("fotor", fixture("fotor/upscale-completed"))).json()["duplicate"] is False
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_stored_headers_are_redacted(app: Starlette, client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/hooks/cropphoto",
+        json=fixture("cropphoto/banner-job-completed"),
+        headers={"X-WEBHOOK-SECRET": CROP_SECRET, "Authorization": "Bearer abc123"},
+    )
+    store = app.state.store
+    rows = await store._read("SELECT headers, peer, client FROM receipts", [])
+    [(headers, peer, client)] = rows
+    assert CROP_SECRET not in headers and "abc123" not in headers
+    assert ["x-webhook-secret", "[redacted]"] in json.loads(headers)
+    assert peer == client == "54.212.95.175"

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.register_profile("long", parent=settings.get_profile("default"), max_examples=2000)
+settings.load_profile("long" if os.environ.get("PHOTOHOOK_LONG") else "default")
+
+LONG = bool(os.environ.get("PHOTOHOOK_LONG"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test runs in its own empty directory, without the developer's photohook variables."""
+    for name in list(os.environ):
+        kept = name == "PHOTOHOOK_LONG" or name.startswith("PHOTOHOOK_TEST_")
+        if (name.startswith("PHOTOHOOK_") and not kept) or name == "PORT":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers import fixture
+
+from .process import Serve, run_cli
+
+
+def test_url_prints_only_the_url_and_the_same_one_every_time(tmp_path: Path) -> None:
+    first = run_cli("url", "fotor", "--base-url", "https://hooks.example.com/", cwd=tmp_path)
+    second = run_cli("url", "fotor", "--base-url", "https://hooks.example.com", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    lines = first.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("https://hooks.example.com/hooks/fotor/")
+    other = run_cli("url", "cropphoto", "--base-url", "https://h", cwd=tmp_path).stdout
+    assert other.rsplit("/", 1)[1] != lines[0].rsplit("/", 1)[1]
+
+
+def test_url_uses_photohook_secret_keys(tmp_path: Path) -> None:
+    env = {"PHOTOHOOK_SECRET_KEYS": "k-new,k-old"}
+    one = run_cli("url", "fotor", cwd=tmp_path, env=env).stdout
+    two = run_cli("url", "fotor", cwd=tmp_path, env={"PHOTOHOOK_SECRET_KEYS": "k-new"}).stdout
+    generated = run_cli("url", "fotor", cwd=tmp_path).stdout
+    assert one == two != generated
+
+
+def test_url_without_token_check_and_unknown_source(tmp_path: Path) -> None:
+    (tmp_path / "photohook.toml").write_text(
+        '[sources.crop]\nkind = "cropphoto"\nsecrets = ["abc"]\n'
+    )
+    assert run_cli("url", "crop", cwd=tmp_path).stdout == "http://127.0.0.1:8000/hooks/crop\n"
+    missing = run_cli("url", "fotor", cwd=tmp_path)
+    assert missing.returncode == 2 and "no source named 'fotor'" in missing.stderr
+
+
+def test_bad_config_stops_serve_and_check_with_a_precise_message(tmp_path: Path) -> None:
+    (tmp_path / "photohook.toml").write_text("[sources.fotor]\nrequire = ['tokn']\n")
+    for command in (["check"], ["serve", "--port", "1"]):
+        result = run_cli(*command, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "photohook.toml: sources.fotor.require: unknown check 'tokn'" in result.stderr
+
+
+def test_check_prints_sources(tmp_path: Path) -> None:
+    (tmp_path / "photohook.toml").write_text(
+        '[sources.fotor]\nrequire = ["token", "ip"]\n\n'
+        '[sources.crop]\nkind = "cropphoto"\nsecrets = ["env:CROP_SECRET"]\n'
+    )
+    result = run_cli("check", cwd=tmp_path, env={"CROP_SECRET": "hush-hush"})
+    assert result.returncode == 0, result.stderr
+    assert "source fotor: kind fotor, checks: ip, token" in result.stdout
+    assert "54.212.95.175/32" in result.stdout
+    assert "source crop: kind cropphoto, checks: secret" in result.stdout
+    assert "hush-hush" not in result.stdout
+
+
+def test_events_lists_and_filters(tmp_path: Path) -> None:
+    server = Serve(tmp_path)
+    server.start()
+    try:
+        url = run_cli("url", "fotor", "--base-url", server.base_url, cwd=tmp_path).stdout.strip()
+        import httpx
+
+        for name in (
+            "fotor/upscale-in-progress",
+            "fotor/upscale-completed",
+            "fotor/avatar-completed",
+        ):
+            assert httpx.post(url, json=fixture(name)).status_code == 200
+    finally:
+        server.stop()
+    listed = json.loads(run_cli("events", "--json", cwd=tmp_path).stdout)
+    assert [e["type"] for e in listed] == [
+        "fotor.task.completed",
+        "fotor.task.completed",
+        "fotor.task.in_progress",
+    ]
+    completed = run_cli(
+        "events",
+        "--status",
+        "completed",
+        "--task-id",
+        fixture("fotor/avatar-completed")["taskId"],
+        "--json",
+        cwd=tmp_path,
+    ).stdout
+    assert [e["task_type"] for e in json.loads(completed)] == ["avatar"]
+    table = run_cli("events", "--limit", "1", cwd=tmp_path).stdout.splitlines()
+    assert table[0].startswith("ID") and len(table) == 2
+    assert run_cli("events", "--source", "cropphoto", cwd=tmp_path).stdout == "no events\n"

@@ -1,0 +1,114 @@
+"""``photohook serve`` as a real process: durability across SIGKILL, a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import fixture
+
+from .process import Serve, run_cli
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    server = Serve(tmp_path)
+    yield server
+    server.stop()
+
+
+def stored_ids(workdir: Path) -> set[str]:
+    result = run_cli("events", "--json", "--limit", "100000", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return {event["id"] for event in json.loads(result.stdout)}
+
+
+async def send_until(
+    url: str, *, concurrency: int, stop_after: int, on_enough: object
+) -> list[str]:
+    """Send callbacks with unique task ids until ``stop_after`` are acknowledged, then call
+    ``on_enough`` at once (while others are in flight); return every acknowledged event id."""
+    acknowledged: list[str] = []
+    body = fixture("fotor/upscale-completed")
+    counter = iter(range(10**6))
+    done = asyncio.Event()
+
+    async def sender(client: httpx.AsyncClient) -> None:
+        while not done.is_set():
+            try:
+                response = await client.post(url, json=body | {"taskId": f"t-{next(counter)}"})
+            except httpx.TransportError:
+                return
+            if response.status_code == 200:
+                acknowledged.extend(response.json()["event_ids"])
+                if len(acknowledged) >= stop_after and not done.is_set():
+                    done.set()
+                    on_enough()  # type: ignore[operator]
+            else:
+                assert response.status_code == 503, response.text
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        await asyncio.wait_for(
+            asyncio.gather(*(sender(client) for _ in range(concurrency))), timeout=60
+        )
+    return acknowledged
+
+
+def test_sigkill_right_after_a_200_loses_nothing(serve: Serve, tmp_path: Path) -> None:
+    serve.start()
+    url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path).stdout.strip()
+    acknowledged = asyncio.run(
+        send_until(
+            url, concurrency=16, stop_after=150, on_enough=lambda: serve.signal(signal.SIGKILL)
+        )
+    )
+    assert serve.wait() == -signal.SIGKILL
+    assert len(acknowledged) >= 150
+
+    serve.start()  # the same database, the same generated URL key
+    same_url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path).stdout.strip()
+    assert same_url == url.replace(url.split("/hooks/")[0], serve.base_url)
+    missing = set(acknowledged) - stored_ids(tmp_path)
+    print(f"acknowledged {len(acknowledged)} before SIGKILL; missing after restart: {len(missing)}")
+    assert not missing
+
+    again = httpx.post(same_url, json=fixture("fotor/upscale-completed") | {"taskId": "t-0"})
+    assert again.json()["duplicate"] is True  # the restarted receiver still knows it
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(
+    serve: Serve, tmp_path: Path
+) -> None:
+    serve.start()
+    url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path).stdout.strip()
+    acknowledged = asyncio.run(
+        send_until(
+            url, concurrency=16, stop_after=100, on_enough=lambda: serve.signal(signal.SIGTERM)
+        )
+    )
+    # uvicorn re-raises the signal once it has shut down cleanly, so supervisors see why it ended.
+    assert serve.wait() in (0, -signal.SIGTERM)
+    log = serve.log.read_text()
+    assert "Application shutdown complete" in log
+    assert "Traceback" not in log
+    assert set(acknowledged) <= stored_ids(tmp_path)
+
+
+def test_start_up_log_masks_tokens(serve: Serve, tmp_path: Path) -> None:
+    serve.start()
+    url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path).stdout.strip()
+    httpx.post(url, json=fixture("fotor/upscale-completed"))
+    httpx.post(url + "x", json=fixture("fotor/upscale-completed"))
+    serve.stop()
+    token = url.rsplit("/", 1)[1]
+    log = serve.log.read_text()
+    assert "POST /hooks/fotor/<token>" in log
+    assert "photohook url SOURCE" in log
+    assert token not in log
+    assert token[:-1] not in log

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import orjson
+
+from receiver.events import Event
+from receiver.ids import new_id
+from receiver.store import Receipt
+
+
+def receipt(
+    task_id: str = "task-1",
+    status: str = "completed",
+    *,
+    source: str = "fotor",
+    body: bytes | None = None,
+    extra_tasks: tuple[tuple[str, str], ...] = (),
+) -> Receipt:
+    received_at = datetime.now(UTC)
+    body = body or orjson.dumps({"taskId": task_id, "status": status, "type": "upscale"})
+    events = tuple(
+        Event(
+            id=new_id("evt"),
+            source=source,
+            kind="fotor",
+            type=f"fotor.task.{task_status}",
+            task_id=task,
+            task_type="upscale",
+            status=task_status,
+            business_id="order-1",
+            labels=("a", "b"),
+            result_urls=("https://cdn.example.com/r.png",),
+            flagged=False,
+            received_at=received_at,
+            payload=orjson.loads(body),
+        )
+        for task, task_status in ((task_id, status), *extra_tasks)
+    )
+    return Receipt(
+        id=new_id("rcv"),
+        source=source,
+        received_at=received_at,
+        peer="127.0.0.1",
+        client="127.0.0.1",
+        headers=b'[["content-type","application/json"]]',
+        body=body,
+        body_sha256=hashlib.sha256(body).digest(),
+        events=events,
+    )

@@ -1,0 +1,133 @@
+"""Store behaviour: what every engine must do the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from receiver.errors import StoreError
+from receiver.store import EventQuery, Store, open_store
+from receiver.store.sqlite import SQLiteStore
+
+from .factories import receipt
+
+
+async def test_store_and_list(store: Store) -> None:
+    first = receipt("task-1")
+    stored = await store.store(first)
+    assert stored.event_ids == (first.events[0].id,)
+    assert not stored.duplicate
+    [event] = await store.list_events(EventQuery())
+    assert event == first.events[0]
+
+
+async def test_same_task_and_status_is_a_duplicate(store: Store) -> None:
+    original = await store.store(receipt("task-1", "completed"))
+    again = await store.store(receipt("task-1", "completed"))
+    assert again.duplicate
+    assert again.event_ids == original.event_ids
+    other_status = await store.store(receipt("task-1", "in_progress"))
+    other_source = await store.store(receipt("task-1", "completed", source="fotor-eu"))
+    assert not other_status.duplicate and not other_source.duplicate
+    assert len(await store.list_events(EventQuery())) == 3
+
+
+async def test_duplicates_inside_one_batch_store_one_event(store: Store) -> None:
+    results = await asyncio.gather(*(store.store(receipt("task-x")) for _ in range(20)))
+    assert sum(not r.duplicate for r in results) == 1
+    assert len({r.event_ids for r in results}) == 1
+    assert len(await store.list_events(EventQuery())) == 1
+
+
+async def test_a_receipt_with_new_and_known_jobs(store: Store) -> None:
+    await store.store(receipt("job-a"))
+    mixed = receipt("job-a", extra_tasks=(("job-b", "completed"),))
+    stored = await store.store(mixed)
+    assert not stored.duplicate
+    assert stored.new_event_ids == (mixed.events[1].id,)
+    assert len(stored.event_ids) == 2
+
+
+async def test_duplicate_bodies_that_differ_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "dup.db"
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        await store.store(receipt("t", body=b'{"taskId":"t","status":1,"type":"upscale"}'))
+        await store.store(receipt("t", body=b'{"taskId":"t","status":1,"type":"upscale"}'))
+        await store.store(receipt("t", body=b'{"taskId":"t","status":1,"type":"upscale","x":1}'))
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        receipts = db.execute("SELECT duplicate, event_ids FROM receipts ORDER BY id").fetchall()
+        [(event_id, duplicates)] = db.execute("SELECT id, duplicates FROM events").fetchall()
+    assert duplicates == 2
+    assert [flag for flag, _ in receipts] == [0, 1]  # the identical resend is counted, not kept
+    assert all(event_id in ids for _, ids in receipts)
+
+
+async def test_filters_and_newest_first(store: Store) -> None:
+    for index in range(5):
+        await store.store(receipt(f"task-{index}", "completed" if index % 2 else "failed"))
+    events = await store.list_events(EventQuery())
+    assert [e.task_id for e in events] == [f"task-{i}" for i in reversed(range(5))]
+    completed = await store.list_events(EventQuery(status="completed"))
+    assert {e.task_id for e in completed} == {"task-1", "task-3"}
+    assert [e.task_id for e in await store.list_events(EventQuery(task_id="task-2"))] == ["task-2"]
+    assert await store.list_events(EventQuery(source="cropphoto")) == []
+    assert len(await store.list_events(EventQuery(limit=2))) == 2
+
+
+async def test_url_token_key_is_made_once_and_kept(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    keys = []
+    for _ in range(2):
+        store = open_store(url)
+        await store.open()
+        keys.append(await store.url_token_key())
+        keys.append(await store.url_token_key())
+        await store.close()
+    assert len(set(keys)) == 1
+    assert len(keys[0]) >= 40
+
+
+async def test_migrations_apply_once_and_refuse_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    for _ in range(2):
+        store = SQLiteStore(str(path))
+        await store.open()
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'now')")
+    with pytest.raises(StoreError, match="newer than this photohook knows"):
+        await SQLiteStore(str(path)).open()
+
+
+async def test_writes_fail_with_store_error_and_recover(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "ro.db"))
+    await store.open()
+    try:
+        assert store._writer is not None
+        await store._writer.execute("PRAGMA query_only = 1")  # a real refusal by SQLite
+        with pytest.raises(StoreError):
+            await store.store(receipt("t1"))
+        with pytest.raises(StoreError):
+            await store.check_writable()
+        await store._writer.execute("PRAGMA query_only = 0")
+        assert not (await store.store(receipt("t1"))).duplicate
+        await store.check_writable()
+    finally:
+        await store.close()
+
+
+def test_database_urls() -> None:
+    assert isinstance(open_store("sqlite:///rel.db"), SQLiteStore)
+    assert open_store("sqlite:////abs/x.db").path == "/abs/x.db"  # type: ignore[attr-defined]
+    for bad in ("sqlite://rel.db", "sqlite:///:memory:", "mysql://x", "nonsense"):
+        with pytest.raises(Exception, match="database URL"):
+            open_store(bad)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from receiver.errors import ConfigError
+from receiver.settings import Settings
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_defaults_accept_both_providers_with_no_config() -> None:
+    settings = Settings.load(environ={})
+    assert settings.config_file is None
+    assert settings.database_url == "sqlite:///photohook.db"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.max_body_bytes == 262_144
+    assert set(settings.sources) == {"fotor", "cropphoto"}
+    assert settings.sources["fotor"].require == {"token"}
+    assert settings.sources["cropphoto"].require == {"token"}
+    assert "54.212.95.175" in str(settings.sources["fotor"].allow_ips)
+
+
+def test_flags_win_over_environment(tmp_path: Path) -> None:
+    environ = {
+        "PORT": "9000",
+        "PHOTOHOOK_DATABASE_URL": "sqlite:///env.db",
+        "PHOTOHOOK_SECRET_KEYS": " new , old ,",
+    }
+    settings = Settings.load(environ=environ)
+    assert settings.port == 9000
+    assert settings.database_url == "sqlite:///env.db"
+    assert [key.reveal() for key in settings.secret_keys] == ["new", "old"]
+    assert Settings.load(port=7000, database_url="sqlite:///flag.db", environ=environ).port == 7000
+
+
+def test_photohook_toml_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    write(tmp_path / "photohook.toml", "[server]\nmax_body_bytes = 4096\n")
+    assert Settings.load(environ={}).max_body_bytes == 4096
+
+
+def test_full_source_config(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "c.toml",
+        """
+[server]
+max_body_bytes = 262144
+trusted_proxies = ["10.0.0.0/8", "::1"]
+
+[sources.fotor]
+kind = "fotor"
+require = ["token", "ip"]
+
+[sources.crop]
+kind = "cropphoto"
+secrets = ["env:CROP_SECRET", "literal-old"]
+""",
+    )
+    settings = Settings.load(config_file=config, environ={"CROP_SECRET": "from-env"})
+    assert set(settings.sources) == {"fotor", "crop"}
+    assert settings.sources["fotor"].require == {"token", "ip"}
+    crop = settings.sources["crop"]
+    assert crop.require == {"secret"}  # the default once secrets are configured
+    assert [s.reveal() for s in crop.secrets] == ["from-env", "literal-old"]
+    assert "from-env" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nmax_body = 1\n", "c.toml: server.max_body: unknown key"),
+        ("[server]\nmax_body_bytes = 'big'\n", "server.max_body_bytes: expected a whole number"),
+        ("[server]\nmax_body_bytes = 10\n", "server.max_body_bytes: must be at least 1024"),
+        ("[server]\ntrusted_proxies = ['10.0.0.300']\n", "server.trusted_proxies[0]: '10.0.0.300'"),
+        ("[sources.x]\n", "sources.x.kind: kind is required"),
+        ("[sources.x]\nkind = 'stripe'\n", "sources.x.kind: unknown kind 'stripe'"),
+        ("[sources.fotor]\nrequire = ['tokn']\n", "sources.fotor.require: unknown check 'tokn'"),
+        ("[sources.fotor]\nrequire = []\n", "sources.fotor.require: at least one check"),
+        ("[sources.fotor]\nrequire = ['secret']\n", "sources.fotor.secrets: the 'secret' check"),
+        (
+            "[sources.crop]\nkind = 'cropphoto'\nrequire = ['ip']\n",
+            "sources.crop.allow_ips: the 'ip' check needs",
+        ),
+        ("[sources.fotor]\nsecrets = ['env:NOPE']\n", "sources.fotor.secrets[0]: environment"),
+        ("[sources.fotor]\nallowed_ips = []\n", "sources.fotor.allowed_ips: unknown key"),
+        ("[sources.Fotor]\nkind = 'fotor'\n", "sources.Fotor: names use lowercase"),
+        ("[sources]\n", "sources: at least one source"),
+        ("[routez]\n", "c.toml: routez: unknown key"),
+        ("not toml =", "c.toml: not valid TOML"),
+    ],
+)
+def test_config_errors_name_file_key_and_problem(tmp_path: Path, text: str, message: str) -> None:
+    config = write(tmp_path / "c.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(config_file=config, environ={})
+    assert message in str(caught.value)
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        Settings.load(config_file=tmp_path / "absent.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"PORT": "http"}, "PORT: expected a port number"),
+        ({"PHOTOHOOK_LOG_FORMAT": "xml"}, "log format"),
+        ({"PHOTOHOOK_LOG_LEVEL": "loud"}, "log level"),
+    ],
+)
+def test_bad_environment_values(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(environ=environ)
