@@ -16,30 +16,46 @@ from . import errors
 from .errors import ServiceUnavailable, StoreError
 from .ingest import Ingest
 from .responses import JSONResponse, error_response
+from .routing import Router
 from .settings import Settings
 from .store import Store, open_store
 from .tokens import URLTokens
+from .worker import Worker
 
 logger = logging.getLogger("photohook")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, worker: bool = True) -> Starlette:
     """The photohook ASGI application, configured by ``settings`` (default: ``Settings.load()``).
 
     Mount it inside another Starlette or FastAPI application, or serve it with uvicorn; the
-    database is opened (and migrated) by the application's lifespan.
+    database is opened (and migrated) by the application's lifespan, which also runs the delivery
+    worker unless ``worker=False`` (then run ``photohook worker`` beside it).
     """
     settings = settings if settings is not None else Settings.load()
     store = open_store(settings.database_url)
-    ingest = Ingest(settings, store)
+    deliverer = Worker(store, settings.destinations) if worker else None
+    ingest = Ingest(
+        settings,
+        store,
+        Router(settings.routes),
+        on_deliveries=deliverer.wake if deliverer is not None else lambda: None,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         try:
             ingest.start(await url_tokens(settings, store))
+            await store.sync_destinations(settings.destinations)
             _log_start(settings)
-            yield
+            if deliverer is not None:
+                await deliverer.start()
+            try:
+                yield
+            finally:
+                if deliverer is not None:
+                    await deliverer.stop()
         finally:
             await store.close()
 
@@ -65,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
     )
     app.state.store = store
+    app.state.worker = deliverer
     return app
 
 
@@ -96,3 +113,7 @@ def _log_start(settings: Settings) -> None:
         logger.info("source %s (%s): POST %s, checks: %s", name, source.kind, path, checks)
     if any("token" in source.require for source in settings.sources.values()):
         logger.info("run 'photohook url SOURCE' to print the full URL to register")
+    if not settings.routes:
+        logger.info("no routes are configured: events are stored and not delivered")
+    for route in settings.routes:
+        logger.info("route %s: %s -> %s", route.name, route.conditions(), ", ".join(route.to))

@@ -100,6 +100,31 @@ class Table:
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
 
+    def take_list(self, key: str, default: list[Any] | None) -> list[Any] | None:
+        value = self._take(key, list, "a list")
+        return default if value is None else value
+
+    def duration_of(self, key: str, index: int, value: Any) -> float:
+        """An item of a list of durations, checked."""
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.error(f"{key}[{index}]", f"expected a duration such as '5m', got {value!r}")
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(f"{key}[{index}]", str(exc)) from None
+
+    def take_array(self, key: str) -> list[Table]:
+        """An array of tables, such as ``[[routes]]``."""
+        items = self.take_list(key, []) or []
+        tables = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self.error(f"{key}[{index}]", f"expected a table, got {item!r}")
+            tables.append(
+                Table(item, file=self.file, path=self.key(f"{key}[{index}]"), environ=self.environ)
+            )
+        return tables
+
     def take_str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
         """A list of strings; a single string is a list of one."""
         value = self._take(key, (str, list), "a string or a list of strings")

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,9 +34,10 @@ from .errors import (
 from .events import Event
 from .ids import new_id
 from .responses import JSONResponse, error_response
+from .routing import Router
 from .settings import Settings, SourceConfig
 from .sources import KINDS, Kind
-from .store import Receipt, Store, Stored
+from .store import NewEvent, Receipt, Store, Stored
 from .tokens import URLTokens
 
 logger = logging.getLogger("photohook.ingest")
@@ -49,14 +51,23 @@ class _Source:
     config: SourceConfig
     kind: Kind
     auth: SourceAuth
+    ranks: dict[str, int]
 
 
 class Ingest:
     """The callback endpoint of every configured source."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        router: Router,
+        on_deliveries: Callable[[], None] = lambda: None,
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._router = router
+        self._on_deliveries = on_deliveries
         self._max_body = settings.max_body_bytes
         self._trusted_proxies: AddressSet = settings.trusted_proxies
         self._sources: dict[str, _Source] = {}
@@ -64,7 +75,12 @@ class Ingest:
     def start(self, tokens: URLTokens) -> None:
         """Make the endpoint ready, once the URL token keys are known."""
         self._sources = {
-            name: _Source(config, KINDS[config.kind], SourceAuth(config, tokens))
+            name: _Source(
+                config,
+                KINDS[config.kind],
+                SourceAuth(config, tokens),
+                KINDS[config.kind].status_rank,
+            )
             for name, config in self._settings.sources.items()
         }
 
@@ -103,8 +119,9 @@ class Ingest:
 
         received_at = datetime.now(UTC)
         name, kind = source.config.name, source.kind.name
-        events = tuple(
-            Event(
+        events = []
+        for item in parsed:
+            event = Event(
                 id=new_id("evt"),
                 source=name,
                 kind=kind,
@@ -119,8 +136,8 @@ class Ingest:
                 received_at=received_at,
                 payload=document,
             )
-            for item in parsed
-        )
+            routes = self._router.destinations(event) if self._router.routes else ()
+            events.append(NewEvent(event, source.ranks[item.status], routes))
         receipt = Receipt(
             id=new_id("rcv"),
             source=name,
@@ -130,17 +147,20 @@ class Ingest:
             headers=redact.headers_json(request.scope["headers"]),
             body=body,
             body_sha256=hashlib.sha256(body).digest(),
-            events=events,
+            events=tuple(events),
         )
         try:
             async with asyncio.timeout(COMMIT_TIMEOUT):
-                return await self._store.store(receipt)
+                stored = await self._store.store(receipt)
         except StoreError as exc:
             logger.error("cannot store a callback of source %s: %s", name, exc)
             raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
         except TimeoutError:
             logger.error("storing a callback of source %s took over %ss", name, COMMIT_TIMEOUT)
             raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+        if stored.deliveries:
+            self._on_deliveries()
+        return stored
 
 
 def _check_media_type(content_type: str | None, content_encoding: str | None) -> None:

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .clientaddr import AddressSet
 from .config import Table, load_toml
+from .destinations import (
+    Destination,
+    Handler,
+    HandlerDestination,
+    HTTPDestination,
+    Transform,
+    read_destination,
+)
 from .errors import ConfigError
+from .routing import Route, read_route
 from .secret import Secret
 from .sources import KINDS
 
@@ -67,6 +76,9 @@ class Settings:
     max_body_bytes: int = 262_144
     trusted_proxies: AddressSet = field(default_factory=AddressSet)
     sources: Mapping[str, SourceConfig] = field(default_factory=default_sources)
+    allow_private_destinations: bool = False
+    destinations: Mapping[str, Destination] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
     log_level: str = "info"
     log_format: str = "text"
 
@@ -80,10 +92,14 @@ class Settings:
         port: int | None = None,
         log_level: str | None = None,
         log_format: str | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+        transforms: Mapping[str, Transform] | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> Settings:
         """Read the flags given here, then the environment, then the config file.
 
+        ``handlers`` adds handler destinations given as callables (named by the keys, for routes
+        to name in ``to``); ``transforms`` sets the transform of the named HTTP destinations.
         Raises :class:`~receiver.errors.ConfigError` with the file, key and problem.
         """
         path = _config_path(config_file, environ)
@@ -92,15 +108,30 @@ class Settings:
         server = root.take_table("server")
         max_body_bytes = server.take_int("max_body_bytes", 262_144, minimum=1024)
         trusted_proxies = server.take_networks("trusted_proxies")
+        allow_private = server.take_bool("allow_private_destinations", False)
         server.finish()
         sources = (
             {name: _read_source(table, name) for name, table in root.take_tables("sources").items()}
             if "sources" in root
             else default_sources()
         )
-        root.finish()
         if not sources:
             raise root.error("sources", "at least one source is required")
+        destinations = {
+            name: read_destination(table, name, allow_private=allow_private)
+            for name, table in root.take_tables("destinations").items()
+        }
+        _add_callables(root, destinations, handlers or {}, transforms or {})
+        statuses = {status for kind in KINDS.values() for status in kind.statuses}
+        routes = tuple(
+            read_route(table, index, sources=sources, statuses=statuses, destinations=destinations)
+            for index, table in enumerate(root.take_array("routes"))
+        )
+        names = [route.name for route in routes]
+        for name in names:
+            if names.count(name) > 1:
+                raise root.error("routes", f"two routes are named {name!r}")
+        root.finish()
 
         env_port = environ.get("PORT") or None
         try:
@@ -125,9 +156,29 @@ class Settings:
             max_body_bytes=max_body_bytes,
             trusted_proxies=trusted_proxies,
             sources=sources,
+            allow_private_destinations=allow_private,
+            destinations=destinations,
+            routes=routes,
             log_level=level,
             log_format=fmt,
         )
+
+
+def _add_callables(
+    root: Table,
+    destinations: dict[str, Destination],
+    handlers: Mapping[str, Handler],
+    transforms: Mapping[str, Transform],
+) -> None:
+    for name, handler in handlers.items():
+        if name in destinations:
+            raise root.error(f"destinations.{name}", "also given as a handler in code")
+        destinations[name] = HandlerDestination(name=name, handler=handler)
+    for name, transform in transforms.items():
+        destination = destinations.get(name)
+        if not isinstance(destination, HTTPDestination):
+            raise root.error(f"destinations.{name}", "a transform needs an HTTP destination")
+        destinations[name] = replace(destination, transform=transform)
 
 
 def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> Path | None:

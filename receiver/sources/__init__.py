@@ -20,6 +20,15 @@ class Kind:
     terminal_statuses: frozenset[str]
     default_allow_ips: tuple[str, ...] = ()
 
+    @property
+    def status_rank(self) -> dict[str, int]:
+        """How far each status takes a task: terminal statuses rank highest, and equal."""
+        ranks = {status: index for index, status in enumerate(self.statuses)}
+        top = max(ranks[status] for status in self.terminal_statuses)
+        return {
+            status: top if status in self.terminal_statuses else r for status, r in ranks.items()
+        }
+
 
 KINDS: dict[str, Kind] = {
     "fotor": Kind(

@@ -2,50 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from ..errors import ConfigError
 from ..events import Event
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """A callback as received, with its parsed events, stored in one transaction."""
-
-    id: str
-    source: str
-    received_at: datetime
-    peer: str | None
-    client: str | None
-    headers: bytes  # a JSON array of [name, value] pairs, secrets redacted
-    body: bytes
-    body_sha256: bytes
-    events: tuple[Event, ...]
-    via: str = "callback"
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """What storing a receipt did: the ids of its events, and which of them are new."""
-
-    event_ids: tuple[str, ...]
-    new_event_ids: tuple[str, ...]
-
-    @property
-    def duplicate(self) -> bool:
-        return not self.new_event_ids
-
-
-@dataclass(frozen=True, slots=True)
-class EventQuery:
-    """Filters for listing events, newest first."""
-
-    source: str | None = None
-    status: str | None = None
-    task_id: str | None = None
-    limit: int = 50
+from .records import (
+    DELIVERY_STATES,
+    DESTINATION_STATES,
+    Attempt,
+    Claim,
+    Delivery,
+    DeliveryQuery,
+    DestinationStatus,
+    EventQuery,
+    NewEvent,
+    Outcome,
+    Receipt,
+    Stored,
+)
 
 
 class Store(Protocol):
@@ -74,6 +49,42 @@ class Store(Protocol):
     async def list_events(self, query: EventQuery) -> list[Event]:
         """Events matching ``query``, newest first."""
 
+    async def get_event(self, event_id: str) -> Event | None:
+        """One event, or None."""
+
+    async def sync_destinations(self, names: Iterable[str]) -> None:
+        """Make sure every configured destination has a state (active when new)."""
+
+    async def claim(
+        self, limits: Mapping[str, int], worker_id: str, lease_seconds: float, now: float
+    ) -> tuple[list[Claim], float | None]:
+        """Lease up to ``limits[destination]`` due deliveries of each active destination.
+
+        A delivery is due when its time has come, it is not leased (or its lease expired), and no
+        earlier event of the same task waits for the same destination. Also returns when the next
+        delivery of those destinations falls due (None: none is waiting).
+        """
+
+    async def finish(self, outcome: Outcome) -> None:
+        """Record an attempt and the delivery's new state (group-committed)."""
+
+    async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
+        """New pending deliveries of an event (a replay); their ids."""
+
+    async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
+        """Deliveries matching ``query``: dead ones first, then newest first."""
+
+    async def requeue(
+        self, *, delivery_id: str | None = None, destination: str | None = None
+    ) -> int:
+        """Queue dead deliveries again (one, one destination's, or all); how many."""
+
+    async def set_destination_state(self, name: str, state: str, reason: str | None) -> bool:
+        """Pause, disable or resume a destination; False if no such destination."""
+
+    async def destination_statuses(self, now: float) -> list[DestinationStatus]:
+        """The state and health of each destination."""
+
 
 def open_store(database_url: str) -> Store:
     """The store for ``database_url`` (``sqlite:///path``), not yet opened."""
@@ -90,4 +101,19 @@ def open_store(database_url: str) -> Store:
     raise ConfigError(f"database URL: unsupported scheme {scheme!r} (expected sqlite)")
 
 
-__all__ = ["EventQuery", "Receipt", "Store", "Stored", "open_store"]
+__all__ = [
+    "DELIVERY_STATES",
+    "DESTINATION_STATES",
+    "Attempt",
+    "Claim",
+    "Delivery",
+    "DeliveryQuery",
+    "DestinationStatus",
+    "EventQuery",
+    "NewEvent",
+    "Outcome",
+    "Receipt",
+    "Store",
+    "Stored",
+    "open_store",
+]

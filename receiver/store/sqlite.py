@@ -10,30 +10,47 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from ..errors import StoreError
-from ..events import Event, format_time, parse_time
+from ..events import Event, format_time
+from ..ids import new_id
 from ..tokens import generate_key
-from . import EventQuery, Receipt, Stored
+from . import rows
 from .groupcommit import GroupCommit
 from .migrations import migrations
+from .records import (
+    Claim,
+    Delivery,
+    DeliveryQuery,
+    DestinationStatus,
+    EventQuery,
+    Outcome,
+    Receipt,
+    Stored,
+)
 
 logger = logging.getLogger("photohook.store")
 
 _PARAMETERS_PER_QUERY = 500
-_EVENT_COLUMNS = """
-    e.id, e.source, e.kind, e.type, e.task_id, e.task_type, e.status, e.business_id,
-    e.labels, e.result_urls, e.flagged, e.received_at, e.via, r.body
-"""
+_SUPERSEDED = "superseded: the task had already reached a later status"
 
 # (task_id, source, status): the idempotency key, in the order of the unique index.
 _Key = tuple[str, str, str]
+
+# A delivery waits while an earlier event of its task waits for the same destination.
+_NOT_BLOCKED = """
+    NOT EXISTS (
+        SELECT 1 FROM deliveries p
+        WHERE p.destination = d.destination AND p.task_id = d.task_id AND p.source = d.source
+          AND p.event_id < d.event_id AND p.state IN ('pending', 'retrying', 'held')
+    )
+"""
 
 
 class SQLiteStore:
@@ -46,6 +63,9 @@ class SQLiteStore:
         self._write_lock = asyncio.Lock()
         self._commits: GroupCommit[Receipt, Stored] = GroupCommit(
             self._write_batch, max_batch=max_batch
+        )
+        self._outcomes: GroupCommit[Outcome, None] = GroupCommit(
+            self._write_outcomes, max_batch=max_batch
         )
 
     async def open(self) -> None:
@@ -61,9 +81,11 @@ class SQLiteStore:
                 raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc}") from exc
             raise
         self._commits.start()
+        self._outcomes.start()
 
     async def close(self) -> None:
         await self._commits.stop()
+        await self._outcomes.stop()
         await self._close_connections()
 
     async def _close_connections(self) -> None:
@@ -123,29 +145,53 @@ class SQLiteStore:
             raise StoreError(f"could not store the callback: {exc}") from exc
 
     async def _write_batch(self, receipts: Sequence[Receipt]) -> list[Stored]:
+        now = time.time()
         async with self._transaction() as db:
-            known = await _existing(db, {e.task_id for r in receipts for e in r.events})
+            known, ranks = await _existing(
+                db, {n.event.task_id for r in receipts for n in r.events}
+            )
             receipt_rows: list[tuple[Any, ...]] = []
             event_rows: list[tuple[Any, ...]] = []
+            delivery_rows: list[tuple[Any, ...]] = []
             duplicates: list[tuple[str]] = []
             results = []
             for receipt in receipts:
-                event_ids, new_ids, body_differs = [], [], False
-                for event in receipt.events:
+                event_ids, new_ids, body_differs, deliveries = [], [], False, 0
+                for new in receipt.events:
+                    event = new.event
                     key = (event.task_id, event.source, event.status)
                     found = known.get(key)
-                    if found is None:
-                        known[key] = (event.id, receipt.body_sha256)
-                        event_rows.append(_event_row(event, receipt.id))
-                        new_ids.append(event.id)
-                        event_ids.append(event.id)
-                    else:
+                    if found is not None:
                         event_ids.append(found[0])
                         duplicates.append((found[0],))
                         body_differs |= found[1] != receipt.body_sha256
+                        continue
+                    known[key] = (event.id, receipt.body_sha256)
+                    event_rows.append(rows.event_row(new, receipt.id))
+                    new_ids.append(event.id)
+                    event_ids.append(event.id)
+                    task = (event.task_id, event.source)
+                    superseded = new.rank < ranks.get(task, 0)
+                    ranks[task] = max(new.rank, ranks.get(task, 0))
+                    for destination in new.destinations:
+                        delivery_rows.append(
+                            (
+                                new_id("dlv"),
+                                event.id,
+                                destination,
+                                event.source,
+                                event.task_id,
+                                "skipped" if superseded else "pending",
+                                now,
+                                _SUPERSEDED if superseded else None,
+                                now,
+                                now,
+                            )
+                        )
+                        deliveries += not superseded
                 if new_ids or body_differs:
-                    receipt_rows.append(_receipt_row(receipt, event_ids, duplicate=not new_ids))
-                results.append(Stored(tuple(event_ids), tuple(new_ids)))
+                    receipt_rows.append(rows.receipt_row(receipt, event_ids, duplicate=not new_ids))
+                results.append(Stored(tuple(event_ids), tuple(new_ids), deliveries))
             if receipt_rows:
                 await db.executemany(
                     "INSERT INTO receipts (id, source, via, received_at, peer, client, headers,"
@@ -156,10 +202,12 @@ class SQLiteStore:
             if event_rows:
                 await db.executemany(
                     "INSERT INTO events (id, source, kind, type, task_id, task_type, status,"
-                    " business_id, labels, result_urls, flagged, received_at, via, receipt_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " business_id, labels, result_urls, flagged, received_at, via, receipt_id,"
+                    " status_rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     event_rows,
                 )
+            if delivery_rows:
+                await db.executemany(_INSERT_DELIVERY, delivery_rows)
             if duplicates:
                 await db.executemany(
                     "UPDATE events SET duplicates = duplicates + 1 WHERE id = ?", duplicates
@@ -203,11 +251,208 @@ class SQLiteStore:
                 parameters.append(value)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         sql = (
-            f"SELECT {_EVENT_COLUMNS} FROM events e JOIN receipts r ON r.id = e.receipt_id"  # noqa: S608
-            f" {where} ORDER BY e.id DESC LIMIT ?"
+            f"SELECT {rows.EVENT_COLUMNS} FROM events e"  # noqa: S608
+            f" JOIN receipts r ON r.id = e.receipt_id {where} ORDER BY e.id DESC LIMIT ?"
         )
-        rows = await self._read(sql, [*parameters, query.limit])
-        return [_event(row) for row in rows]
+        return [rows.event(row) for row in await self._read(sql, [*parameters, query.limit])]
+
+    async def get_event(self, event_id: str) -> Event | None:
+        found = await self._read(
+            f"SELECT {rows.EVENT_COLUMNS} FROM events e"  # noqa: S608
+            " JOIN receipts r ON r.id = e.receipt_id WHERE e.id = ?",
+            [event_id],
+        )
+        return next((rows.event(row) for row in found), None)
+
+    async def sync_destinations(self, names: Iterable[str]) -> None:
+        now = time.time()
+        try:
+            async with self._transaction() as db:
+                await db.executemany(
+                    "INSERT OR IGNORE INTO destinations (name, state, updated_at)"
+                    " VALUES (?, 'active', ?)",
+                    [(name, now) for name in names],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record the destinations: {exc}") from exc
+
+    async def claim(
+        self, limits: Mapping[str, int], worker_id: str, lease_seconds: float, now: float
+    ) -> tuple[list[Claim], float | None]:
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute("SELECT name FROM destinations WHERE state = 'active'")
+                active = [name for (name,) in await cursor.fetchall() if limits.get(name, 0) > 0]
+                claimed: list[str] = []
+                for destination in active:
+                    cursor = await db.execute(
+                        "SELECT d.id FROM deliveries d"  # noqa: S608
+                        " WHERE d.destination = ? AND d.state IN ('pending', 'retrying')"
+                        " AND d.next_attempt_at <= ?"
+                        " AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= ?)"
+                        f" AND {_NOT_BLOCKED} ORDER BY d.next_attempt_at, d.event_id LIMIT ?",
+                        (destination, now, now, limits[destination]),
+                    )
+                    ids = [delivery_id for (delivery_id,) in await cursor.fetchall()]
+                    if ids:
+                        await db.execute(
+                            "UPDATE deliveries SET lease_owner = ?, lease_expires_at = ?"  # noqa: S608
+                            f" WHERE id IN ({', '.join('?' * len(ids))})",
+                            (worker_id, now + lease_seconds, *ids),
+                        )
+                        claimed.extend(ids)
+                next_due = None
+                if active:
+                    cursor = await db.execute(
+                        "SELECT MIN(MAX(d.next_attempt_at, COALESCE(d.lease_expires_at, 0)))"  # noqa: S608
+                        " FROM deliveries d WHERE d.state IN ('pending', 'retrying') AND"
+                        f" d.destination IN ({', '.join('?' * len(active))}) AND {_NOT_BLOCKED}",
+                        active,
+                    )
+                    next_due = (await cursor.fetchone() or (None,))[0]
+                claims = await _claims(db, claimed)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot claim deliveries: {exc}") from exc
+        return claims, next_due
+
+    async def finish(self, outcome: Outcome) -> None:
+        try:
+            await self._outcomes.submit(outcome)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record a delivery attempt: {exc}") from exc
+
+    async def _write_outcomes(self, outcomes: Sequence[Outcome]) -> list[None]:
+        now = time.time()
+        async with self._transaction() as db:
+            for outcome in outcomes:
+                attempt = outcome.attempt
+                await db.execute(
+                    "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, ok,"
+                    " status_code, error, response_headers, response_body)"
+                    " SELECT ?, attempts + 1, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?",
+                    (
+                        outcome.delivery_id,
+                        attempt.started_at,
+                        attempt.duration_ms,
+                        int(attempt.ok),
+                        attempt.status_code,
+                        attempt.error,
+                        attempt.response_headers.decode() if attempt.response_headers else None,
+                        attempt.response_body,
+                        outcome.delivery_id,
+                    ),
+                )
+                await db.execute(
+                    "UPDATE deliveries SET state = ?, attempts = attempts + 1, tries = tries + 1,"
+                    " next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?,"
+                    " last_error = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
+                    " WHERE id = ? AND lease_owner = ?",
+                    (
+                        outcome.state,
+                        outcome.next_attempt_at,
+                        attempt.status_code,
+                        attempt.error,
+                        now,
+                        outcome.delivery_id,
+                        outcome.worker_id,
+                    ),
+                )
+                if outcome.disable_destination is not None:
+                    await _set_destination_state(
+                        db,
+                        await _destination_of(db, outcome.delivery_id),
+                        "disabled",
+                        outcome.disable_destination,
+                        now,
+                    )
+        return [None] * len(outcomes)
+
+    async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
+        now = time.time()
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute(
+                    "SELECT source, task_id FROM events WHERE id = ?", (event_id,)
+                )
+                row = await cursor.fetchone()
+                if row is None:
+                    return []
+                delivery_rows = [
+                    (new_id("dlv"), event_id, name, row[0], row[1], "pending", now, None, now, now)
+                    for name in destinations
+                ]
+                await db.executemany(_INSERT_DELIVERY, delivery_rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot add deliveries: {exc}") from exc
+        return [delivery_row[0] for delivery_row in delivery_rows]
+
+    async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
+        conditions, parameters = [], []
+        for column, value in (
+            ("d.state", query.state),
+            ("d.event_id", query.event_id),
+            ("d.destination", query.destination),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                parameters.append(value)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        found = await self._read(
+            f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries d {where}"  # noqa: S608
+            " ORDER BY d.state = 'dead' DESC, d.id DESC LIMIT ?",
+            [*parameters, query.limit],
+        )
+        return [rows.delivery(row) for row in found]
+
+    async def requeue(
+        self, *, delivery_id: str | None = None, destination: str | None = None
+    ) -> int:
+        conditions, parameters = ["state = 'dead'"], []
+        if delivery_id is not None:
+            conditions.append("id = ?")
+            parameters.append(delivery_id)
+        if destination is not None:
+            conditions.append("destination = ?")
+            parameters.append(destination)
+        now = time.time()
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute(
+                    "UPDATE deliveries SET state = 'pending', tries = 0, next_attempt_at = ?,"  # noqa: S608
+                    f" updated_at = ? WHERE {' AND '.join(conditions)}",
+                    (now, now, *parameters),
+                )
+                return cursor.rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot requeue deliveries: {exc}") from exc
+
+    async def set_destination_state(self, name: str, state: str, reason: str | None) -> bool:
+        try:
+            async with self._transaction() as db:
+                return await _set_destination_state(db, name, state, reason, time.time())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot change the destination: {exc}") from exc
+
+    async def destination_statuses(self, now: float) -> list[DestinationStatus]:
+        found = await self._read(
+            """
+            SELECT t.name, t.state, t.reason,
+                (SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE d.destination = t.name AND a.started_at >= ?),
+                (SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE d.destination = t.name AND a.started_at >= ? AND a.ok),
+                (SELECT COALESCE(a.error, 'HTTP ' || a.status_code) FROM attempts a
+                 JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE d.destination = t.name AND NOT a.ok ORDER BY a.id DESC LIMIT 1),
+                (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name
+                 AND d.state IN ('pending', 'retrying', 'held')),
+                (SELECT MIN(d.created_at) FROM deliveries d WHERE d.destination = t.name
+                 AND d.state IN ('pending', 'retrying', 'held'))
+            FROM destinations t ORDER BY t.name
+            """,
+            [now - 3600, now - 3600],
+        )
+        return [DestinationStatus(*row) for row in found]
 
     async def _read(self, sql: str, parameters: Sequence[Any]) -> Iterable[sqlite3.Row]:
         if self._reader is None:
@@ -229,92 +474,77 @@ async def _connect(path: str) -> aiosqlite.Connection:
     return db
 
 
-async def _existing(db: aiosqlite.Connection, task_ids: set[str]) -> dict[_Key, tuple[str, bytes]]:
-    """The stored events of these tasks: key -> (event id, body hash of its receipt)."""
+async def _existing(
+    db: aiosqlite.Connection, task_ids: set[str]
+) -> tuple[dict[_Key, tuple[str, bytes]], dict[tuple[str, str], int]]:
+    """The stored events of these tasks: key -> (event id, body hash of its receipt); and the
+    highest status rank each task has reached."""
     found: dict[_Key, tuple[str, bytes]] = {}
+    ranks: dict[tuple[str, str], int] = {}
     ids = list(task_ids)
     for start in range(0, len(ids), _PARAMETERS_PER_QUERY):
         chunk = ids[start : start + _PARAMETERS_PER_QUERY]
         cursor = await db.execute(
-            "SELECT e.task_id, e.source, e.status, e.id, r.body_sha256"  # noqa: S608
+            "SELECT e.task_id, e.source, e.status, e.id, r.body_sha256, e.status_rank"  # noqa: S608
             " FROM events e JOIN receipts r ON r.id = e.receipt_id"
             f" WHERE e.task_id IN ({', '.join('?' * len(chunk))})",
             chunk,
         )
-        for task_id, source, status, event_id, body_sha256 in await cursor.fetchall():
+        for task_id, source, status, event_id, body_sha256, rank in await cursor.fetchall():
             found[(task_id, source, status)] = (event_id, body_sha256)
-    return found
+            ranks[(task_id, source)] = max(rank, ranks.get((task_id, source), 0))
+    return found, ranks
 
 
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
+async def _claims(db: aiosqlite.Connection, ids: list[str]) -> list[Claim]:
+    claims = []
+    for start in range(0, len(ids), _PARAMETERS_PER_QUERY):
+        chunk = ids[start : start + _PARAMETERS_PER_QUERY]
+        cursor = await db.execute(
+            f"SELECT {rows.DELIVERY_COLUMNS}, {rows.EVENT_COLUMNS} FROM deliveries d"  # noqa: S608
+            " JOIN events e ON e.id = d.event_id JOIN receipts r ON r.id = e.receipt_id"
+            f" WHERE d.id IN ({', '.join('?' * len(chunk))}) ORDER BY d.event_id",
+            chunk,
+        )
+        for row in await cursor.fetchall():
+            claims.append(Claim(rows.delivery(row[:11]), rows.event(row[11:])))
+    return claims
 
 
-def _receipt_row(receipt: Receipt, event_ids: list[str], *, duplicate: bool) -> tuple[Any, ...]:
-    return (
-        receipt.id,
-        receipt.source,
-        receipt.via,
-        format_time(receipt.received_at),
-        receipt.peer,
-        receipt.client,
-        receipt.headers.decode(),
-        receipt.body,
-        receipt.body_sha256,
-        _json_text(event_ids),
-        int(duplicate),
+async def _destination_of(db: aiosqlite.Connection, delivery_id: str) -> str:
+    cursor = await db.execute("SELECT destination FROM deliveries WHERE id = ?", (delivery_id,))
+    row = await cursor.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def _set_destination_state(
+    db: aiosqlite.Connection, name: str, state: str, reason: str | None, now: float
+) -> bool:
+    cursor = await db.execute(
+        "UPDATE destinations SET state = ?, reason = ?, updated_at = ? WHERE name = ?",
+        (state, reason, now, name),
     )
+    if cursor.rowcount == 0:
+        return False
+    if state == "active":
+        await db.execute(
+            "UPDATE deliveries SET state = CASE WHEN tries > 0 THEN 'retrying' ELSE 'pending' END,"
+            " next_attempt_at = ?, updated_at = ? WHERE destination = ? AND state = 'held'",
+            (now, now, name),
+        )
+    else:
+        # Deliveries in flight finish; the rest wait, visible as held, until it is resumed.
+        await db.execute(
+            "UPDATE deliveries SET state = 'held', updated_at = ? WHERE destination = ?"
+            " AND state IN ('pending', 'retrying')"
+            " AND (lease_expires_at IS NULL OR lease_expires_at <= ?)",
+            (now, name, now),
+        )
+    return True
 
 
-def _event_row(event: Event, receipt_id: str) -> tuple[Any, ...]:
-    return (
-        event.id,
-        event.source,
-        event.kind,
-        event.type,
-        event.task_id,
-        event.task_type,
-        event.status,
-        event.business_id,
-        _json_text(event.labels),
-        _json_text(event.result_urls),
-        int(event.flagged),
-        format_time(event.received_at),
-        event.via,
-        receipt_id,
-    )
-
-
-def _event(row: Any) -> Event:
-    (
-        event_id,
-        source,
-        kind,
-        event_type,
-        task_id,
-        task_type,
-        status,
-        business_id,
-        labels,
-        result_urls,
-        flagged,
-        received_at,
-        via,
-        body,
-    ) = row
-    return Event(
-        id=event_id,
-        source=source,
-        kind=kind,
-        type=event_type,
-        task_id=task_id,
-        task_type=task_type,
-        status=status,
-        business_id=business_id,
-        labels=tuple(orjson.loads(labels)),
-        result_urls=tuple(orjson.loads(result_urls)),
-        flagged=bool(flagged),
-        received_at=parse_time(received_at),
-        payload=orjson.loads(body),
-        via=via,
-    )
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (id, event_id, destination, source, task_id, state,"
+    " next_attempt_at, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)

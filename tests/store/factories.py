@@ -7,7 +7,11 @@ import orjson
 
 from receiver.events import Event
 from receiver.ids import new_id
-from receiver.store import Receipt
+from receiver.sources import KINDS
+from receiver.store import NewEvent, Receipt
+
+
+RANKS = KINDS["fotor"].status_rank
 
 
 def receipt(
@@ -17,24 +21,30 @@ def receipt(
     source: str = "fotor",
     body: bytes | None = None,
     extra_tasks: tuple[tuple[str, str], ...] = (),
+    destinations: tuple[str, ...] = (),
+    rank: int | None = None,
 ) -> Receipt:
     received_at = datetime.now(UTC)
     body = body or orjson.dumps({"taskId": task_id, "status": status, "type": "upscale"})
     events = tuple(
-        Event(
-            id=new_id("evt"),
-            source=source,
-            kind="fotor",
-            type=f"fotor.task.{task_status}",
-            task_id=task,
-            task_type="upscale",
-            status=task_status,
-            business_id="order-1",
-            labels=("a", "b"),
-            result_urls=("https://cdn.example.com/r.png",),
-            flagged=False,
-            received_at=received_at,
-            payload=orjson.loads(body),
+        NewEvent(
+            Event(
+                id=new_id("evt"),
+                source=source,
+                kind="fotor",
+                type=f"fotor.task.{task_status}",
+                task_id=task,
+                task_type="upscale",
+                status=task_status,
+                business_id="order-1",
+                labels=("a", "b"),
+                result_urls=("https://cdn.example.com/r.png",),
+                flagged=False,
+                received_at=received_at,
+                payload=orjson.loads(body),
+            ),
+            rank if rank is not None else RANKS[task_status],
+            destinations,
         )
         for task, task_status in ((task_id, status), *extra_tasks)
     )

@@ -18,10 +18,10 @@ from .factories import receipt
 async def test_store_and_list(store: Store) -> None:
     first = receipt("task-1")
     stored = await store.store(first)
-    assert stored.event_ids == (first.events[0].id,)
+    assert stored.event_ids == (first.events[0].event.id,)
     assert not stored.duplicate
     [event] = await store.list_events(EventQuery())
-    assert event == first.events[0]
+    assert event == first.events[0].event
 
 
 async def test_same_task_and_status_is_a_duplicate(store: Store) -> None:
@@ -47,7 +47,7 @@ async def test_a_receipt_with_new_and_known_jobs(store: Store) -> None:
     mixed = receipt("job-a", extra_tasks=(("job-b", "completed"),))
     stored = await store.store(mixed)
     assert not stored.duplicate
-    assert stored.new_event_ids == (mixed.events[1].id,)
+    assert stored.new_event_ids == (mixed.events[1].event.id,)
     assert len(stored.event_ids) == 2
 
 
@@ -101,7 +101,7 @@ async def test_migrations_apply_once_and_refuse_a_newer_schema(tmp_path: Path) -
         await store.open()
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,)]
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'now')")
     with pytest.raises(StoreError, match="newer than this photohook knows"):

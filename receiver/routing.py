@@ -1,0 +1,132 @@
+"""Routes: which events go to which destinations."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from .config import Table
+from .events import Event
+
+_CONDITIONS = ("source", "status", "task_type", "business_id", "labels")
+
+
+@dataclass(frozen=True)
+class Route:
+    """``[[routes]]``: every given condition must hold; a list means any of its values.
+
+    ``business_id`` and ``labels`` are globs (``order-*``); ``labels`` matches when any of the
+    event's labels matches any glob. A route with no conditions matches every event.
+    """
+
+    name: str
+    to: tuple[str, ...]
+    source: frozenset[str] | None = None
+    status: frozenset[str] | None = None
+    task_type: frozenset[str] | None = None
+    business_id: tuple[str, ...] | None = None
+    labels: tuple[str, ...] | None = None
+    flagged: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_business_id", _globs(self.business_id))
+        object.__setattr__(self, "_labels", _globs(self.labels))
+
+    def matches(self, event: Event) -> bool:
+        if self.source is not None and event.source not in self.source:
+            return False
+        if self.status is not None and event.status not in self.status:
+            return False
+        if self.task_type is not None and event.task_type not in self.task_type:
+            return False
+        if self.flagged is not None and event.flagged is not self.flagged:
+            return False
+        business_id: re.Pattern[str] | None = self._business_id  # type: ignore[attr-defined]
+        if business_id is not None and not (
+            event.business_id and business_id.match(event.business_id)
+        ):
+            return False
+        labels: re.Pattern[str] | None = self._labels  # type: ignore[attr-defined]
+        return labels is None or any(labels.match(label) for label in event.labels)
+
+    def conditions(self) -> str:
+        parts = []
+        for key in _CONDITIONS:
+            value = getattr(self, key)
+            if value is not None:
+                parts.append(f"{key} in [{', '.join(sorted(value))}]")
+        if self.flagged is not None:
+            parts.append(f"flagged = {str(self.flagged).lower()}")
+        return " and ".join(parts) or "every event"
+
+
+class Router:
+    """The distinct destinations of an event, in the order routes first name them."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = tuple(routes)
+
+    def destinations(self, event: Event) -> tuple[str, ...]:
+        found: dict[str, None] = {}
+        for route in self.routes:
+            if route.matches(event):
+                found.update(dict.fromkeys(route.to))
+        return tuple(found)
+
+
+def _globs(patterns: tuple[str, ...] | None) -> re.Pattern[str] | None:
+    if patterns is None:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+def read_route(
+    table: Table,
+    index: int,
+    *,
+    sources: Collection[str],
+    statuses: Collection[str],
+    destinations: Collection[str],
+) -> Route:
+    name = table.take_str("name", f"route-{index + 1}")
+
+    def choices(key: str, allowed: Collection[str] | None) -> frozenset[str] | None:
+        present = key in table
+        values = table.take_str_list(key)
+        if not present:
+            return None
+        if not values:
+            raise table.error(key, "an empty list matches nothing; leave the key out instead")
+        for value in values:
+            if allowed is not None and value not in allowed:
+                raise table.error(
+                    key, f"unknown {key} {value!r} (expected one of {', '.join(sorted(allowed))})"
+                )
+        return frozenset(values)
+
+    source = choices("source", sources)
+    status = choices("status", statuses)
+    task_type = choices("task_type", None)
+    business_id = tuple(choices("business_id", None) or ()) or None
+    labels = tuple(choices("labels", None) or ()) or None
+    flagged = table.take_bool("flagged", False) if "flagged" in table else None
+    to = table.take_str_list("to")
+    if not to:
+        raise table.error("to", "name at least one destination")
+    for target in to:
+        if target not in destinations:
+            known = ", ".join(sorted(destinations)) or "none are configured"
+            raise table.error("to", f"no destination named {target!r} ({known})")
+    table.finish()
+    return Route(
+        name=name,
+        to=tuple(dict.fromkeys(to)),
+        source=source,
+        status=status,
+        task_type=task_type,
+        business_id=business_id,
+        labels=labels,
+        flagged=flagged,
+    )

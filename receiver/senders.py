@@ -1,0 +1,209 @@
+"""One delivery attempt: an HTTP POST, or a call of a handler function."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from . import redact, ssrf
+from .__about__ import __version__
+from .destinations import Destination, HandlerDestination, HTTPDestination
+from .events import Event
+from .retry import Retry
+from .signing import signature_header
+from .store import Attempt
+
+logger = logging.getLogger("photohook.delivery")
+
+USER_AGENT = f"photohook/{__version__}"
+RESPONSE_BODY_LIMIT = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one attempt came to."""
+
+    attempt: Attempt
+    retry_after: float | None = None
+    gone: bool = False
+    skipped: bool = False
+
+
+class HTTPSender:
+    """POSTs events to an HTTP destination, signed the Standard Webhooks way."""
+
+    def __init__(self, destination: HTTPDestination, client: httpx.AsyncClient) -> None:
+        self.destination = destination
+        self._client = client
+        self._url = httpx.URL(destination.url)
+        self._keys = destination.signing_keys()
+
+    async def send(self, event: Event) -> Result:
+        destination = self.destination
+        started, clock = time.time(), time.perf_counter()
+
+        def failed(error: str) -> Result:
+            return Result(_attempt(started, clock, ok=False, error=error))
+
+        try:
+            document = destination.transform(event) if destination.transform else event.to_dict()
+        except Exception as exc:
+            logger.exception("transform of destination %s failed", destination.name)
+            return failed(f"transform failed: {type(exc).__name__}: {exc}")
+        if document is None:
+            skipped = _attempt(started, clock, ok=True, error="not sent: the transform gave None")
+            return Result(skipped, skipped=True)
+        body = orjson.dumps(document)
+        timestamp = int(time.time())
+        headers = {
+            **destination.headers,
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": event.id,
+            "webhook-timestamp": str(timestamp),
+        }
+        if self._keys:
+            headers["webhook-signature"] = signature_header(self._keys, event.id, timestamp, body)
+        try:
+            async with asyncio.timeout(destination.timeout):
+                url, extensions = await self._target(headers)
+                async with self._client.stream(
+                    "POST",
+                    url,
+                    content=body,
+                    headers=headers,
+                    extensions=extensions,
+                    timeout=destination.timeout,
+                ) as response:
+                    head = await _read_prefix(response, RESPONSE_BODY_LIMIT)
+        except TimeoutError:
+            return failed(f"timed out after {destination.timeout:g}s")
+        except ssrf.DeniedDestination as exc:
+            return failed(f"refused: {exc}")
+        except (httpx.HTTPError, OSError) as exc:
+            return failed(f"{type(exc).__name__}: {exc or 'connection failed'}")
+        status = response.status_code
+        ok = 200 <= status < 300
+        error = None
+        if not ok:
+            error = f"HTTP {status}"
+            if 300 <= status < 400:
+                error += " (redirects are not followed)"
+        retry_after = None
+        if status in (429, 503):
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        attempt = _attempt(
+            started,
+            clock,
+            ok=ok,
+            status_code=status,
+            error=error,
+            response_headers=redact.headers_json(response.headers.raw),
+            response_body=head,
+        )
+        return Result(attempt, retry_after=retry_after, gone=status == 410)
+
+    async def _target(self, headers: dict[str, str]) -> tuple[httpx.URL, dict[str, Any]]:
+        """The URL to connect to: the destination's host resolved and checked, unless private
+        destinations are allowed. Connecting to the checked address defeats DNS rebinding."""
+        url = self._url
+        if self.destination.allow_private:
+            return url, {}
+        address = await ssrf.resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
+        if address == url.host:
+            return url, {}
+        headers["host"] = url.netloc.decode("ascii")
+        return url.copy_with(host=address), {"sni_hostname": url.host}
+
+
+class HandlerSender:
+    """Calls a handler function: async ones on the event loop, sync ones in a thread."""
+
+    def __init__(self, destination: HandlerDestination) -> None:
+        self.destination = destination
+        self._is_async = inspect.iscoroutinefunction(destination.handler)
+
+    async def send(self, event: Event) -> Result:
+        destination = self.destination
+        started, clock = time.time(), time.perf_counter()
+        retry_after = None
+        error = None
+        try:
+            async with asyncio.timeout(destination.timeout):
+                if self._is_async:
+                    await destination.handler(event)  # type: ignore[misc]
+                else:
+                    # A sync handler that overruns keeps its thread until it returns; the
+                    # attempt counts as failed and is retried.
+                    returned = await asyncio.to_thread(destination.handler, event)
+                    if inspect.isawaitable(returned):
+                        await returned
+        except Retry as exc:
+            error, retry_after = "the handler asked to retry", exc.after
+        except TimeoutError:
+            error = f"timed out after {destination.timeout:g}s"
+        except Exception as exc:
+            logger.exception("handler of destination %s failed on %s", destination.name, event.id)
+            error = f"{type(exc).__name__}: {exc}"
+        return Result(_attempt(started, clock, ok=error is None, error=error), retry_after)
+
+
+def _attempt(
+    started: float,
+    clock: float,
+    *,
+    ok: bool,
+    error: str | None = None,
+    status_code: int | None = None,
+    response_headers: bytes | None = None,
+    response_body: bytes | None = None,
+) -> Attempt:
+    return Attempt(
+        started_at=started,
+        duration_ms=(time.perf_counter() - clock) * 1000,
+        ok=ok,
+        status_code=status_code,
+        error=error,
+        response_headers=response_headers,
+        response_body=response_body,
+    )
+
+
+def sender_for(destination: Destination, client: httpx.AsyncClient) -> HTTPSender | HandlerSender:
+    if isinstance(destination, HTTPDestination):
+        return HTTPSender(destination, client)
+    return HandlerSender(destination)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
+    head = b""
+    async for chunk in response.aiter_raw():
+        head += chunk
+        if len(head) >= limit:
+            break
+    return head[:limit]

@@ -1,0 +1,170 @@
+"""The records the store takes and gives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..events import Event, format_time
+
+#: Delivery states. pending: not tried yet; retrying: failed, tried again later; held: its
+#: destination is paused or disabled; skipped: never to be sent (superseded, or the transform
+#: said so); delivered and dead are final, though a dead one can be queued again.
+DELIVERY_STATES = ("pending", "retrying", "delivered", "dead", "held", "skipped")
+DESTINATION_STATES = ("active", "paused", "disabled")
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to store, with how far it takes its task and where routes send it."""
+
+    event: Event
+    rank: int = 0
+    destinations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A callback as received, with its parsed events, stored in one transaction."""
+
+    id: str
+    source: str
+    received_at: datetime
+    peer: str | None
+    client: str | None
+    headers: bytes  # a JSON array of [name, value] pairs, secrets redacted
+    body: bytes
+    body_sha256: bytes
+    events: tuple[NewEvent, ...]
+    via: str = "callback"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What storing a receipt did: the ids of its events, which are new, how many deliveries."""
+
+    event_ids: tuple[str, ...]
+    new_event_ids: tuple[str, ...]
+    deliveries: int = 0
+
+    @property
+    def duplicate(self) -> bool:
+        return not self.new_event_ids
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Filters for listing events, newest first."""
+
+    source: str | None = None
+    status: str | None = None
+    task_id: str | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event on its way to one destination."""
+
+    id: str
+    event_id: str
+    destination: str
+    state: str
+    attempts: int
+    tries: int
+    next_attempt_at: float | None
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "destination": self.destination,
+            "state": self.state,
+            "attempts": self.attempts,
+            "next_attempt_at": _rfc3339(self.next_attempt_at)
+            if self.state in ("pending", "retrying")
+            else None,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "created_at": _rfc3339(self.created_at),
+            "updated_at": _rfc3339(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    state: str | None = None
+    event_id: str | None = None
+    destination: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery leased to a worker, with its event."""
+
+    delivery: Delivery
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What happened when a delivery was tried once."""
+
+    started_at: float
+    duration_ms: float
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    response_headers: bytes | None = None  # JSON [[name, value], ...]
+    response_body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An attempt, and the delivery's state after it."""
+
+    delivery_id: str
+    worker_id: str
+    attempt: Attempt
+    state: str
+    next_attempt_at: float | None = None
+    disable_destination: str | None = None  # the reason, when the destination said 410 Gone
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationStatus:
+    name: str
+    state: str
+    reason: str | None
+    attempts_last_hour: int
+    successes_last_hour: int
+    last_error: str | None
+    queue_depth: int
+    oldest_pending_at: float | None
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        attempts = self.attempts_last_hour
+        return {
+            "name": self.name,
+            "state": self.state,
+            "reason": self.reason,
+            "success_rate": round(self.successes_last_hour / attempts, 4) if attempts else None,
+            "attempts_last_hour": attempts,
+            "last_error": self.last_error,
+            "queue_depth": self.queue_depth,
+            "oldest_pending_age": round(now - self.oldest_pending_at, 3)
+            if self.oldest_pending_at is not None
+            else None,
+        }
+
+
+def _rfc3339(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return format_time(datetime.fromtimestamp(timestamp, UTC))

@@ -1,0 +1,99 @@
+"""Mapping records to database rows and back, for every engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..events import Event, format_time, parse_time
+from .records import Delivery, NewEvent, Receipt
+
+EVENT_COLUMNS = """
+    e.id, e.source, e.kind, e.type, e.task_id, e.task_type, e.status, e.business_id,
+    e.labels, e.result_urls, e.flagged, e.received_at, e.via, r.body
+"""
+DELIVERY_COLUMNS = """
+    d.id, d.event_id, d.destination, d.state, d.attempts, d.tries, d.next_attempt_at,
+    d.last_status, d.last_error, d.created_at, d.updated_at
+"""
+
+
+def json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def receipt_row(receipt: Receipt, event_ids: list[str], *, duplicate: bool) -> tuple[Any, ...]:
+    return (
+        receipt.id,
+        receipt.source,
+        receipt.via,
+        format_time(receipt.received_at),
+        receipt.peer,
+        receipt.client,
+        receipt.headers.decode(),
+        receipt.body,
+        receipt.body_sha256,
+        json_text(event_ids),
+        int(duplicate),
+    )
+
+
+def event_row(new: NewEvent, receipt_id: str) -> tuple[Any, ...]:
+    event = new.event
+    return (
+        event.id,
+        event.source,
+        event.kind,
+        event.type,
+        event.task_id,
+        event.task_type,
+        event.status,
+        event.business_id,
+        json_text(event.labels),
+        json_text(event.result_urls),
+        int(event.flagged),
+        format_time(event.received_at),
+        event.via,
+        receipt_id,
+        new.rank,
+    )
+
+
+def event(row: Any) -> Event:
+    (
+        event_id,
+        source,
+        kind,
+        event_type,
+        task_id,
+        task_type,
+        status,
+        business_id,
+        labels,
+        result_urls,
+        flagged,
+        received_at,
+        via,
+        body,
+    ) = row
+    return Event(
+        id=event_id,
+        source=source,
+        kind=kind,
+        type=event_type,
+        task_id=task_id,
+        task_type=task_type,
+        status=status,
+        business_id=business_id,
+        labels=tuple(orjson.loads(labels)),
+        result_urls=tuple(orjson.loads(result_urls)),
+        flagged=bool(flagged),
+        received_at=parse_time(received_at),
+        payload=orjson.loads(body),
+        via=via,
+    )
+
+
+def delivery(row: Any) -> Delivery:
+    return Delivery(*row[:11])

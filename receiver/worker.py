@@ -1,0 +1,185 @@
+"""The delivery worker: claims due deliveries with a lease, sends them, records every attempt.
+
+Each destination has a lane of its own (a concurrency limit and, optionally, a rate limit), so a
+slow or failing destination never delays the others. A new delivery is picked up at once through
+:meth:`Worker.wake`; a periodic sweep catches retries that fall due, deliveries created by other
+processes, and leases that expired when a worker died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+
+import httpx
+
+from .destinations import Destination
+from .errors import StoreError
+from .ids import ulid
+from .senders import HandlerSender, HTTPSender, Result, sender_for
+from .store import Claim, Outcome, Store
+
+logger = logging.getLogger("photohook.worker")
+
+#: Seconds between sweeps for work this process was not told about.
+SWEEP_INTERVAL = 1.0
+#: Seconds that deliveries in flight get to finish when the worker stops.
+GRACE_PERIOD = 10.0
+#: How long a lease outlives the longest destination timeout.
+LEASE_MARGIN = 60.0
+
+
+class _RateLimit:
+    """Spaces attempts at least ``1 / rate`` seconds apart."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class _Lane:
+    """One destination's deliveries in flight."""
+
+    def __init__(self, worker: Worker, destination: Destination, client: httpx.AsyncClient):
+        self.worker = worker
+        self.destination = destination
+        self.sender: HTTPSender | HandlerSender = sender_for(destination, client)
+        self.rate = _RateLimit(destination.rate_limit) if destination.rate_limit else None
+        self.in_flight: set[asyncio.Task[None]] = set()
+
+    def free(self) -> int:
+        return self.destination.max_in_flight - len(self.in_flight)
+
+    def start(self, claim: Claim) -> None:
+        task = asyncio.create_task(self._deliver(claim), name=f"deliver-{claim.delivery.id}")
+        self.in_flight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.worker.wake()  # capacity is free, and a later event of the task may be unblocked
+
+    async def _deliver(self, claim: Claim) -> None:
+        if self.rate is not None:
+            await self.rate.wait()
+        result = await self.sender.send(claim.event)
+        outcome = self._outcome(claim, result)
+        logger.info(
+            "delivery %s of %s to %s: %s%s",
+            claim.delivery.id,
+            claim.event.id,
+            self.destination.name,
+            outcome.state,
+            f" ({result.attempt.error})" if result.attempt.error else "",
+        )
+        try:
+            await self.worker.store.finish(outcome)
+        except StoreError as exc:
+            # The lease runs out and the delivery is tried again: at least once, never lost.
+            logger.error("cannot record delivery %s: %s", claim.delivery.id, exc)
+
+    def _outcome(self, claim: Claim, result: Result) -> Outcome:
+        state, next_attempt_at, disable = "delivered", None, None
+        if result.skipped:
+            state = "skipped"
+        elif result.gone:
+            state, disable = "held", f"{self.destination.target} answered 410 Gone"
+        elif not result.attempt.ok:
+            delay = self.destination.retry.next_delay(claim.delivery.tries + 1, result.retry_after)
+            if delay is None:
+                state = "dead"
+            else:
+                state, next_attempt_at = "retrying", time.time() + delay
+        return Outcome(
+            claim.delivery.id, self.worker.id, result.attempt, state, next_attempt_at, disable
+        )
+
+
+class Worker:
+    """Delivers the events routed to ``destinations`` until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        destinations: Mapping[str, Destination],
+        *,
+        sweep_interval: float = SWEEP_INTERVAL,
+    ) -> None:
+        self.store = store
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{ulid()[-6:]}"
+        self._sweep_interval = sweep_interval
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(
+                max_connections=sum(d.max_in_flight for d in destinations.values()) or 1
+            ),
+        )
+        self._lanes = {name: _Lane(self, d, self._client) for name, d in destinations.items()}
+        self._lease = max((d.timeout for d in destinations.values()), default=0) + LEASE_MARGIN
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Look for due deliveries now (called when new ones are committed)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        await self.store.sync_destinations(self._lanes)
+        self._task = asyncio.create_task(self._run(), name="photohook-worker")
+        logger.info("worker %s delivering to %s", self.id, ", ".join(self._lanes) or "nothing")
+
+    async def stop(self, grace: float = GRACE_PERIOD) -> None:
+        """Stop claiming; give deliveries in flight ``grace`` seconds, then leave the rest leased
+        (their leases expire and another worker sends them again)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        in_flight = [task for lane in self._lanes.values() for task in lane.in_flight]
+        if in_flight:
+            _, pending = await asyncio.wait(in_flight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                logger.warning("left %d deliveries in flight to be retried", len(pending))
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            limits = {name: lane.free() for name, lane in self._lanes.items() if lane.free() > 0}
+            next_due = None
+            claimed = 0
+            if limits:
+                now = time.time()
+                try:
+                    claims, next_due = await self.store.claim(limits, self.id, self._lease, now)
+                except StoreError as exc:
+                    logger.error("cannot claim deliveries: %s", exc)
+                    claims = []
+                for claim in claims:
+                    self._lanes[claim.delivery.destination].start(claim)
+                claimed = len(claims)
+            if claimed:
+                continue
+            timeout = self._sweep_interval
+            if next_due is not None:
+                timeout = min(max(next_due - time.time(), 0.005), timeout)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
