@@ -2,7 +2,9 @@
 
 from .__about__ import __version__
 from .app import create_app
+from .destinations import Handler, Transform
 from .events import Event
+from .retry import Retry
 from .settings import Settings
 
-__all__ = ["Event", "Settings", "__version__", "create_app"]
+__all__ = ["Event", "Handler", "Retry", "Settings", "Transform", "__version__", "create_app"]

@@ -71,5 +71,10 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def format_timestamp(seconds: float) -> str:
+    """:func:`format_time` of a Unix timestamp."""
+    return format_time(datetime.fromtimestamp(seconds, UTC))
+
+
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)

@@ -113,16 +113,9 @@ class HTTPSender:
         return Result(attempt, retry_after=retry_after, gone=status == 410)
 
     async def _target(self, headers: dict[str, str]) -> tuple[httpx.URL, dict[str, Any]]:
-        """The URL to connect to: the destination's host resolved and checked, unless private
-        destinations are allowed. Connecting to the checked address defeats DNS rebinding."""
-        url = self._url
         if self.destination.allow_private:
-            return url, {}
-        address = await ssrf.resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
-        if address == url.host:
-            return url, {}
-        headers["host"] = url.netloc.decode("ascii")
-        return url.copy_with(host=address), {"sni_hostname": url.host}
+            return self._url, {}
+        return await pinned(self._url, headers)
 
 
 class HandlerSender:
@@ -182,6 +175,17 @@ def sender_for(destination: Destination, client: httpx.AsyncClient) -> HTTPSende
     if isinstance(destination, HTTPDestination):
         return HTTPSender(destination, client)
     return HandlerSender(destination)
+
+
+async def pinned(url: httpx.URL, headers: dict[str, str]) -> tuple[httpx.URL, dict[str, Any]]:
+    """The URL to connect to, its host resolved and every address checked; ``headers`` gets the
+    original Host, and TLS still verifies the original name. Connecting to the checked address,
+    not resolving again, is what defeats DNS rebinding."""
+    address = await ssrf.resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
+    if address == url.host:
+        return url, {}
+    headers["host"] = url.netloc.decode("ascii")
+    return url.copy_with(host=address), {"sni_hostname": url.host}
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -11,11 +11,11 @@ from .settings import Settings
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, worker: bool = True) -> None:
     """Serve until SIGTERM or SIGINT: then stop accepting, finish in-flight requests and their
     commits, and close the database."""
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, worker=worker),
         host=settings.host,
         port=settings.port,
         loop="auto",  # uvloop where installed (uvicorn[standard])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from ..events import Event, format_time
+from ..events import Event, format_timestamp
 
 #: Delivery states. pending: not tried yet; retrying: failed, tried again later; held: its
 #: destination is paused or disabled; skipped: never to be sent (superseded, or the transform
@@ -165,6 +165,4 @@ class DestinationStatus:
 
 
 def _rfc3339(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return format_time(datetime.fromtimestamp(timestamp, UTC))
+    return None if timestamp is None else format_timestamp(timestamp)

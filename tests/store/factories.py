@@ -10,7 +10,6 @@ from receiver.ids import new_id
 from receiver.sources import KINDS
 from receiver.store import NewEvent, Receipt
 
-
 RANKS = KINDS["fotor"].status_rank
 
 

@@ -1,0 +1,292 @@
+"""What each ``photohook`` command does; ``cli.py`` parses the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+
+from .destinations import HTTPDestination
+from .events import Event, format_time, format_timestamp
+from .routing import Router
+from .settings import Settings
+from .store import Delivery, DeliveryQuery, EventQuery, Store, open_store
+
+T = TypeVar("T")
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the receiver, and the delivery worker unless --no-worker."""
+    from .logs import configure_logging
+    from .server import serve
+
+    configure_logging(settings.log_level, settings.log_format)
+    serve(settings, worker=not args.no_worker)
+    return 0
+
+
+def worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a delivery worker alone (beside 'serve --no-worker', or several)."""
+    from .logs import configure_logging
+    from .worker import Worker
+
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        store = open_store(settings.database_url)
+        await store.open()
+        try:
+            deliverer = Worker(store, settings.destinations)
+            await deliverer.start()
+            await stop.wait()
+            await deliverer.stop()
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def url(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the URL to register with the provider for SOURCE."""
+    from .app import url_tokens
+
+    source = settings.sources.get(args.source)
+    if source is None:
+        return _fail(f"no source named {args.source!r} (have: {', '.join(settings.sources)})")
+    base = args.base_url.rstrip("/")
+    if "token" not in source.require:
+        print(f"{base}/hooks/{source.name}")
+        return 0
+    tokens = with_store(settings, lambda store: url_tokens(settings, store))
+    print(f"{base}/hooks/{source.name}/{tokens.token(source.name)}")
+    return 0
+
+
+def events(settings: Settings, args: argparse.Namespace) -> int:
+    """List stored events, newest first."""
+    query = EventQuery(
+        source=args.source, status=args.status, task_id=args.task_id, limit=args.limit
+    )
+    found = with_store(settings, lambda store: store.list_events(query))
+    if args.json:
+        _print_json([event.to_dict() for event in found])
+        return 0
+    _print_table(
+        ("ID", "RECEIVED", "SOURCE", "TYPE", "TASK", "BUSINESS ID", "RESULTS"),
+        [_event_row(event) for event in found],
+        empty="no events",
+    )
+    return 0
+
+
+def deliveries(settings: Settings, args: argparse.Namespace) -> int:
+    """List deliveries: dead ones first, then newest first."""
+    query = DeliveryQuery(
+        state=args.state, event_id=args.event, destination=args.destination, limit=args.limit
+    )
+    found = with_store(settings, lambda store: store.list_deliveries(query))
+    if args.json:
+        _print_json([delivery.to_dict() for delivery in found])
+        return 0
+    rows = [
+        (
+            d.id,
+            d.state,
+            d.destination,
+            d.event_id,
+            str(d.attempts),
+            d.last_error or (f"HTTP {d.last_status}" if d.last_status else "-"),
+            _next(d),
+        )
+        for d in found
+    ]
+    _print_table(
+        ("ID", "STATE", "DESTINATION", "EVENT", "ATTEMPTS", "LAST", "NEXT"),
+        rows,
+        empty="no deliveries",
+    )
+    return 0
+
+
+def replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Route an event again (routes added since apply) and queue new deliveries."""
+
+    async def run(store: Store) -> tuple[Event | None, list[str], tuple[str, ...]]:
+        event = await store.get_event(args.event_id)
+        if event is None:
+            return None, [], ()
+        targets = (
+            (args.destination,) if args.destination else Router(settings.routes).destinations(event)
+        )
+        if not targets:
+            return event, [], targets
+        await store.sync_destinations(settings.destinations)
+        return event, await store.add_deliveries(event.id, targets), targets
+
+    if args.destination and args.destination not in settings.destinations:
+        return _fail(f"no destination named {args.destination!r}")
+    event, created, targets = with_store(settings, run)
+    if event is None:
+        return _fail(f"no event {args.event_id!r}")
+    if not created:
+        return _fail(f"no route sends {event.id} anywhere; name one with --destination")
+    for delivery_id, target in zip(created, targets, strict=True):
+        print(f"{delivery_id} -> {target}")
+    return 0
+
+
+def retry(settings: Settings, args: argparse.Namespace) -> int:
+    """Queue dead deliveries again: one by id, or every dead one with --dead."""
+    if (args.delivery_id is None) == (not args.dead):
+        return _fail("give a DELIVERY_ID, or --dead (with --destination NAME if you like)")
+    count = with_store(
+        settings,
+        lambda store: store.requeue(delivery_id=args.delivery_id, destination=args.destination),
+    )
+    if args.delivery_id and not count:
+        return _fail(f"{args.delivery_id} is not a dead delivery")
+    print(f"queued {count} dead {'delivery' if count == 1 else 'deliveries'} again")
+    return 0
+
+
+def destinations(settings: Settings, args: argparse.Namespace) -> int:
+    """Show each destination's state, success rate over the last hour and last error."""
+
+    async def run(store: Store) -> list[dict[str, Any]]:
+        await store.sync_destinations(settings.destinations)
+        now = time.time()
+        return [status.to_dict(now) for status in await store.destination_statuses(now)]
+
+    statuses = with_store(settings, run)
+    for status in statuses:
+        configured = settings.destinations.get(status["name"])
+        status["target"] = configured.target if configured else None
+    if args.json:
+        _print_json(statuses)
+        return 0
+    rows = [
+        (
+            s["name"],
+            s["state"] + (f" ({s['reason']})" if s["reason"] else ""),
+            s["target"] or "(no longer configured)",
+            "-" if s["success_rate"] is None else f"{s['success_rate']:.0%}",
+            str(s["queue_depth"]),
+            s["last_error"] or "-",
+        )
+        for s in statuses
+    ]
+    _print_table(
+        ("NAME", "STATE", "TARGET", "SUCCESS 1H", "QUEUED", "LAST ERROR"),
+        rows,
+        empty="no destinations",
+    )
+    return 0
+
+
+def pause(settings: Settings, args: argparse.Namespace) -> int:
+    """Stop sending to a destination; its deliveries wait as held."""
+    return _set_state(settings, args.name, "paused", "paused by an operator")
+
+
+def resume(settings: Settings, args: argparse.Namespace) -> int:
+    """Send to a paused or disabled destination again, held deliveries first."""
+    return _set_state(settings, args.name, "active", None)
+
+
+def _set_state(settings: Settings, name: str, state: str, reason: str | None) -> int:
+    async def run(store: Store) -> bool:
+        await store.sync_destinations(settings.destinations)
+        return await store.set_destination_state(name, state, reason)
+
+    if not with_store(settings, run):
+        return _fail(f"no destination named {name!r}")
+    print(f"{name}: {state}")
+    return 0
+
+
+def check(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate the configuration and print the sources, destinations and routes."""
+    print(f"config: {settings.config_file or '(none; built-in defaults)'}")
+    print(f"database: {settings.database_url}")
+    print(f"max body: {settings.max_body_bytes} bytes")
+    proxies = ", ".join(str(n) for n in settings.trusted_proxies.networks) or "(none)"
+    print(f"trusted proxies: {proxies}")
+    for name, source in settings.sources.items():
+        print(f"source {name}: kind {source.kind}, checks: {', '.join(sorted(source.require))}")
+        if "ip" in source.require:
+            print(f"  allow_ips: {', '.join(str(n) for n in source.allow_ips.networks)}")
+        if "secret" in source.require:
+            print(f"  secrets: {len(source.secrets)}")
+    for name, destination in settings.destinations.items():
+        print(f"destination {name}: {destination.target}")
+        if isinstance(destination, HTTPDestination) and not destination.secrets:
+            print("  unsigned: no secret is configured")
+    if not settings.routes:
+        print("routes: none; events are stored and not delivered")
+    for route in settings.routes:
+        print(f"route {route.name}: {route.conditions()} -> {', '.join(route.to)}")
+    print("ok")
+    return 0
+
+
+def with_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = open_store(settings.database_url)
+        await store.open()
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _next(delivery: Delivery) -> str:
+    if delivery.next_attempt_at is None or delivery.state not in ("pending", "retrying"):
+        return "-"
+    return format_timestamp(delivery.next_attempt_at)[:19] + "Z"
+
+
+def _fail(message: str) -> int:
+    print(f"photohook: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def _event_row(event: Event) -> tuple[str, ...]:
+    return (
+        event.id,
+        format_time(event.received_at)[:19] + "Z",
+        event.source,
+        event.type,
+        event.task_id,
+        event.business_id or "-",
+        str(len(event.result_urls)),
+    )
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, empty: str) -> None:
+    if not rows:
+        print(empty)
+        return
+    table = [tuple(header), *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )

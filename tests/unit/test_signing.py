@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from standardwebhooks import Webhook
+
+from receiver.signing import decode_secret, sign, signature_header, verify
+
+SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SPEC_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+SPEC_TIMESTAMP = 1614265330
+SPEC_BODY = b'{"test": 2432232314}'
+
+
+def test_the_specification_test_vector() -> None:
+    signature = sign(decode_secret(SPEC_SECRET), SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY)
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_the_standardwebhooks_library_verifies_our_signatures_during_rotation() -> None:
+    old, new = "whsec_" + "b2xkLXNlY3JldC1rZXk=", "whsec_bmV3LXNlY3JldC1rZXktMTIz"
+    timestamp = int(time.time())
+    body = b'{"id": "evt_1", "type": "fotor.task.completed"}'
+    header = signature_header([decode_secret(new), decode_secret(old)], "evt_1", timestamp, body)
+    assert len(header.split()) == 2
+    headers = {
+        "webhook-id": "evt_1",
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": header,
+    }
+    for secret in (old, new):
+        assert Webhook(secret).verify(body, headers) == {
+            "id": "evt_1",
+            "type": "fotor.task.completed",
+        }
+    assert (
+        Webhook(secret).sign("evt_1", datetime.fromtimestamp(timestamp, UTC), body.decode())
+        in header
+    )
+
+
+def test_verify_checks_keys_body_and_tolerance() -> None:
+    key = decode_secret(SPEC_SECRET)
+    header = signature_header([key], SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY)
+    assert verify([key], SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, header, now=SPEC_TIMESTAMP + 10)
+    assert not verify([key], SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY + b" ", header, now=SPEC_TIMESTAMP)
+    assert not verify([b"other"], SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, header, now=SPEC_TIMESTAMP)
+    assert not verify([key], SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, header, now=SPEC_TIMESTAMP + 301)
+
+
+@pytest.mark.parametrize("bad", ["whsec_", "whsec_not base64!", "whsec_%%%%"])
+def test_bad_secrets(bad: str) -> None:
+    with pytest.raises(ValueError, match="secret"):
+        decode_secret(bad)
