@@ -30,8 +30,8 @@ logger = logging.getLogger("photohook.worker")
 SWEEP_INTERVAL = 1.0
 #: Seconds that deliveries in flight get to finish when the worker stops.
 GRACE_PERIOD = 10.0
-#: How long a lease outlives the longest destination timeout.
-LEASE_MARGIN = 60.0
+#: How long a lease outlives an attempt's longest wait (rate limit, then timeout).
+LEASE_MARGIN = 5.0
 
 
 class _RateLimit:
@@ -130,7 +130,13 @@ class Worker:
             ),
         )
         self._lanes = {name: _Lane(self, d, self._client) for name, d in destinations.items()}
-        self._lease = max((d.timeout for d in destinations.values()), default=0) + LEASE_MARGIN
+        self._lease = LEASE_MARGIN + max(
+            (
+                d.timeout + (d.max_in_flight / d.rate_limit if d.rate_limit else 0)
+                for d in destinations.values()
+            ),
+            default=0,
+        )
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None

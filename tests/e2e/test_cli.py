@@ -33,7 +33,7 @@ def test_url_without_token_check_and_unknown_source(tmp_path: Path) -> None:
     )
     assert run_cli("url", "crop", cwd=tmp_path).stdout == "http://127.0.0.1:8000/hooks/crop\n"
     missing = run_cli("url", "fotor", cwd=tmp_path)
-    assert missing.returncode == 2 and "no source named 'fotor'" in missing.stderr
+    assert missing.returncode == 1 and "no source named 'fotor'" in missing.stderr
 
 
 def test_bad_config_stops_serve_and_check_with_a_precise_message(tmp_path: Path) -> None:

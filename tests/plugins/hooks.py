@@ -24,3 +24,30 @@ NOT_CALLABLE = 42
 
 def two_arguments(event: Event, other: int) -> None:
     """Not a handler: it needs two arguments."""
+
+
+ASYNC_CALLS: list[str] = []
+ATTEMPTS: dict[str, int] = {}
+
+
+async def record_async(event: Event) -> None:
+    ASYNC_CALLS.append(event.id)
+
+
+async def too_slow(event: Event) -> None:
+    import asyncio
+
+    await asyncio.sleep(5)
+
+
+def retry_once(event: Event) -> None:
+    """Asks for one retry, 50ms later, then succeeds."""
+    from receiver import Retry
+
+    ATTEMPTS[event.id] = ATTEMPTS.get(event.id, 0) + 1
+    if ATTEMPTS[event.id] == 1:
+        raise Retry(after=0.05)
+
+
+def broken(event: Event) -> None:
+    raise RuntimeError("the handler is broken")

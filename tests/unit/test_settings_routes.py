@@ -9,6 +9,7 @@ from receiver.errors import ConfigError
 from receiver.settings import Settings
 from tests.plugins import hooks
 
+LOG = "[destinations.a]\nhandler = 'handlers.log:print_event'\n"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 FULL = f"""
@@ -115,23 +116,23 @@ def test_callables_given_in_code(tmp_path: Path) -> None:
         ("[[routes]]\nto = ['nowhere']\n", "routes[0].to: no destination named 'nowhere'"),
         ("[[routes]]\n", "routes[0].to: name at least one destination"),
         (
-            "[destinations.a]\nhandler = 'handlers.log:print_event'\n[[routes]]\nto = 'a'\nstatus = 'done'\n",
+            LOG + "[[routes]]\nto = 'a'\nstatus = 'done'\n",
             "unknown status 'done'",
         ),
         (
-            "[destinations.a]\nhandler = 'handlers.log:print_event'\n[[routes]]\nto = 'a'\nsource = 'stripe'\n",
+            LOG + "[[routes]]\nto = 'a'\nsource = 'stripe'\n",
             "unknown source 'stripe'",
         ),
         (
-            "[destinations.a]\nhandler = 'handlers.log:print_event'\n[[routes]]\nto = 'a'\nstatus = []\n",
+            LOG + "[[routes]]\nto = 'a'\nstatus = []\n",
             "an empty list matches nothing",
         ),
         (
-            "[destinations.a]\nhandler = 'handlers.log:print_event'\n[[routes]]\nto = 'a'\nwhen = 1\n",
+            LOG + "[[routes]]\nto = 'a'\nwhen = 1\n",
             "routes[0].when: unknown key",
         ),
         (
-            "[destinations.a]\nhandler = 'handlers.log:print_event'\n[[routes]]\nname = 'x'\nto = 'a'\n[[routes]]\nname = 'x'\nto = 'a'\n",
+            LOG + "[[routes]]\nname = 'x'\nto = 'a'\n[[routes]]\nname = 'x'\nto = 'a'\n",
             "two routes are named 'x'",
         ),
     ],

@@ -1,0 +1,114 @@
+"""Real servers on loopback for integration tests: uvicorn in a thread, and webhook sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uvicorn
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.helpers import free_port
+
+
+@contextmanager
+def running(app: Any, *, lifespan: str = "on") -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Received:
+    webhook_id: str | None
+    headers: dict[str, str]
+    body: bytes
+    verified: bool | None
+    at: float
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+class Sink:
+    """A downstream receiver: verifies each request with the standardwebhooks library, records
+    it, and answers as ``script(n)`` says for the n-th request (from 0)."""
+
+    def __init__(self, secret: str | None = None, script: Callable[[int], Reply] | None = None):
+        self.secret = secret
+        self.script = script or (lambda n: Reply())
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self.app = Starlette(routes=[Route("/{path:path}", self._receive, methods=["POST", "GET"])])
+
+    async def _receive(self, request: Request) -> Response:
+        body = await request.body()
+        headers = dict(request.headers)
+        verified = None
+        if self.secret is not None:
+            try:
+                Webhook(self.secret).verify(body, headers)
+                verified = True
+            except WebhookVerificationError:
+                verified = False
+        with self._lock:
+            number = len(self.received)
+            self.received.append(
+                Received(headers.get("webhook-id"), headers, body, verified, time.monotonic())
+            )
+        reply = self.script(number)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        return Response(b"ok", status_code=reply.status, headers=reply.headers)
+
+    @property
+    def ids(self) -> list[str | None]:
+        with self._lock:
+            return [r.webhook_id for r in self.received]
+
+
+async def eventually(predicate: Callable[[], bool | Awaitable[bool]], within: float = 15) -> None:
+    """Wait until ``predicate`` holds (polling), or fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {within}s")
+        await asyncio.sleep(0.02)

@@ -1,0 +1,215 @@
+"""Delivery to real HTTP sinks on loopback, photohook itself under uvicorn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from receiver import __version__
+from tests.helpers import fixture
+
+from .conftest import SECRET
+from .servers import Reply, Sink, eventually
+
+Start = Callable[..., Any]
+
+
+def destination(name: str, url: str, extra: str = "") -> str:
+    return f'[destinations.{name}]\nurl = "{url}/hook"\nsecret = "{SECRET}"\n{extra}\n'
+
+
+async def test_events_are_delivered_signed_and_verifiable(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    sink = Sink(secret=SECRET)
+    app = await photohook(destination("app", sink_url(sink)) + '[[routes]]\nto = ["app"]\n')
+    [event_id] = await app.send()
+    await eventually(lambda: len(sink.received) == 1)
+    [received] = sink.received
+    assert received.verified is True
+    assert received.webhook_id == event_id
+    assert received.headers["content-type"] == "application/json"
+    assert received.headers["user-agent"] == f"photohook/{__version__}"
+    body = received.json()
+    assert body["id"] == event_id
+    assert body["type"] == "fotor.task.completed"
+    assert body["payload"] == fixture("fotor/upscale-completed")
+    await eventually(lambda: _states(app, {"app": "delivered"}))
+    [delivery] = await app.deliveries()
+    assert delivery.attempts == 1
+
+
+async def test_no_route_means_stored_not_delivered(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    sink = Sink()
+    app = await photohook(destination("app", sink_url(sink)))
+    await app.send()
+    assert await app.deliveries() == []
+
+
+async def test_500_is_retried_with_the_same_webhook_id_until_it_succeeds(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    sink = Sink(secret=SECRET, script=lambda n: Reply(500 if n < 2 else 200))
+    url = sink_url(sink)
+    app = await photohook(
+        destination("app", url, 'retry_schedule = ["50ms", "50ms", "50ms"]')
+        + '[[routes]]\nto = ["app"]\n'
+    )
+    [event_id] = await app.send()
+    await eventually(lambda: _states(app, {"app": "delivered"}))
+    assert sink.ids == [event_id] * 3
+    assert all(r.verified for r in sink.received)  # a fresh signature on each attempt
+    [delivery] = await app.deliveries()
+    assert delivery.attempts == 3
+
+
+async def test_a_timeout_is_a_failed_attempt(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    sink = Sink(script=lambda n: Reply(delay=3.0 if n == 0 else 0.0))
+    app = await photohook(
+        destination("app", sink_url(sink), 'timeout = "300ms"\nretry_schedule = ["50ms"]')
+        + '[[routes]]\nto = ["app"]\n'
+    )
+    await app.send()
+    await eventually(lambda: _states(app, {"app": "delivered"}))
+    [delivery] = await app.deliveries()
+    assert delivery.attempts == 2
+
+
+async def test_connection_refused_until_dead(photohook: Start) -> None:
+    from tests.helpers import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    app = await photohook(
+        destination("app", closed, 'retry_schedule = ["20ms", "20ms"]')
+        + '[[routes]]\nto = ["app"]\n'
+    )
+    await app.send()
+    await eventually(lambda: _states(app, {"app": "dead"}))
+    [delivery] = await app.deliveries()
+    assert delivery.attempts == 3
+    assert "ConnectError" in (delivery.last_error or "")
+
+
+async def test_retry_after_is_honoured_within_bounds(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    sink = Sink(
+        script=lambda n: (
+            Reply(429, {"Retry-After": "1"}) if n == 0 else Reply(503, {"Retry-After": "3600"})
+        )
+    )
+    app = await photohook(
+        destination("app", sink_url(sink), 'retry_schedule = ["2s", "10s"]')
+        + '[[routes]]\nto = ["app"]\n'
+    )
+    await app.send()
+    await eventually(lambda: _states(app, {"app": "retrying"}))
+    [delivery] = await app.deliveries()
+    # Retry-After: 1 is sooner than the schedule's 2s: the 2s delay stands (no jitter on it).
+    assert delivery.next_attempt_at is not None
+    assert 1.8 <= delivery.next_attempt_at - delivery.updated_at <= 2.0
+    await eventually(lambda: _attempts(app, 2), within=10)
+    [delivery] = await app.deliveries()
+    # Retry-After: 3600 is clamped to twice the scheduled 10s.
+    assert delivery.next_attempt_at is not None
+    assert 19.8 <= delivery.next_attempt_at - delivery.updated_at <= 20.0
+    assert len(sink.received) == 2
+
+
+async def test_410_disables_the_destination_and_resume_sends_what_was_held(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    gone = Sink(script=lambda n: Reply(410 if n == 0 else 200))
+    other = Sink()
+    app = await photohook(
+        destination("gone", sink_url(gone))
+        + destination("other", sink_url(other))
+        + '[[routes]]\nto = ["gone", "other"]\n'
+    )
+    await app.send()
+    await eventually(lambda: _states(app, {"gone": "held", "other": "delivered"}))
+    await app.send(taskId="second-task")
+    await eventually(lambda: len(other.received) == 2)
+    assert len(gone.received) == 1  # disabled: nothing more is sent
+    [status] = [s for s in await app.store.destination_statuses(time.time()) if s.name == "gone"]
+    assert status.state == "disabled"
+    assert "410" in (status.reason or "")
+    assert await app.store.set_destination_state("gone", "active", None)
+    await eventually(lambda: len(gone.received) == 3)
+
+
+async def test_redirects_are_failures_and_never_followed(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    listener = Sink()
+    target = sink_url(listener)
+    redirecting = Sink(script=lambda n: Reply(302, {"Location": f"{target}/internal"}))
+    app = await photohook(
+        destination("app", sink_url(redirecting), "retry_schedule = []")
+        + '[[routes]]\nto = ["app"]\n'
+    )
+    await app.send()
+    await eventually(lambda: _states(app, {"app": "dead"}))
+    [delivery] = await app.deliveries()
+    assert delivery.last_status == 302
+    assert "redirects are not followed" in (delivery.last_error or "")
+    assert listener.received == []
+
+
+async def test_a_slow_destination_does_not_delay_the_others(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    slow = Sink(script=lambda n: Reply(delay=1.0))
+    fast = Sink()
+    app = await photohook(
+        destination("slow", sink_url(slow), "max_in_flight = 1")
+        + destination("fast", sink_url(fast))
+        + '[[routes]]\nto = ["slow", "fast"]\n'
+    )
+    for index in range(5):
+        await app.send(taskId=f"task-{index}")
+    await eventually(lambda: len(fast.received) == 5, within=4)
+    assert len(slow.received) <= 2  # one at a time, a second each
+
+
+async def test_per_task_order_holds_across_retries(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    sink = Sink(script=lambda n: Reply(500 if n < 2 else 200))
+    app = await photohook(
+        destination("app", sink_url(sink), 'retry_schedule = ["300ms", "300ms"]')
+        + '[[routes]]\nto = ["app"]\n'
+    )
+    [in_progress] = await app.send(fixture("fotor/upscale-in-progress"))
+    [completed] = await app.send()
+    await eventually(lambda: app.all_in("delivered", 2))
+    assert sink.ids == [in_progress, in_progress, in_progress, completed]
+
+
+async def test_transform_shapes_the_body_or_skips(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    sink = Sink(secret=SECRET)
+    app = await photohook(
+        destination("app", sink_url(sink), 'transform = "tests.plugins.hooks:to_order_update"')
+        + '[[routes]]\nto = ["app"]\n'
+    )
+    await app.send()
+    await app.send(fixture("fotor/bg-remove-failed"))  # no businessId: the transform skips it
+    await eventually(lambda: app.settled(2))
+    assert [r.json() for r in sink.received] == [{"order": "order-20261121-0042", "done": True}]
+    assert sink.received[0].verified
+    assert sorted(d.state for d in await app.deliveries()) == ["delivered", "skipped"]
+
+
+async def _states(app: Any, expected: dict[str, str]) -> bool:
+    return bool(await app.states() == expected)
+
+
+async def _attempts(app: Any, count: int) -> bool:
+    return any(d.attempts == count for d in await app.deliveries())
