@@ -169,23 +169,30 @@ class Worker:
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            limits = {name: lane.free() for name, lane in self._lanes.items() if lane.free() > 0}
-            next_due = None
-            claimed = 0
-            if limits:
-                now = time.time()
-                try:
-                    claims, next_due = await self.store.claim(limits, self.id, self._lease, now)
-                except StoreError as exc:
-                    logger.error("cannot claim deliveries: %s", exc)
-                    claims = []
-                for claim in claims:
-                    self._lanes[claim.delivery.destination].start(claim)
-                claimed = len(claims)
-            if claimed:
-                continue
-            timeout = self._sweep_interval
-            if next_due is not None:
-                timeout = min(max(next_due - time.time(), 0.005), timeout)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            try:
+                timeout = await self._claim_and_start()
+            except Exception:
+                # Never let one bad cycle stop deliveries for good; the next sweep tries again.
+                logger.exception("the delivery loop failed; trying again")
+                timeout = self._sweep_interval
+            if timeout:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _claim_and_start(self) -> float:
+        """Claim and start what is due; return how long to wait (0: look again at once)."""
+        limits = {name: lane.free() for name, lane in self._lanes.items() if lane.free() > 0}
+        if not limits:
+            return self._sweep_interval  # every lane is full; a finished delivery wakes us
+        try:
+            claims, next_due = await self.store.claim(limits, self.id, self._lease, time.time())
+        except StoreError as exc:
+            logger.error("cannot claim deliveries: %s", exc)
+            return self._sweep_interval
+        for claim in claims:
+            self._lanes[claim.delivery.destination].start(claim)
+        if claims:
+            return 0
+        if next_due is None:
+            return self._sweep_interval
+        return min(max(next_due - time.time(), 0.005), self._sweep_interval)

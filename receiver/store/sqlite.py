@@ -281,8 +281,11 @@ class SQLiteStore:
     ) -> tuple[list[Claim], float | None]:
         try:
             async with self._transaction() as db:
-                cursor = await db.execute("SELECT name FROM destinations WHERE state = 'active'")
-                active = [name for (name,) in await cursor.fetchall() if limits.get(name, 0) > 0]
+                cursor = await db.execute("SELECT name, state FROM destinations")
+                states = dict(await cursor.fetchall())
+                if any(state != "active" for state in states.values()):
+                    await _hold_inactive(db, now)
+                active = [n for n, state in states.items() if state == "active" and limits.get(n)]
                 claimed: list[str] = []
                 for destination in active:
                     cursor = await db.execute(
@@ -542,6 +545,16 @@ async def _set_destination_state(
             (now, name, now),
         )
     return True
+
+
+async def _hold_inactive(db: aiosqlite.Connection, now: float) -> None:
+    """Deliveries created while their destination was paused or disabled wait as held."""
+    await db.execute(
+        "UPDATE deliveries SET state = 'held', updated_at = ?"
+        " WHERE state IN ('pending', 'retrying') AND lease_owner IS NULL"
+        " AND destination IN (SELECT name FROM destinations WHERE state != 'active')",
+        (now,),
+    )
 
 
 _INSERT_DELIVERY = (

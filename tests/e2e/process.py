@@ -40,7 +40,7 @@ class Serve:
         self.env = {**os.environ, **(env or {})}
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "serve.log"
+        self.log = workdir / f"{type(self).__name__.lower()}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
@@ -75,3 +75,23 @@ class Serve:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+
+
+class Worker(Serve):
+    """``photohook worker`` in ``workdir``; started once its log says it is delivering."""
+
+    def start(self, timeout: float = 20.0) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*COMMAND, "worker", *self.args],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while b"delivering to" not in self.log.read_bytes()[offset:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"photohook worker did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
