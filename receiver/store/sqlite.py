@@ -282,7 +282,7 @@ class SQLiteStore:
         try:
             async with self._transaction() as db:
                 cursor = await db.execute("SELECT name, state FROM destinations")
-                states = dict(await cursor.fetchall())
+                states = {str(row[0]): str(row[1]) for row in await cursor.fetchall()}
                 if any(state != "active" for state in states.values()):
                     await _hold_inactive(db, now)
                 active = [n for n, state in states.items() if state == "active" and limits.get(n)]
