@@ -1,21 +1,31 @@
-"""The ASGI application: ingest endpoints, health checks, and the start-up that ties them up."""
+"""The ASGI application: ingest, health, the admin API, the dashboard and metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from . import errors
-from .errors import ServiceUnavailable, StoreError
+from .admin.access import AdminAccess
+from .admin.api import AdminAPI
+from .admin.dashboard import Dashboard
+from .admin.openapi import document
+from .errors import HTTPError, ServiceUnavailable, StoreError
 from .ingest import Ingest
+from .logs import RequestLog
+from .metrics import Metrics
 from .responses import JSONResponse, error_response
+from .retention import prune_forever
 from .routing import Router
 from .settings import Settings
 from .store import Store, open_store
@@ -23,6 +33,8 @@ from .tokens import URLTokens
 from .worker import Worker
 
 logger = logging.getLogger("photohook")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(settings: Settings | None = None, *, worker: bool = True) -> Starlette:
@@ -34,26 +46,32 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     """
     settings = settings if settings is not None else Settings.load()
     store = open_store(settings.database_url)
-    deliverer = Worker(store, settings.destinations) if worker else None
-    ingest = Ingest(
-        settings,
-        store,
-        Router(settings.routes),
-        on_deliveries=deliverer.wake if deliverer is not None else lambda: None,
-    )
+    router = Router(settings.routes)
+    metrics = Metrics(settings.sources, settings.destinations)
+    deliverer = Worker(store, settings.destinations, metrics=metrics) if worker else None
+    wake = deliverer.wake if deliverer is not None else _nothing
+    ingest = Ingest(settings, store, router, metrics, on_deliveries=wake)
+    access = AdminAccess(settings.admin_token, settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        background: list[asyncio.Task[None]] = []
         try:
             ingest.start(await url_tokens(settings, store))
             await store.sync_destinations(settings.destinations)
             _log_start(settings)
             if deliverer is not None:
                 await deliverer.start()
+            if settings.retention is not None:
+                background.append(asyncio.create_task(prune_forever(store, settings.retention)))
             try:
                 yield
             finally:
+                for task in background:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 if deliverer is not None:
                     await deliverer.stop()
         finally:
@@ -70,18 +88,48 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
             return error_response(ServiceUnavailable("the database is not writable"))
         return JSONResponse({"ok": True})
 
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document())
+
+    async def prometheus(request: Request) -> Response:
+        return Response(
+            await metrics.render(store), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    def guarded(endpoint: Endpoint) -> Endpoint:
+        async def check_then_call(request: Request) -> Response:
+            access.check(request)
+            return await endpoint(request)
+
+        return check_then_call
+
+    admin_routes: list[BaseRoute] = [
+        Route(route.path, guarded(route.endpoint), methods=route.methods)
+        for route in AdminAPI(settings, store, router, wake).routes()
+        if isinstance(route, Route)
+    ]
     app = Starlette(
         routes=[
             Route("/hooks/{source}/{token}", ingest.receive, methods=["POST"]),
             Route("/hooks/{source}", ingest.receive, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/metrics", guarded(prometheus), methods=["GET"]),
+            *admin_routes,
+            *Dashboard(settings, store, router, access, wake).routes(),
         ],
+        middleware=[Middleware(RequestLog)],
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
+        exception_handlers={
+            HTTPError: _photohook_error,
+            HTTPException: _http_exception,
+            Exception: _unexpected,
+        },
     )
     app.state.store = store
     app.state.worker = deliverer
+    app.state.metrics = metrics
     return app
 
 
@@ -89,6 +137,15 @@ async def url_tokens(settings: Settings, store: Store) -> URLTokens:
     """URL tokens under ``PHOTOHOOK_SECRET_KEYS``, or else the key kept in the database."""
     keys = [key.reveal() for key in settings.secret_keys]
     return URLTokens(keys or [await store.url_token_key()])
+
+
+def _nothing() -> None:
+    pass
+
+
+async def _photohook_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return error_response(exc)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -117,3 +174,8 @@ def _log_start(settings: Settings) -> None:
         logger.info("no routes are configured: events are stored and not delivered")
     for route in settings.routes:
         logger.info("route %s: %s -> %s", route.name, route.conditions(), ", ".join(route.to))
+    if settings.admin_token is None:
+        logger.info(
+            "PHOTOHOOK_ADMIN_TOKEN is not set: the admin API, dashboard and metrics answer "
+            "loopback clients only"
+        )

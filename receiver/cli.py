@@ -103,6 +103,21 @@ def _parser() -> argparse.ArgumentParser:
     for name, function in (("pause", commands.pause), ("resume", commands.resume)):
         command(name, function).add_argument("name", metavar="NAME", help="a destination")
 
+    send_test = command("send-test", commands.send_test)
+    send_test.add_argument("source", metavar="SOURCE", help="a configured source (its provider)")
+    send_test.add_argument("--url", required=True, help="where to send (photohook url SOURCE)")
+    send_test.add_argument(
+        "--status", choices=["completed", "failed", "in_progress"], default="completed"
+    )
+    send_test.add_argument("--task-type", default="upscale", help="Fotor task type (upscale)")
+    send_test.add_argument("--count", type=_positive, default=1, help="callbacks to send (1)")
+    send_test.add_argument("--concurrency", type=_positive, default=1, help="at once (1)")
+    send_test.add_argument("--secret", help="X-WEBHOOK-SECRET to send (Crop.photo)")
+
+    prune = command("prune", commands.prune)
+    prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d")
+    prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+
     command("check", commands.check)
     return parser
 

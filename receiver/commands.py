@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import orjson
 
 from .destinations import HTTPDestination
+from .durations import format_duration
 from .events import Event, format_time, format_timestamp
 from .routing import Router
 from .settings import Settings
@@ -121,27 +122,26 @@ def deliveries(settings: Settings, args: argparse.Namespace) -> int:
 
 def replay(settings: Settings, args: argparse.Namespace) -> int:
     """Route an event again (routes added since apply) and queue new deliveries."""
-
-    async def run(store: Store) -> tuple[Event | None, list[str], tuple[str, ...]]:
-        event = await store.get_event(args.event_id)
-        if event is None:
-            return None, [], ()
-        targets = (
-            (args.destination,) if args.destination else Router(settings.routes).destinations(event)
-        )
-        if not targets:
-            return event, [], targets
-        await store.sync_destinations(settings.destinations)
-        return event, await store.add_deliveries(event.id, targets), targets
+    from .replay import replay_event
 
     if args.destination and args.destination not in settings.destinations:
         return _fail(f"no destination named {args.destination!r}")
-    event, created, targets = with_store(settings, run)
+
+    async def run(store: Store) -> tuple[Event | None, list[tuple[str, str]]]:
+        event = await store.get_event(args.event_id)
+        if event is None:
+            return None, []
+        router = Router(settings.routes)
+        return event, await replay_event(
+            store, router, event, destination=args.destination, destinations=settings.destinations
+        )
+
+    event, created = with_store(settings, run)
     if event is None:
         return _fail(f"no event {args.event_id!r}")
     if not created:
         return _fail(f"no route sends {event.id} anywhere; name one with --destination")
-    for delivery_id, target in zip(created, targets, strict=True):
+    for delivery_id, target in created:
         print(f"{delivery_id} -> {target}")
     return 0
 
@@ -215,6 +215,45 @@ def _set_state(settings: Settings, name: str, state: str, reason: str | None) ->
     return 0
 
 
+def send_test(settings: Settings, args: argparse.Namespace) -> int:
+    """Send realistic callbacks of SOURCE's provider to a photohook URL, and summarize."""
+    from . import simulator
+
+    source = settings.sources.get(args.source)
+    if source is None:
+        return _fail(f"no source named {args.source!r} (have: {', '.join(settings.sources)})")
+    summary = simulator.run(
+        kind=source.kind,
+        url=args.url,
+        status=args.status,
+        task_type=args.task_type,
+        count=args.count,
+        concurrency=args.concurrency,
+        secret=args.secret,
+    )
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
+def prune(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete events, stored requests and attempts older than --older-than (not those still
+    being delivered)."""
+    from .durations import parse_duration
+    from .retention import prune_old
+
+    try:
+        seconds = parse_duration(args.older_than)
+    except ValueError as exc:
+        return _fail(f"--older-than: {exc}")
+    pruned = with_store(settings, lambda store: prune_old(store, seconds, dry_run=args.dry_run))
+    verb = "would delete" if args.dry_run else "deleted"
+    print(
+        f"{verb} {pruned.events} events, {pruned.receipts} requests, "
+        f"{pruned.deliveries} deliveries, {pruned.attempts} attempts"
+    )
+    return 0
+
+
 def check(settings: Settings, args: argparse.Namespace) -> int:
     """Validate the configuration and print the sources, destinations and routes."""
     print(f"config: {settings.config_file or '(none; built-in defaults)'}")
@@ -234,6 +273,8 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
             print("  unsigned: no secret is configured")
     if not settings.routes:
         print("routes: none; events are stored and not delivered")
+    if settings.retention is not None:
+        print(f"retention: {format_duration(settings.retention)}")
     for route in settings.routes:
         print(f"route {route.name}: {route.conditions()} -> {', '.join(route.to)}")
     print("ok")

@@ -45,7 +45,9 @@ class HTTPDestination:
 
     @property
     def target(self) -> str:
-        return self.url
+        """The URL without its query string, which may carry a credential."""
+        parts = urlsplit(self.url)
+        return parts._replace(query="?" if parts.query else "", fragment="").geturl()
 
     def signing_keys(self) -> list[bytes]:
         return [decode_secret(secret.reveal()) for secret in self.secrets]

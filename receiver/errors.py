@@ -98,6 +98,13 @@ class MethodNotAllowed(HTTPError):
     code = "method_not_allowed"
 
 
+class Conflict(HTTPError):
+    """The request conflicts with the resource's current state."""
+
+    status_code = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(HTTPError):
     """The request body is larger than the configured limit."""
 
@@ -132,6 +139,7 @@ _BY_STATUS: dict[int, type[HTTPError]] = {
     403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
+    409: Conflict,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
     422: ValidationFailed,

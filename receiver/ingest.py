@@ -33,6 +33,7 @@ from .errors import (
 )
 from .events import Event
 from .ids import new_id
+from .metrics import Metrics
 from .responses import JSONResponse, error_response
 from .routing import Router
 from .settings import Settings, SourceConfig
@@ -62,9 +63,11 @@ class Ingest:
         settings: Settings,
         store: Store,
         router: Router,
+        metrics: Metrics,
         on_deliveries: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._store = store
         self._router = router
         self._on_deliveries = on_deliveries
@@ -86,12 +89,16 @@ class Ingest:
 
     async def receive(self, request: Request) -> Response:
         started = time.perf_counter()
+        source = request.path_params["source"]
         try:
             stored = await self._receive(request)
         except HTTPError as error:
-            _log(request, error.status_code, error.code, started)
+            request.state.outcome = error.code
+            self._metrics.callback(source, "rejected", error.code, time.perf_counter() - started)
             return error_response(error)
-        _log(request, 200, "duplicate" if stored.duplicate else "accepted", started)
+        outcome = "duplicate" if stored.duplicate else "accepted"
+        request.state.outcome = outcome
+        self._metrics.callback(source, outcome, "", time.perf_counter() - started)
         return JSONResponse(
             {"ok": True, "event_ids": stored.event_ids, "duplicate": stored.duplicate}
         )
@@ -158,6 +165,9 @@ class Ingest:
         except TimeoutError:
             logger.error("storing a callback of source %s took over %ss", name, COMMIT_TIMEOUT)
             raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+        if stored.new_event_ids:
+            new = set(stored.new_event_ids)
+            self._metrics.stored(n.event.type for n in events if n.event.id in new)
         if stored.deliveries:
             self._on_deliveries()
         return stored
@@ -186,15 +196,3 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _log(request: Request, status: int, outcome: str, started: float) -> None:
-    if logger.isEnabledFor(logging.INFO):
-        logger.info(
-            "%s %s %d %s %.1fms",
-            request.method,
-            redact.path(request.scope["path"]),
-            status,
-            outcome,
-            (time.perf_counter() - started) * 1000,
-        )

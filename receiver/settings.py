@@ -41,7 +41,11 @@ ENVIRONMENT = {
     "PORT": "port to listen on (default: 8000)",
     "PHOTOHOOK_LOG_LEVEL": "log level (default: info)",
     "PHOTOHOOK_LOG_FORMAT": "log format: text or json (default: text)",
+    "PHOTOHOOK_ADMIN_TOKEN": "bearer token of the admin API and dashboard "
+    "(default: unset, loopback clients only)",
 }
+#: Duplicates must be recognised for at least this long (Crop.photo resends for ~1.5 hours).
+MINIMUM_RETENTION = 7 * 86400
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +83,8 @@ class Settings:
     allow_private_destinations: bool = False
     destinations: Mapping[str, Destination] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
+    admin_token: Secret | None = None
+    retention: float | None = None  # seconds; None keeps everything
     log_level: str = "info"
     log_format: str = "text"
 
@@ -109,6 +115,11 @@ class Settings:
         max_body_bytes = server.take_int("max_body_bytes", 262_144, minimum=1024)
         trusted_proxies = server.take_networks("trusted_proxies")
         allow_private = server.take_bool("allow_private_destinations", False)
+        retention = server.take_duration("retention", 0) or None
+        if retention is not None and retention < MINIMUM_RETENTION:
+            raise server.error(
+                "retention", "must be at least 7d, so that provider resends are still recognised"
+            )
         server.finish()
         sources = (
             {name: _read_source(table, name) for name, table in root.take_tables("sources").items()}
@@ -159,6 +170,10 @@ class Settings:
             allow_private_destinations=allow_private,
             destinations=destinations,
             routes=routes,
+            admin_token=Secret(environ["PHOTOHOOK_ADMIN_TOKEN"])
+            if environ.get("PHOTOHOOK_ADMIN_TOKEN")
+            else None,
+            retention=retention,
             log_level=level,
             log_format=fmt,
         )

@@ -21,6 +21,7 @@ import httpx
 from .destinations import Destination
 from .errors import StoreError
 from .ids import ulid
+from .metrics import Metrics
 from .senders import HandlerSender, HTTPSender, Result, sender_for
 from .store import Claim, Outcome, Store
 
@@ -86,6 +87,9 @@ class _Lane:
             outcome.state,
             f" ({result.attempt.error})" if result.attempt.error else "",
         )
+        if self.worker.metrics is not None:
+            seconds = result.attempt.duration_ms / 1000
+            self.worker.metrics.attempt(self.destination.name, outcome.state, seconds)
         try:
             await self.worker.store.finish(outcome)
         except StoreError as exc:
@@ -117,9 +121,11 @@ class Worker:
         store: Store,
         destinations: Mapping[str, Destination],
         *,
+        metrics: Metrics | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.id = f"{socket.gethostname()}:{os.getpid()}:{ulid()[-6:]}"
         self._sweep_interval = sweep_interval
         self._client = httpx.AsyncClient(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from ..errors import ConfigError
@@ -11,13 +12,16 @@ from .records import (
     DELIVERY_STATES,
     DESTINATION_STATES,
     Attempt,
+    AttemptRecord,
     Claim,
     Delivery,
     DeliveryQuery,
     DestinationStatus,
+    EventDetail,
     EventQuery,
     NewEvent,
     Outcome,
+    Pruned,
     Receipt,
     Stored,
 )
@@ -75,9 +79,23 @@ class Store(Protocol):
         """Deliveries matching ``query``: dead ones first, then newest first."""
 
     async def requeue(
-        self, *, delivery_id: str | None = None, destination: str | None = None
+        self,
+        *,
+        delivery_id: str | None = None,
+        destination: str | None = None,
+        event_id: str | None = None,
     ) -> int:
-        """Queue dead deliveries again (one, one destination's, or all); how many."""
+        """Queue dead deliveries again (matching all given filters); how many."""
+
+    async def event_detail(self, event_id: str) -> EventDetail | None:
+        """The event, its stored requests, its deliveries and their attempts; None if unknown."""
+
+    async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
+        """The attempts of these deliveries, in order."""
+
+    async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
+        """Delete events received before ``cutoff`` with nothing left to deliver, their
+        deliveries and attempts, and requests no kept event needs, in small transactions."""
 
     async def set_destination_state(self, name: str, state: str, reason: str | None) -> bool:
         """Pause, disable or resume a destination; False if no such destination."""
@@ -105,13 +123,16 @@ __all__ = [
     "DELIVERY_STATES",
     "DESTINATION_STATES",
     "Attempt",
+    "AttemptRecord",
     "Claim",
     "Delivery",
     "DeliveryQuery",
     "DestinationStatus",
+    "EventDetail",
     "EventQuery",
     "NewEvent",
     "Outcome",
+    "Pruned",
     "Receipt",
     "Store",
     "Stored",

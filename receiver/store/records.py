@@ -55,11 +55,18 @@ class Stored:
 
 @dataclass(frozen=True, slots=True)
 class EventQuery:
-    """Filters for listing events, newest first."""
+    """Filters for listing events, newest first; ``before`` is the cursor (an event id)."""
 
     source: str | None = None
+    type: str | None = None
     status: str | None = None
     task_id: str | None = None
+    business_id: str | None = None
+    label: str | None = None
+    flagged: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before: str | None = None
     limit: int = 50
 
 
@@ -98,9 +105,14 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryQuery:
+    """Filters for listing deliveries: dead ones first, then newest first."""
+
     state: str | None = None
     event_id: str | None = None
     destination: str | None = None
+    delivery_id: str | None = None
+    before: str | None = None  # the cursor: a delivery id
+    dead_first: bool = True  # False: strictly newest first, as cursor pagination needs
     limit: int = 100
 
 
@@ -147,6 +159,7 @@ class DestinationStatus:
     last_error: str | None
     queue_depth: int
     oldest_pending_at: float | None
+    dead: int = 0
 
     def to_dict(self, now: float) -> dict[str, Any]:
         attempts = self.attempts_last_hour
@@ -158,6 +171,7 @@ class DestinationStatus:
             "attempts_last_hour": attempts,
             "last_error": self.last_error,
             "queue_depth": self.queue_depth,
+            "dead": self.dead,
             "oldest_pending_age": round(now - self.oldest_pending_at, 3)
             if self.oldest_pending_at is not None
             else None,
@@ -166,3 +180,97 @@ class DestinationStatus:
 
 def _rfc3339(timestamp: float | None) -> str | None:
     return None if timestamp is None else format_timestamp(timestamp)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """A recorded attempt, as the admin API and the dashboard show it."""
+
+    number: int
+    started_at: float
+    duration_ms: float
+    ok: bool
+    status_code: int | None
+    error: str | None
+    response_headers: list[list[str]] | None
+    response_body: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "started_at": _rfc3339(self.started_at),
+            "duration_ms": round(self.duration_ms, 3),
+            "ok": self.ok,
+            "status_code": self.status_code,
+            "error": self.error,
+            "response_headers": self.response_headers,
+            "response_body": self.response_body,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """A stored request (headers redacted), as the admin API and the dashboard show it."""
+
+    id: str
+    source: str
+    via: str
+    received_at: str
+    peer: str | None
+    client: str | None
+    headers: list[list[str]]
+    body: str
+    duplicate: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "via": self.via,
+            "received_at": self.received_at,
+            "peer": self.peer,
+            "client": self.client,
+            "headers": self.headers,
+            "body": self.body,
+            "duplicate": self.duplicate,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetail:
+    """An event with everything recorded about it."""
+
+    event: Event
+    duplicates: int
+    receipts: list[ReceiptRecord]
+    deliveries: list[tuple[Delivery, list[AttemptRecord]]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event.to_dict(),
+            "duplicates": self.duplicates,
+            "request": self.receipts[0].to_dict() if self.receipts else None,
+            "other_requests": [receipt.to_dict() for receipt in self.receipts[1:]],
+            "deliveries": [
+                delivery.to_dict() | {"attempts": [attempt.to_dict() for attempt in attempts]}
+                for delivery, attempts in self.deliveries
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What pruning deleted (or, in a dry run, would delete)."""
+
+    events: int = 0
+    receipts: int = 0
+    deliveries: int = 0
+    attempts: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(
+            self.events + other.events,
+            self.receipts + other.receipts,
+            self.deliveries + other.deliveries,
+            self.attempts + other.attempts,
+        )

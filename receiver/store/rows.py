@@ -7,11 +7,15 @@ from typing import Any
 import orjson
 
 from ..events import Event, format_time, parse_time
-from .records import Delivery, NewEvent, Receipt
+from .records import AttemptRecord, Delivery, NewEvent, Receipt, ReceiptRecord
 
 EVENT_COLUMNS = """
     e.id, e.source, e.kind, e.type, e.task_id, e.task_type, e.status, e.business_id,
     e.labels, e.result_urls, e.flagged, e.received_at, e.via, r.body
+"""
+RECEIPT_COLUMNS = "id, source, via, received_at, peer, client, headers, body, duplicate"
+ATTEMPT_COLUMNS = """
+    number, started_at, duration_ms, ok, status_code, error, response_headers, response_body
 """
 DELIVERY_COLUMNS = """
     d.id, d.event_id, d.destination, d.state, d.attempts, d.tries, d.next_attempt_at,
@@ -97,3 +101,32 @@ def event(row: Any) -> Event:
 
 def delivery(row: Any) -> Delivery:
     return Delivery(*row[:11])
+
+
+def receipt(row: Any) -> ReceiptRecord:
+    receipt_id, source, via, received_at, peer, client, headers, body, duplicate = row
+    return ReceiptRecord(
+        id=receipt_id,
+        source=source,
+        via=via,
+        received_at=received_at,
+        peer=peer,
+        client=client,
+        headers=orjson.loads(headers),
+        body=bytes(body).decode("utf-8", "replace"),
+        duplicate=bool(duplicate),
+    )
+
+
+def attempt(row: Any) -> AttemptRecord:
+    number, started_at, duration_ms, ok, status_code, error, headers, body = row
+    return AttemptRecord(
+        number=number,
+        started_at=started_at,
+        duration_ms=duration_ms,
+        ok=bool(ok),
+        status_code=status_code,
+        error=error,
+        response_headers=orjson.loads(headers) if headers else None,
+        response_body=bytes(body).decode("utf-8", "replace") if body is not None else None,
+    )

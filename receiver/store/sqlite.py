@@ -25,12 +25,15 @@ from . import rows
 from .groupcommit import GroupCommit
 from .migrations import migrations
 from .records import (
+    AttemptRecord,
     Claim,
     Delivery,
     DeliveryQuery,
     DestinationStatus,
+    EventDetail,
     EventQuery,
     Outcome,
+    Pruned,
     Receipt,
     Stored,
 )
@@ -240,15 +243,7 @@ class SQLiteStore:
         return str(row[0])
 
     async def list_events(self, query: EventQuery) -> list[Event]:
-        conditions, parameters = [], []
-        for column, value in (
-            ("e.source", query.source),
-            ("e.status", query.status),
-            ("e.task_id", query.task_id),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                parameters.append(value)
+        conditions, parameters = _event_filters(query)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         sql = (
             f"SELECT {rows.EVENT_COLUMNS} FROM events e"  # noqa: S608
@@ -390,33 +385,83 @@ class SQLiteStore:
         return [delivery_row[0] for delivery_row in delivery_rows]
 
     async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
-        conditions, parameters = [], []
-        for column, value in (
-            ("d.state", query.state),
-            ("d.event_id", query.event_id),
-            ("d.destination", query.destination),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                parameters.append(value)
+        conditions, parameters = _delivery_filters(query)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        order = "d.state = 'dead' DESC, d.id DESC" if query.dead_first else "d.id DESC"
         found = await self._read(
             f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries d {where}"  # noqa: S608
-            " ORDER BY d.state = 'dead' DESC, d.id DESC LIMIT ?",
+            f" ORDER BY {order} LIMIT ?",
             [*parameters, query.limit],
         )
         return [rows.delivery(row) for row in found]
 
+    async def event_detail(self, event_id: str) -> EventDetail | None:
+        event = await self.get_event(event_id)
+        if event is None:
+            return None
+        found = await self._read(
+            f"SELECT {rows.RECEIPT_COLUMNS} FROM receipts"  # noqa: S608
+            " WHERE id = (SELECT receipt_id FROM events WHERE id = ?)"
+            f" UNION ALL SELECT {rows.RECEIPT_COLUMNS} FROM receipts WHERE duplicate = 1"
+            " AND EXISTS (SELECT 1 FROM json_each(receipts.event_ids) WHERE value = ?)"
+            " ORDER BY received_at",
+            [event_id, event_id],
+        )
+        [(duplicates,)] = await self._read("SELECT duplicates FROM events WHERE id = ?", [event_id])
+        deliveries = await self.list_deliveries(DeliveryQuery(event_id=event_id, limit=1000))
+        attempts = await self.attempts([d.id for d in deliveries])
+        return EventDetail(
+            event=event,
+            duplicates=duplicates,
+            receipts=[rows.receipt(row) for row in found],
+            deliveries=[(d, attempts.get(d.id, [])) for d in reversed(deliveries)],
+        )
+
+    async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
+        found: dict[str, list[AttemptRecord]] = {}
+        for start in range(0, len(delivery_ids), _PARAMETERS_PER_QUERY):
+            chunk = list(delivery_ids[start : start + _PARAMETERS_PER_QUERY])
+            for row in await self._read(
+                f"SELECT delivery_id, {rows.ATTEMPT_COLUMNS} FROM attempts"  # noqa: S608
+                f" WHERE delivery_id IN ({', '.join('?' * len(chunk))}) ORDER BY number",
+                chunk,
+            ):
+                found.setdefault(row[0], []).append(rows.attempt(row[1:]))
+        return found
+
+    async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
+        text = format_time(cutoff)
+        if dry_run:
+            [counts] = await self._read(_PRUNE_COUNTS, [text] * 5)
+            return Pruned(*counts)
+        total = Pruned()
+        while True:
+            try:
+                async with self._transaction() as db:
+                    done = await _prune_batch(db, text, batch)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot prune: {exc}") from exc
+            total += done
+            if done == Pruned():
+                return total
+            await asyncio.sleep(0.01)  # let waiting commits in between batches
+
     async def requeue(
-        self, *, delivery_id: str | None = None, destination: str | None = None
+        self,
+        *,
+        delivery_id: str | None = None,
+        destination: str | None = None,
+        event_id: str | None = None,
     ) -> int:
         conditions, parameters = ["state = 'dead'"], []
-        if delivery_id is not None:
-            conditions.append("id = ?")
-            parameters.append(delivery_id)
-        if destination is not None:
-            conditions.append("destination = ?")
-            parameters.append(destination)
+        for column, value in (
+            ("id", delivery_id),
+            ("destination", destination),
+            ("event_id", event_id),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                parameters.append(value)
         now = time.time()
         try:
             async with self._transaction() as db:
@@ -450,7 +495,9 @@ class SQLiteStore:
                 (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name
                  AND d.state IN ('pending', 'retrying', 'held')),
                 (SELECT MIN(d.created_at) FROM deliveries d WHERE d.destination = t.name
-                 AND d.state IN ('pending', 'retrying', 'held'))
+                 AND d.state IN ('pending', 'retrying', 'held')),
+                (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name
+                 AND d.state = 'dead')
             FROM destinations t ORDER BY t.name
             """,
             [now - 3600, now - 3600],
@@ -475,6 +522,101 @@ async def _connect(path: str) -> aiosqlite.Connection:
         await db.close()
         raise
     return db
+
+
+def _event_filters(query: EventQuery) -> tuple[list[str], list[Any]]:
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    for column, value in (
+        ("e.source", query.source),
+        ("e.type", query.type),
+        ("e.status", query.status),
+        ("e.task_id", query.task_id),
+        ("e.business_id", query.business_id),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            parameters.append(value)
+    if query.label is not None:
+        conditions.append("EXISTS (SELECT 1 FROM json_each(e.labels) WHERE value = ?)")
+        parameters.append(query.label)
+    if query.flagged is not None:
+        conditions.append("e.flagged = ?")
+        parameters.append(int(query.flagged))
+    if query.since is not None:
+        conditions.append("e.received_at >= ?")
+        parameters.append(format_time(query.since))
+    if query.until is not None:
+        conditions.append("e.received_at < ?")
+        parameters.append(format_time(query.until))
+    if query.before is not None:
+        conditions.append("e.id < ?")
+        parameters.append(query.before)
+    return conditions, parameters
+
+
+def _delivery_filters(query: DeliveryQuery) -> tuple[list[str], list[Any]]:
+    conditions, parameters = [], []
+    for column, value in (
+        ("d.state", query.state),
+        ("d.event_id", query.event_id),
+        ("d.destination", query.destination),
+        ("d.id", query.delivery_id),
+        ("d.id <", query.before),
+    ):
+        if value is not None:
+            conditions.append(f"{column} ?" if column.endswith("<") else f"{column} = ?")
+            parameters.append(value)
+    return conditions, parameters
+
+
+_PRUNABLE_EVENTS = """
+    SELECT e.id FROM events e WHERE e.received_at < ? AND NOT EXISTS (
+        SELECT 1 FROM deliveries d
+        WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying', 'held')
+    )
+"""
+_PRUNABLE_RECEIPTS = """
+    SELECT r.id FROM receipts r WHERE r.received_at < ?
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.receipt_id = r.id)
+"""
+_PRUNE_COUNTS = f"""
+    SELECT
+        (SELECT COUNT(*) FROM ({_PRUNABLE_EVENTS})),
+        (SELECT COUNT(*) FROM receipts r WHERE r.received_at < ? AND NOT EXISTS (
+            SELECT 1 FROM events e WHERE e.receipt_id = r.id AND e.id NOT IN ({_PRUNABLE_EVENTS})
+        )),
+        (SELECT COUNT(*) FROM deliveries WHERE event_id IN ({_PRUNABLE_EVENTS})),
+        (SELECT COUNT(*) FROM attempts WHERE delivery_id IN (
+            SELECT id FROM deliveries WHERE event_id IN ({_PRUNABLE_EVENTS})))
+"""  # noqa: S608
+
+
+async def _prune_batch(db: aiosqlite.Connection, cutoff: str, batch: int) -> Pruned:
+    """Delete up to ``batch`` old events with nothing left to deliver, then orphaned receipts."""
+    cursor = await db.execute(f"{_PRUNABLE_EVENTS} LIMIT ?", (cutoff, batch))
+    ids = [event_id for (event_id,) in await cursor.fetchall()]
+    marks = ", ".join("?" * len(ids))
+    attempts = deliveries = events = 0
+    if ids:
+        attempts = (
+            await db.execute(
+                "DELETE FROM attempts WHERE delivery_id IN"  # noqa: S608
+                f" (SELECT id FROM deliveries WHERE event_id IN ({marks}))",
+                ids,
+            )
+        ).rowcount
+        deliveries = (
+            await db.execute(f"DELETE FROM deliveries WHERE event_id IN ({marks})", ids)  # noqa: S608
+        ).rowcount
+        events = (await db.execute(f"DELETE FROM events WHERE id IN ({marks})", ids)).rowcount  # noqa: S608
+    receipts = (
+        await db.execute(
+            f"DELETE FROM receipts WHERE id IN ({_PRUNABLE_RECEIPTS} LIMIT ?)",  # noqa: S608
+            (cutoff, batch),
+        )
+    ).rowcount
+    return Pruned(events, receipts, deliveries, attempts)
 
 
 async def _existing(

@@ -1,0 +1,179 @@
+"""The admin API: JSON under ``/api``, described by ``/openapi.json``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import Conflict, InvalidJSON, NotFound, ValidationFailed
+from ..replay import replay_event, replay_matching
+from ..responses import JSONResponse
+from ..routing import Router
+from ..settings import Settings
+from ..sources import KINDS
+from ..store import DESTINATION_STATES, DeliveryQuery, Store
+from .params import Params, delivery_query, event_query
+
+STATUSES = sorted({status for kind in KINDS.values() for status in kind.statuses})
+
+
+class AdminAPI:
+    def __init__(
+        self, settings: Settings, store: Store, router: Router, wake: Callable[[], None]
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._router = router
+        self._wake = wake
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/api/events", self.list_events, methods=["GET"]),
+            Route("/api/events/replay", self.replay_events, methods=["POST"]),
+            Route("/api/events/{event_id}", self.get_event, methods=["GET"]),
+            Route("/api/events/{event_id}/replay", self.replay_one, methods=["POST"]),
+            Route("/api/deliveries", self.list_deliveries, methods=["GET"]),
+            Route("/api/deliveries/retry", self.retry_deliveries, methods=["POST"]),
+            Route("/api/deliveries/{delivery_id}/retry", self.retry_one, methods=["POST"]),
+            Route("/api/destinations", self.list_destinations, methods=["GET"]),
+            Route("/api/destinations/{name}/pause", self.pause, methods=["POST"]),
+            Route("/api/destinations/{name}/resume", self.resume, methods=["POST"]),
+        ]
+
+    async def list_events(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        query = event_query(params, statuses=STATUSES)
+        params.finish()
+        found = await self._store.list_events(query)
+        next_cursor = found[-1].id if len(found) == query.limit else None
+        return JSONResponse({"items": [e.to_dict() for e in found], "next_cursor": next_cursor})
+
+    async def get_event(self, request: Request) -> Response:
+        _no_params(request)
+        detail = await self._store.event_detail(request.path_params["event_id"])
+        if detail is None:
+            raise NotFound("no event with that id")
+        return JSONResponse(detail.to_dict())
+
+    async def replay_one(self, request: Request) -> Response:
+        _no_params(request)
+        destination = self._destination(await _body(request))
+        event = await self._store.get_event(request.path_params["event_id"])
+        if event is None:
+            raise NotFound("no event with that id")
+        created = await replay_event(
+            self._store,
+            self._router,
+            event,
+            destination=destination,
+            destinations=self._settings.destinations,
+        )
+        if not created:
+            raise ValidationFailed(
+                "no route sends this event anywhere; name a destination", field="destination"
+            )
+        self._wake()
+        return JSONResponse({"deliveries": [{"id": d, "destination": name} for d, name in created]})
+
+    async def replay_events(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        query = event_query(params, statuses=STATUSES, limit=500)
+        params.finish()
+        destination = self._destination(await _body(request))
+        events, deliveries = await replay_matching(
+            self._store, self._router, query, destination=destination
+        )
+        self._wake()
+        return JSONResponse({"events": events, "deliveries": deliveries})
+
+    async def list_deliveries(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        query = delivery_query(params)
+        params.finish()
+        found = await self._store.list_deliveries(query)
+        next_cursor = found[-1].id if len(found) == query.limit else None
+        return JSONResponse({"items": [d.to_dict() for d in found], "next_cursor": next_cursor})
+
+    async def retry_one(self, request: Request) -> Response:
+        _no_params(request)
+        delivery_id = request.path_params["delivery_id"]
+        if not await self._store.requeue(delivery_id=delivery_id):
+            known = await self._store.list_deliveries(DeliveryQuery(delivery_id=delivery_id))
+            if not known:
+                raise NotFound("no delivery with that id")
+            raise Conflict(f"only dead deliveries are retried; this one is {known[0].state}")
+        self._wake()
+        return JSONResponse({"requeued": 1})
+
+    async def retry_deliveries(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        params.text("state", choices=("dead",))
+        destination = params.text("destination")
+        event_id = params.text("event")
+        params.finish()
+        count = await self._store.requeue(destination=destination, event_id=event_id)
+        self._wake()
+        return JSONResponse({"requeued": count})
+
+    async def list_destinations(self, request: Request) -> Response:
+        _no_params(request)
+        await self._store.sync_destinations(self._settings.destinations)
+        now = time.time()
+        items = []
+        for status in await self._store.destination_statuses(now):
+            configured = self._settings.destinations.get(status.name)
+            items.append(
+                status.to_dict(now) | {"target": configured.target if configured else None}
+            )
+        return JSONResponse({"items": items})
+
+    async def pause(self, request: Request) -> Response:
+        return await self._set_state(request, "paused", "paused by an operator")
+
+    async def resume(self, request: Request) -> Response:
+        return await self._set_state(request, "active", None)
+
+    async def _set_state(self, request: Request, state: str, reason: str | None) -> Response:
+        _no_params(request)
+        name = request.path_params["name"]
+        await self._store.sync_destinations(self._settings.destinations)
+        if not await self._store.set_destination_state(name, state, reason):
+            raise NotFound("no destination with that name")
+        assert state in DESTINATION_STATES
+        self._wake()
+        return JSONResponse({"name": name, "state": state})
+
+    def _destination(self, body: dict[str, Any]) -> str | None:
+        unknown = sorted(set(body) - {"destination"})
+        if unknown:
+            raise ValidationFailed(f"unknown field {unknown[0]!r}", field=unknown[0])
+        destination = body.get("destination")
+        if destination is None:
+            return None
+        if not isinstance(destination, str) or destination not in self._settings.destinations:
+            raise ValidationFailed("no destination with that name", field="destination")
+        return destination
+
+
+def _no_params(request: Request) -> None:
+    Params(request.query_params).finish()
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """An optional JSON object body."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidJSON() from None
+    if not isinstance(body, dict):
+        raise ValidationFailed("the body must be a JSON object", field="")
+    return body

@@ -1,0 +1,221 @@
+"""The dashboard under ``/ui``: server-rendered pages over the same store as the admin API."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.templating import Jinja2Templates
+
+from ..errors import Forbidden, HTTPError, NotFound, Unauthorized
+from ..events import Event, format_timestamp
+from ..replay import replay_event
+from ..routing import Router
+from ..settings import Settings
+from ..store import DELIVERY_STATES, DeliveryQuery, Store
+from .access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
+from .api import STATUSES
+from .params import Params, event_query
+
+_TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+_TEMPLATES.env.filters["timestamp"] = lambda seconds: (
+    format_timestamp(seconds)[:19].replace("T", " ") if seconds else "-"
+)
+
+
+class Dashboard:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        router: Router,
+        access: AdminAccess,
+        wake: Any,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._router = router
+        self._access = access
+        self._wake = wake
+
+    def routes(self) -> list[BaseRoute]:
+        page = self._page
+        return [
+            Route("/ui", lambda request: RedirectResponse("/ui/events", 303), methods=["GET"]),
+            Route("/ui/login", self.login_form, methods=["GET"]),
+            Route("/ui/login", self.login, methods=["POST"]),
+            Route("/ui/logout", self.logout, methods=["POST"]),
+            Route("/ui/events", page(self.events), methods=["GET"]),
+            Route("/ui/events/{event_id}", page(self.event), methods=["GET"]),
+            Route("/ui/events/{event_id}/replay", page(self.replay), methods=["POST"]),
+            Route("/ui/deliveries", page(self.deliveries), methods=["GET"]),
+            Route("/ui/deliveries/retry", page(self.retry_all), methods=["POST"]),
+            Route("/ui/deliveries/{delivery_id}/retry", page(self.retry), methods=["POST"]),
+            Route("/ui/destinations", page(self.destinations), methods=["GET"]),
+            Route("/ui/destinations/{name}/{action}", page(self.set_state), methods=["POST"]),
+        ]
+
+    def _page(self, handler: Any) -> Any:
+        async def guarded(request: Request) -> Response:
+            try:
+                self._access.check(request)
+                if request.method == "POST":
+                    _check_origin(request)
+                return await handler(request)  # type: ignore[no-any-return]
+            except Unauthorized:
+                return RedirectResponse(f"/ui/login?next={request.url.path}", 303)
+            except HTTPError as error:
+                return self._render(
+                    request, "error.html", {"error": error}, status_code=error.status_code
+                )
+
+        return guarded
+
+    def _render(
+        self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
+    ) -> Response:
+        context = {"needs_login": self._access.token is not None, **context}
+        return _TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+
+    async def login_form(self, request: Request) -> Response:
+        return self._render(request, "login.html", {"failed": False})
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        cookie = self._access.new_session(str(form.get("token", "")))
+        if cookie is None:
+            return self._render(request, "login.html", {"failed": True}, status_code=401)
+        target = str(request.query_params.get("next", "/ui/events"))
+        response = RedirectResponse(target if target.startswith("/ui/") else "/ui/events", 303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        response = RedirectResponse("/ui/login", 303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    async def events(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        query = event_query(params, statuses=STATUSES)
+        params.text("partial")
+        params.finish()
+        events = await self._store.list_events(query)
+        context = {
+            "events": events,
+            "filters": {key: value for key, value in request.query_params.items() if value},
+            "sources": list(self._settings.sources),
+            "statuses": STATUSES,
+            "next_cursor": events[-1].id if len(events) == query.limit else None,
+        }
+        name = "events_rows.html" if request.query_params.get("partial") else "events.html"
+        return self._render(request, name, context)
+
+    async def event(self, request: Request) -> Response:
+        detail = await self._store.event_detail(request.path_params["event_id"])
+        if detail is None:
+            raise NotFound("no event with that id")
+        context = {
+            "detail": detail,
+            "event": detail.event,
+            "payload": json.dumps(detail.event.payload, indent=2, ensure_ascii=False),
+            "images": _images(detail.event),
+            "destinations": list(self._settings.destinations),
+        }
+        return self._render(request, "event.html", context)
+
+    async def replay(self, request: Request) -> Response:
+        event = await self._store.get_event(request.path_params["event_id"])
+        if event is None:
+            raise NotFound("no event with that id")
+        destination = str((await request.form()).get("destination") or "") or None
+        if destination is not None and destination not in self._settings.destinations:
+            raise NotFound("no destination with that name")
+        await replay_event(
+            self._store,
+            self._router,
+            event,
+            destination=destination,
+            destinations=self._settings.destinations,
+        )
+        self._wake()
+        return RedirectResponse(f"/ui/events/{event.id}", 303)
+
+    async def deliveries(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        state = params.text("state", choices=DELIVERY_STATES)
+        destination = params.text("destination")
+        params.finish()
+        deliveries = await self._store.list_deliveries(
+            DeliveryQuery(state=state, destination=destination, limit=200)
+        )
+        context = {
+            "deliveries": deliveries,
+            "states": DELIVERY_STATES,
+            "state": state,
+            "destination": destination,
+            "destinations": list(self._settings.destinations),
+            "dead": sum(d.state == "dead" for d in deliveries),
+        }
+        return self._render(request, "deliveries.html", context)
+
+    async def retry(self, request: Request) -> Response:
+        await self._store.requeue(delivery_id=request.path_params["delivery_id"])
+        self._wake()
+        return RedirectResponse("/ui/deliveries", 303)
+
+    async def retry_all(self, request: Request) -> Response:
+        destination = str((await request.form()).get("destination") or "") or None
+        await self._store.requeue(destination=destination)
+        self._wake()
+        return RedirectResponse("/ui/deliveries", 303)
+
+    async def destinations(self, request: Request) -> Response:
+        await self._store.sync_destinations(self._settings.destinations)
+        now = time.time()
+        statuses = []
+        for status in await self._store.destination_statuses(now):
+            configured = self._settings.destinations.get(status.name)
+            statuses.append(
+                status.to_dict(now) | {"target": configured.target if configured else None}
+            )
+        return self._render(request, "destinations.html", {"statuses": statuses})
+
+    async def set_state(self, request: Request) -> Response:
+        name, action = request.path_params["name"], request.path_params["action"]
+        states = {"pause": ("paused", "paused by an operator"), "resume": ("active", None)}
+        if action not in states:
+            raise NotFound("no such action")
+        if not await self._store.set_destination_state(name, *states[action]):
+            raise NotFound("no destination with that name")
+        self._wake()
+        return RedirectResponse("/ui/destinations", 303)
+
+
+def _images(event: Event) -> list[tuple[str, bool]]:
+    """Result URLs with whether each was flagged (Fotor's avatar ``hasHsfw``)."""
+    flagged: set[str] = set()
+    for result in event.payload.get("avatarResult") or []:
+        for image in (result or {}).get("images") or [] if isinstance(result, dict) else []:
+            if isinstance(image, dict) and image.get("hasHsfw") is True:
+                flagged.add(str(image.get("url")))
+    return [(url, url in flagged) for url in event.result_urls]
+
+
+def _check_origin(request: Request) -> None:
+    """Refuse cross-site form posts: a browser says where a POST comes from."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise Forbidden("cross-site requests are refused")

@@ -1,0 +1,41 @@
+"""Retention: deleting what is older than ``[server] retention``, a little at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from .errors import StoreError
+from .store import Pruned, Store
+
+logger = logging.getLogger("photohook.retention")
+
+#: Seconds between pruning runs.
+INTERVAL = 600.0
+
+
+async def prune_old(store: Store, retention: float, *, dry_run: bool = False) -> Pruned:
+    """Delete (or count) what was received more than ``retention`` seconds ago."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=retention)
+    return await store.prune(cutoff, dry_run=dry_run)
+
+
+async def prune_forever(store: Store, retention: float, *, interval: float = INTERVAL) -> None:
+    """Prune every ``interval`` seconds until cancelled. Each batch is a short transaction of its
+    own, so ingest never waits long behind it; events with unfinished deliveries are kept."""
+    while True:
+        try:
+            pruned = await prune_old(store, retention)
+        except StoreError as exc:
+            logger.error("pruning failed: %s", exc)
+        else:
+            if pruned != Pruned():
+                logger.info(
+                    "pruned %d events, %d requests, %d deliveries, %d attempts",
+                    pruned.events,
+                    pruned.receipts,
+                    pruned.deliveries,
+                    pruned.attempts,
+                )
+        await asyncio.sleep(interval)
