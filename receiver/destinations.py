@@ -47,7 +47,8 @@ class HTTPDestination:
     def target(self) -> str:
         """The URL without its query string, which may carry a credential."""
         parts = urlsplit(self.url)
-        return parts._replace(query="?" if parts.query else "", fragment="").geturl()
+        shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        return f"{shown}?…" if parts.query else shown
 
     def signing_keys(self) -> list[bytes]:
         return [decode_secret(secret.reveal()) for secret in self.secrets]

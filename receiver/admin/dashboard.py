@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -86,8 +87,7 @@ class Dashboard:
         return self._render(request, "login.html", {"failed": False})
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
-        cookie = self._access.new_session(str(form.get("token", "")))
+        cookie = self._access.new_session((await _form(request)).get("token", ""))
         if cookie is None:
             return self._render(request, "login.html", {"failed": True}, status_code=401)
         target = str(request.query_params.get("next", "/ui/events"))
@@ -140,7 +140,7 @@ class Dashboard:
         event = await self._store.get_event(request.path_params["event_id"])
         if event is None:
             raise NotFound("no event with that id")
-        destination = str((await request.form()).get("destination") or "") or None
+        destination = (await _form(request)).get("destination") or None
         if destination is not None and destination not in self._settings.destinations:
             raise NotFound("no destination with that name")
         await replay_event(
@@ -177,7 +177,7 @@ class Dashboard:
         return RedirectResponse("/ui/deliveries", 303)
 
     async def retry_all(self, request: Request) -> Response:
-        destination = str((await request.form()).get("destination") or "") or None
+        destination = (await _form(request)).get("destination") or None
         await self._store.requeue(destination=destination)
         self._wake()
         return RedirectResponse("/ui/deliveries", 303)
@@ -212,6 +212,15 @@ def _images(event: Event) -> list[tuple[str, bool]]:
             if isinstance(image, dict) and image.get("hasHsfw") is True:
                 flagged.add(str(image.get("url")))
     return [(url, url in flagged) for url in event.result_urls]
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The fields of a small urlencoded form (the dashboard posts nothing else)."""
+    body = await request.body()
+    if len(body) > 4096:
+        raise HTTPError("the form is too large")
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
 
 
 def _check_origin(request: Request) -> None:

@@ -244,8 +244,8 @@ _COMPONENTS: dict[str, Schema] = {
                         _ref("Delivery"),
                         {
                             "type": "object",
-                            "required": ["attempts"],
-                            "properties": {"attempts": {"type": "array", "items": _ref("Attempt")}},
+                            "required": ["history"],
+                            "properties": {"history": {"type": "array", "items": _ref("Attempt")}},
                         },
                     ]
                 },

@@ -252,7 +252,7 @@ class EventDetail:
             "request": self.receipts[0].to_dict() if self.receipts else None,
             "other_requests": [receipt.to_dict() for receipt in self.receipts[1:]],
             "deliveries": [
-                delivery.to_dict() | {"attempts": [attempt.to_dict() for attempt in attempts]}
+                delivery.to_dict() | {"history": [attempt.to_dict() for attempt in attempts]}
                 for delivery, attempts in self.deliveries
             ],
         }

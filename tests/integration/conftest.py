@@ -72,13 +72,13 @@ async def photohook(tmp_path: Path, stack: ExitStack) -> AsyncIterator[Callable[
     """Start photohook with a config (sources default; private destinations allowed)."""
     stores: list[Store] = []
 
-    async def start(config: str, **load: Any) -> Photohook:
+    async def start(config: str, environ: dict[str, str] | None = None, **load: Any) -> Photohook:
         path = tmp_path / "photohook.toml"
         path.write_text("[server]\nallow_private_destinations = true\n" + config)
         settings = Settings.load(
             config_file=path,
             database_url=f"sqlite:///{tmp_path / 'photohook.db'}",
-            environ={"PHOTOHOOK_SECRET_KEYS": KEY},
+            environ={"PHOTOHOOK_SECRET_KEYS": KEY, **(environ or {})},
             **load,
         )
         base_url = stack.enter_context(running(create_app(settings)))

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from receiver.store import Attempt, DeliveryQuery, EventQuery, Outcome, Pruned, Store
+
+from .factories import receipt
+
+
+async def test_prune_keeps_what_is_still_being_delivered(store: Store) -> None:
+    await store.sync_destinations(["app"])
+    finished = await store.store(receipt("done", destinations=("app",)))
+    waiting = await store.store(receipt("waiting", destinations=("app",)))
+    await store.store(receipt("unrouted"))
+    claims, _ = await store.claim({"app": 10}, "w", 60, time.time())
+    done = next(c for c in claims if c.event.id == finished.event_ids[0])
+    attempt = Attempt(started_at=time.time(), duration_ms=1.0, ok=True, status_code=200)
+    await store.finish(Outcome(done.delivery.id, "w", attempt, "delivered"))
+    later = datetime.now(UTC) + timedelta(seconds=5)
+
+    assert await store.prune(later - timedelta(days=1), dry_run=True) == Pruned()
+    counted = await store.prune(later, dry_run=True)
+    assert counted == Pruned(events=2, receipts=2, deliveries=1, attempts=1)
+    assert len(await store.list_events(EventQuery())) == 3  # a dry run deletes nothing
+
+    assert await store.prune(later, batch=1) == counted
+    [kept] = await store.list_events(EventQuery())
+    assert kept.id == waiting.event_ids[0]
+    [delivery] = await store.list_deliveries(DeliveryQuery())
+    assert delivery.event_id == kept.id
+    detail = await store.event_detail(kept.id)
+    assert detail is not None and len(detail.receipts) == 1  # its request is kept with it
+    assert await store.prune(later) == Pruned()
