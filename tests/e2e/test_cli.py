@@ -91,3 +91,29 @@ def test_events_lists_and_filters(tmp_path: Path) -> None:
     table = run_cli("events", "--limit", "1", cwd=tmp_path).stdout.splitlines()
     assert table[0].startswith("ID") and len(table) == 2
     assert run_cli("events", "--source", "cropphoto", cwd=tmp_path).stdout == "no events\n"
+
+
+def test_send_test_and_prune(tmp_path: Path) -> None:
+    server = Serve(tmp_path)
+    server.start()
+    try:
+        url = run_cli("url", "fotor", "--base-url", server.base_url, cwd=tmp_path).stdout.strip()
+        sent = run_cli(
+            "send-test", "fotor", "--url", url, "--count", "120", "--concurrency", "8", cwd=tmp_path
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert "sent 120, accepted 120, duplicates 0" in sent.stdout
+        assert "req/s; latency p50" in sent.stdout
+        assert "120/120" in sent.stderr  # the progress bar
+        refused = run_cli("send-test", "fotor", "--url", url + "x", cwd=tmp_path)
+        assert refused.returncode == 1
+        assert "rejected by status: 401: 1" in refused.stdout
+    finally:
+        server.stop()
+    dry = run_cli("prune", "--older-than", "7d", "--dry-run", cwd=tmp_path)
+    assert dry.stdout == "would delete 0 events, 0 requests, 0 deliveries, 0 attempts\n"
+    assert run_cli("prune", "--older-than", "soon", cwd=tmp_path).returncode == 1
+    (tmp_path / "photohook.toml").write_text('[server]\nretention = "1d"\n')
+    short = run_cli("check", cwd=tmp_path)
+    assert short.returncode == 2
+    assert "server.retention: must be at least 7d" in short.stderr
