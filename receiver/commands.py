@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -64,7 +63,7 @@ def url(settings: Settings, args: argparse.Namespace) -> int:
 
     source = settings.sources.get(args.source)
     if source is None:
-        return _fail(f"no source named {args.source!r} (have: {', '.join(settings.sources)})")
+        return _no_source(settings, args.source)
     base = args.base_url.rstrip("/")
     if "token" not in source.require:
         print(f"{base}/hooks/{source.name}")
@@ -122,7 +121,7 @@ def deliveries(settings: Settings, args: argparse.Namespace) -> int:
 
 def replay(settings: Settings, args: argparse.Namespace) -> int:
     """Route an event again (routes added since apply) and queue new deliveries."""
-    from .replay import replay_event
+    from .operations import replay_event
 
     if args.destination and args.destination not in settings.destinations:
         return _fail(f"no destination named {args.destination!r}")
@@ -163,15 +162,9 @@ def retry(settings: Settings, args: argparse.Namespace) -> int:
 def destinations(settings: Settings, args: argparse.Namespace) -> int:
     """Show each destination's state, success rate over the last hour and last error."""
 
-    async def run(store: Store) -> list[dict[str, Any]]:
-        await store.sync_destinations(settings.destinations)
-        now = time.time()
-        return [status.to_dict(now) for status in await store.destination_statuses(now)]
+    from .operations import destination_report
 
-    statuses = with_store(settings, run)
-    for status in statuses:
-        configured = settings.destinations.get(status["name"])
-        status["target"] = configured.target if configured else None
+    statuses = with_store(settings, lambda store: destination_report(store, settings.destinations))
     if args.json:
         _print_json(statuses)
         return 0
@@ -221,7 +214,7 @@ def send_test(settings: Settings, args: argparse.Namespace) -> int:
 
     source = settings.sources.get(args.source)
     if source is None:
-        return _fail(f"no source named {args.source!r} (have: {', '.join(settings.sources)})")
+        return _no_source(settings, args.source)
     summary = simulator.run(
         kind=source.kind,
         url=args.url,
@@ -297,6 +290,10 @@ def _next(delivery: Delivery) -> str:
     if delivery.next_attempt_at is None or delivery.state not in ("pending", "retrying"):
         return "-"
     return format_timestamp(delivery.next_attempt_at)[:19] + "Z"
+
+
+def _no_source(settings: Settings, name: str) -> int:
+    return _fail(f"no source named {name!r} (have: {', '.join(settings.sources)})")
 
 
 def _fail(message: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,12 +11,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import Conflict, InvalidJSON, NotFound, ValidationFailed
-from ..replay import replay_event, replay_matching
+from ..operations import destination_report, replay_event, replay_matching
 from ..responses import JSONResponse
 from ..routing import Router
 from ..settings import Settings
 from ..sources import KINDS
-from ..store import DESTINATION_STATES, DeliveryQuery, Store
+from ..store import DeliveryQuery, Store
 from .params import Params, delivery_query, event_query
 
 STATUSES = sorted({status for kind in KINDS.values() for status in kind.statuses})
@@ -123,14 +122,7 @@ class AdminAPI:
 
     async def list_destinations(self, request: Request) -> Response:
         _no_params(request)
-        await self._store.sync_destinations(self._settings.destinations)
-        now = time.time()
-        items = []
-        for status in await self._store.destination_statuses(now):
-            configured = self._settings.destinations.get(status.name)
-            items.append(
-                status.to_dict(now) | {"target": configured.target if configured else None}
-            )
+        items = await destination_report(self._store, self._settings.destinations)
         return JSONResponse({"items": items})
 
     async def pause(self, request: Request) -> Response:
@@ -145,7 +137,6 @@ class AdminAPI:
         await self._store.sync_destinations(self._settings.destinations)
         if not await self._store.set_destination_state(name, state, reason):
             raise NotFound("no destination with that name")
-        assert state in DESTINATION_STATES
         self._wake()
         return JSONResponse({"name": name, "state": state})
 

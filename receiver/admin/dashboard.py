@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -15,13 +15,15 @@ from starlette.templating import Jinja2Templates
 
 from ..errors import Forbidden, HTTPError, NotFound, Unauthorized
 from ..events import Event, format_timestamp
-from ..replay import replay_event
+from ..operations import destination_report, replay_event
 from ..routing import Router
 from ..settings import Settings
 from ..store import DELIVERY_STATES, DeliveryQuery, Store
 from .access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
 from .api import STATUSES
 from .params import Params, event_query
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 _TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 _TEMPLATES.env.filters["timestamp"] = lambda seconds: (
@@ -36,7 +38,7 @@ class Dashboard:
         store: Store,
         router: Router,
         access: AdminAccess,
-        wake: Any,
+        wake: Callable[[], None],
     ) -> None:
         self._settings = settings
         self._store = store
@@ -61,13 +63,15 @@ class Dashboard:
             Route("/ui/destinations/{name}/{action}", page(self.set_state), methods=["POST"]),
         ]
 
-    def _page(self, handler: Any) -> Any:
+    def _page(self, handler: Endpoint) -> Endpoint:
+        """The page behind the admin check: a login form for strangers, errors as pages."""
+
         async def guarded(request: Request) -> Response:
             try:
                 self._access.check(request)
                 if request.method == "POST":
                     _check_origin(request)
-                return await handler(request)  # type: ignore[no-any-return]
+                return await handler(request)
             except Unauthorized:
                 return RedirectResponse(f"/ui/login?next={request.url.path}", 303)
             except HTTPError as error:
@@ -183,14 +187,7 @@ class Dashboard:
         return RedirectResponse("/ui/deliveries", 303)
 
     async def destinations(self, request: Request) -> Response:
-        await self._store.sync_destinations(self._settings.destinations)
-        now = time.time()
-        statuses = []
-        for status in await self._store.destination_statuses(now):
-            configured = self._settings.destinations.get(status.name)
-            statuses.append(
-                status.to_dict(now) | {"target": configured.target if configured else None}
-            )
+        statuses = await destination_report(self._store, self._settings.destinations)
         return self._render(request, "destinations.html", {"statuses": statuses})
 
     async def set_state(self, request: Request) -> Response:
@@ -205,12 +202,14 @@ class Dashboard:
 
 
 def _images(event: Event) -> list[tuple[str, bool]]:
-    """Result URLs with whether each was flagged (Fotor's avatar ``hasHsfw``)."""
-    flagged: set[str] = set()
-    for result in event.payload.get("avatarResult") or []:
-        for image in (result or {}).get("images") or [] if isinstance(result, dict) else []:
-            if isinstance(image, dict) and image.get("hasHsfw") is True:
-                flagged.add(str(image.get("url")))
+    """Result URLs with whether each was flagged (Fotor's avatar ``hasHsfw``); the payload was
+    validated at ingest, so its avatar results are objects with lists of image objects."""
+    flagged = {
+        image.get("url")
+        for result in event.payload.get("avatarResult") or []
+        for image in result.get("images") or []
+        if image.get("hasHsfw") is True
+    }
     return [(url, url in flagged) for url in event.result_urls]
 
 

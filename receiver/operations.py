@@ -1,10 +1,13 @@
-"""Replaying events: routing them again (routes added since apply) and queueing new deliveries."""
+"""Operator actions shared by the command line, the admin API and the dashboard."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Mapping
 from dataclasses import replace
+from typing import Any
 
+from .destinations import Destination
 from .events import Event
 from .routing import Router
 from .store import EventQuery, Store
@@ -47,3 +50,16 @@ async def replay_matching(
             break
         page = replace(page, before=found[-1].id)
     return events, deliveries
+
+
+async def destination_report(
+    store: Store, destinations: Mapping[str, Destination]
+) -> list[dict[str, Any]]:
+    """Each destination's state and health, with its target (a URL without its query)."""
+    await store.sync_destinations(destinations)
+    now = time.time()
+    report = []
+    for status in await store.destination_statuses(now):
+        configured = destinations.get(status.name)
+        report.append(status.to_dict(now) | {"target": configured.target if configured else None})
+    return report
