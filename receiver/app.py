@@ -48,7 +48,13 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     store = open_store(settings.database_url)
     router = Router(settings.routes)
     metrics = Metrics(settings.sources, settings.destinations)
-    deliverer = Worker(store, settings.destinations, metrics=metrics) if worker else None
+    deliverer = (
+        Worker(
+            store, settings.destinations, sources=settings.sources, router=router, metrics=metrics
+        )
+        if worker
+        else None
+    )
     wake = deliverer.wake if deliverer is not None else _nothing
     ingest = Ingest(settings, store, router, metrics, on_deliveries=wake)
     access = AdminAccess(settings.admin_token, settings.trusted_proxies)

@@ -46,7 +46,14 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         store = open_store(settings.database_url)
         await store.open()
         try:
-            deliverer = Worker(store, settings.destinations)
+            from .routing import Router
+
+            deliverer = Worker(
+                store,
+                settings.destinations,
+                sources=settings.sources,
+                router=Router(settings.routes),
+            )
             await deliverer.start()
             await stop.wait()
             await deliverer.stop()

@@ -34,11 +34,12 @@ from .errors import (
 from .events import Event
 from .ids import new_id
 from .metrics import Metrics
+from .reconciler import tracking
 from .responses import JSONResponse, error_response
 from .routing import Router
 from .settings import Settings, SourceConfig
 from .sources import KINDS, Kind
-from .store import NewEvent, Receipt, Store, Stored
+from .store import NewEvent, Receipt, Store, Stored, Tracking
 from .tokens import URLTokens
 
 logger = logging.getLogger("photohook.ingest")
@@ -53,6 +54,7 @@ class _Source:
     kind: Kind
     auth: SourceAuth
     ranks: dict[str, int]
+    tracking: Tracking | None
 
 
 class Ingest:
@@ -83,6 +85,7 @@ class Ingest:
                 KINDS[config.kind],
                 SourceAuth(config, tokens),
                 KINDS[config.kind].status_rank,
+                tracking(config),
             )
             for name, config in self._settings.sources.items()
         }
@@ -144,7 +147,10 @@ class Ingest:
                 payload=document,
             )
             routes = self._router.destinations(event) if self._router.routes else ()
-            events.append(NewEvent(event, source.ranks[item.status], routes))
+            terminal = item.status in source.kind.terminal_statuses
+            events.append(
+                NewEvent(event, source.ranks[item.status], routes, terminal, source.tracking)
+            )
         receipt = Receipt(
             id=new_id("rcv"),
             source=name,

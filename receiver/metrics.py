@@ -67,6 +67,13 @@ class Metrics:
             ["destination"],
             registry=self.registry,
         )
+        self.reconciler = Counter(
+            "photohook_reconciler_checks",
+            "Checks of tracked tasks with the provider, by source and outcome (recovered, "
+            "waiting, unknown, unavailable, confirmed, unconfirmed, key_rejected, ...).",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
         self.disabled = Gauge(
             "photohook_destinations_disabled",
             "Destinations disabled (410 Gone) or paused.",
@@ -87,6 +94,9 @@ class Metrics:
     def attempt(self, destination: str, outcome: str, seconds: float) -> None:
         self.deliveries.labels(destination, outcome).inc()
         self.attempt_seconds.labels(destination).observe(seconds)
+
+    def reconciled(self, source: str, outcome: str) -> None:
+        self.reconciler.labels(source, outcome).inc()
 
     async def render(self, store: Store) -> bytes:
         """The metrics in Prometheus' text format, the queue gauges read from the store now."""

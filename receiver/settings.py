@@ -57,6 +57,11 @@ class SourceConfig:
     require: frozenset[str]
     allow_ips: AddressSet = field(default_factory=AddressSet)
     secrets: tuple[Secret, ...] = ()
+    api_key: Secret | None = None  # enables reconciling through the provider's status API
+    api_base_url: str = ""
+    reconcile_after: float = 600.0
+    reconcile_for: float = 48 * 3600.0
+    confirm: bool = False  # check terminal callbacks with the provider before routing them
 
 
 def default_sources() -> dict[str, SourceConfig]:
@@ -222,7 +227,30 @@ def _read_source(table: Table, name: str) -> SourceConfig:
         raise table.error("allow_ips", "the 'ip' check needs at least one address")
     if "secret" in require and not secrets:
         raise table.error("secrets", "the 'secret' check needs at least one secret")
+    api_keys = table.take_secrets("api_key")
+    if len(api_keys) > 1:
+        raise table.error("api_key", "give one API key")
+    api_key = api_keys[0] if api_keys else None
+    api_base_url = table.take_str("api_base_url", KINDS[kind].api_base_url).rstrip("/")
+    if not api_base_url.startswith(("https://", "http://")):
+        raise table.error("api_base_url", f"expected an http(s) URL, got {api_base_url!r}")
+    reconcile_after = table.take_duration("reconcile_after", 600.0)
+    reconcile_for = table.take_duration("reconcile_for", 48 * 3600.0)
+    if reconcile_after <= 0 or reconcile_for <= reconcile_after:
+        raise table.error("reconcile_for", "must be longer than reconcile_after (> 0)")
+    confirm = table.take_bool("confirm", False)
+    if confirm and api_key is None:
+        raise table.error("confirm", "confirming callbacks needs the provider's api_key")
     table.finish()
     return SourceConfig(
-        name=name, kind=kind, require=frozenset(require), allow_ips=allow_ips, secrets=secrets
+        name=name,
+        kind=kind,
+        require=frozenset(require),
+        allow_ips=allow_ips,
+        secrets=secrets,
+        api_key=api_key,
+        api_base_url=api_base_url,
+        reconcile_after=reconcile_after,
+        reconcile_for=reconcile_for,
+        confirm=confirm,
     )

@@ -22,7 +22,10 @@ from .destinations import Destination
 from .errors import StoreError
 from .ids import ulid
 from .metrics import Metrics
+from .reconciler import Reconciler
+from .routing import Router
 from .senders import HandlerSender, HTTPSender, Result, sender_for
+from .settings import SourceConfig
 from .store import Claim, Outcome, Store
 
 logger = logging.getLogger("photohook.worker")
@@ -121,6 +124,8 @@ class Worker:
         store: Store,
         destinations: Mapping[str, Destination],
         *,
+        sources: Mapping[str, SourceConfig] | None = None,
+        router: Router | None = None,
         metrics: Metrics | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
@@ -146,21 +151,34 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self.reconciler = Reconciler(
+            store,
+            sources or {},
+            router or Router(()),
+            worker_id=self.id,
+            metrics=metrics,
+            sweep_interval=sweep_interval,
+        )
 
     def wake(self) -> None:
-        """Look for due deliveries now (called when new ones are committed)."""
+        """Look for due deliveries and tasks now (called when new ones are committed)."""
         self._wake.set()
+        self.reconciler.wake()
 
     async def start(self) -> None:
         await self.store.sync_destinations(self._lanes)
         self._task = asyncio.create_task(self._run(), name="photohook-worker")
         logger.info("worker %s delivering to %s", self.id, ", ".join(self._lanes) or "nothing")
+        if self.reconciler.enabled:
+            await self.reconciler.start()
 
     async def stop(self, grace: float = GRACE_PERIOD) -> None:
         """Stop claiming; give deliveries in flight ``grace`` seconds, then leave the rest leased
         (their leases expire and another worker sends them again)."""
         self._stopping = True
         self._wake.set()
+        if self.reconciler.enabled:
+            await self.reconciler.stop()
         if self._task is not None:
             await self._task
         in_flight = [task for lane in self._lanes.values() for task in lane.in_flight]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from . import cropphoto, fotor
 from ._parsed import ParsedEvent
+from ._status import KeyRejected, ProviderUnavailable, StatusAnswer
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +21,8 @@ class Kind:
     parse: Callable[[Any], list[ParsedEvent]]
     statuses: tuple[str, ...]
     terminal_statuses: frozenset[str]
+    fetch_status: Callable[[httpx.AsyncClient, str, str, str], Awaitable[StatusAnswer]]
+    api_base_url: str
     default_allow_ips: tuple[str, ...] = ()
 
     @property
@@ -36,6 +41,8 @@ KINDS: dict[str, Kind] = {
         parse=fotor.parse,
         statuses=fotor.STATUSES,
         terminal_statuses=fotor.TERMINAL_STATUSES,
+        fetch_status=fotor.fetch_status,
+        api_base_url=fotor.API_BASE_URL,
         default_allow_ips=fotor.CALLBACK_IPS,
     ),
     "cropphoto": Kind(
@@ -43,7 +50,9 @@ KINDS: dict[str, Kind] = {
         parse=cropphoto.parse,
         statuses=cropphoto.STATUSES,
         terminal_statuses=cropphoto.TERMINAL_STATUSES,
+        fetch_status=cropphoto.fetch_status,
+        api_base_url=cropphoto.API_BASE_URL,
     ),
 }
 
-__all__ = ["KINDS", "Kind", "ParsedEvent"]
+__all__ = ["KINDS", "KeyRejected", "Kind", "ParsedEvent", "ProviderUnavailable", "StatusAnswer"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from ..errors import ValidationFailed
 from ..types import JSONObject
 from ._fields import (
@@ -20,7 +22,9 @@ from ._fields import (
     require_object,
 )
 from ._parsed import ParsedEvent
+from ._status import StatusAnswer, json_object, request
 
+API_BASE_URL = "https://us1-api.crop.photo"
 STATUSES = ("pending", "processing", "completed", "failed")
 STATUS_NAMES = {status: status for status in STATUSES}
 TERMINAL_STATUSES = frozenset({"completed", "failed"})
@@ -83,3 +87,25 @@ def _belongs(owner: str | None, url: str, job_id: str, job_count: int) -> bool:
     if owner is not None:
         return owner == job_id
     return job_count == 1 or job_id in url
+
+
+async def fetch_status(
+    client: httpx.AsyncClient, base_url: str, api_key: str, task_id: str
+) -> StatusAnswer:
+    """Banners Job Status: ``POST /v1/banners/with-mask/status`` with ``{"job_id": ...}``."""
+    response = await request(
+        client,
+        "POST",
+        f"{base_url}/v1/banners/with-mask/status",
+        json={"job_id": task_id},
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    if response.status_code == 404:
+        return StatusAnswer(None, response.content)
+    answer = json_object(response)
+    jobs = answer.get("jobs")
+    if not isinstance(jobs, list) or not any(
+        isinstance(job, dict) and job.get("job_id") == task_id for job in jobs
+    ):
+        return StatusAnswer(None, response.content)
+    return StatusAnswer(answer, response.content)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+import orjson
+
 from ._fields import (
     choice,
     optional_bool,
@@ -17,8 +20,10 @@ from ._fields import (
     require_object,
 )
 from ._parsed import ParsedEvent
+from ._status import ProviderUnavailable, StatusAnswer, json_object, request
 
 CALLBACK_IPS = ("54.212.95.175", "44.236.127.35")
+API_BASE_URL = "https://api-b.fotor.com"
 STATUS_NAMES = {0: "in_progress", 1: "completed", 2: "failed"}
 STATUSES = tuple(STATUS_NAMES.values())
 TERMINAL_STATUSES = frozenset({"completed", "failed"})
@@ -55,3 +60,26 @@ def parse(body: Any) -> list[ParsedEvent]:
             flagged=flagged,
         )
     ]
+
+
+async def fetch_status(
+    client: httpx.AsyncClient, base_url: str, api_key: str, task_id: str
+) -> StatusAnswer:
+    """Query Task Details: ``GET /v1/aiart/tasks/{taskId}``; code ``000`` is success."""
+    response = await request(
+        client,
+        "GET",
+        f"{base_url}/v1/aiart/tasks/{task_id}",
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    if response.status_code == 404:
+        return StatusAnswer(None, response.content)
+    answer = json_object(response)
+    if answer.get("code") != "000":
+        raise ProviderUnavailable(
+            f"Fotor answered code {answer.get('code')!r}: {answer.get('msg')}"
+        )
+    data = answer.get("data")
+    if not isinstance(data, dict) or data.get("taskId") != task_id:
+        return StatusAnswer(None, response.content)
+    return StatusAnswer(data, orjson.dumps(data))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -11,6 +11,7 @@ from ..events import Event
 from .records import (
     DELIVERY_STATES,
     DESTINATION_STATES,
+    TASK_STATES,
     Attempt,
     AttemptRecord,
     Claim,
@@ -24,6 +25,8 @@ from .records import (
     Pruned,
     Receipt,
     Stored,
+    Task,
+    Tracking,
 )
 
 
@@ -97,6 +100,39 @@ class Store(Protocol):
         """Delete events received before ``cutoff`` with nothing left to deliver, their
         deliveries and attempts, and requests no kept event needs, in small transactions."""
 
+    async def track_task(
+        self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
+    ) -> Task:
+        """Start tracking a task (done at once if a terminal event is already stored)."""
+
+    async def claim_tasks(
+        self, sources: Collection[str], worker_id: str, limit: int, lease: float, now: float
+    ) -> tuple[list[Task], float | None]:
+        """Lease tracked and confirming tasks of ``sources`` whose check is due; and when the
+        next one falls due."""
+
+    async def finish_task(
+        self,
+        task: Task,
+        worker_id: str,
+        *,
+        state: str,
+        next_check_at: float | None = None,
+        error: str | None = None,
+        confirmed: bool | None = None,
+    ) -> None:
+        """Record a check of a leased task; ``confirmed`` releases (True) or refuses (False) the
+        deliveries of its confirming event."""
+
+    async def list_tasks(self, state: str | None = None, limit: int = 100) -> list[Task]:
+        """Tracked tasks, most recently changed first."""
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value photohook keeps for itself."""
+
+    async def set_meta(self, key: str, value: str | None) -> None:
+        """Keep (or, with None, forget) a value."""
+
     async def set_destination_state(self, name: str, state: str, reason: str | None) -> bool:
         """Pause, disable or resume a destination; False if no such destination."""
 
@@ -122,6 +158,7 @@ def open_store(database_url: str) -> Store:
 __all__ = [
     "DELIVERY_STATES",
     "DESTINATION_STATES",
+    "TASK_STATES",
     "Attempt",
     "AttemptRecord",
     "Claim",
@@ -136,5 +173,7 @@ __all__ = [
     "Receipt",
     "Store",
     "Stored",
+    "Task",
+    "Tracking",
     "open_store",
 ]

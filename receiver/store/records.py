@@ -9,10 +9,37 @@ from typing import Any
 from ..events import Event, format_timestamp
 
 #: Delivery states. pending: not tried yet; retrying: failed, tried again later; held: its
-#: destination is paused or disabled; skipped: never to be sent (superseded, or the transform
-#: said so); delivered and dead are final, though a dead one can be queued again.
-DELIVERY_STATES = ("pending", "retrying", "delivered", "dead", "held", "skipped")
+#: destination is paused or disabled; confirming: its event waits for the provider to confirm
+#: it; skipped: never to be sent (superseded, or the transform said so); unconfirmed: the
+#: provider contradicted its event; delivered and dead are final, though a dead one can be
+#: queued again.
+DELIVERY_STATES = (
+    "pending",
+    "retrying",
+    "delivered",
+    "dead",
+    "held",
+    "confirming",
+    "skipped",
+    "unconfirmed",
+)
 DESTINATION_STATES = ("active", "paused", "disabled")
+
+
+#: Task states: tracked (waiting for a terminal status), confirming (a terminal callback waits
+#: for the provider to confirm it), done, lost (nothing came within reconcile_for), unconfirmed
+#: (the provider contradicted the callback; its deliveries are not sent).
+TASK_STATES = ("tracked", "confirming", "done", "lost", "unconfirmed")
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """How a source's tasks are reconciled: first check ``after`` seconds after the last callback,
+    give up ``lasting`` seconds after the first; ``confirm`` terminal callbacks first."""
+
+    after: float
+    lasting: float
+    confirm: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +49,8 @@ class NewEvent:
     event: Event
     rank: int = 0
     destinations: tuple[str, ...] = ()
+    terminal: bool = False
+    tracking: Tracking | None = None  # None: the source is not reconciled
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,3 +303,36 @@ class Pruned:
             self.deliveries + other.deliveries,
             self.attempts + other.attempts,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task photohook tracks with the provider."""
+
+    source: str
+    task_id: str
+    business_id: str | None
+    state: str
+    event_id: str | None
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+    next_check_at: float
+    checks: int
+    last_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "task_id": self.task_id,
+            "business_id": self.business_id,
+            "state": self.state,
+            "event_id": self.event_id,
+            "created_at": _rfc3339(self.created_at),
+            "last_seen_at": _rfc3339(self.last_seen_at),
+            "next_check_at": _rfc3339(self.next_check_at)
+            if self.state in ("tracked", "confirming")
+            else None,
+            "checks": self.checks,
+            "last_error": self.last_error,
+        }

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from ..events import Event, format_time, parse_time
-from .records import AttemptRecord, Delivery, NewEvent, Receipt, ReceiptRecord
+from .records import AttemptRecord, Delivery, NewEvent, Receipt, ReceiptRecord, Task
 
 EVENT_COLUMNS = """
     e.id, e.source, e.kind, e.type, e.task_id, e.task_type, e.status, e.business_id,
@@ -16,6 +16,10 @@ EVENT_COLUMNS = """
 RECEIPT_COLUMNS = "id, source, via, received_at, peer, client, headers, body, duplicate"
 ATTEMPT_COLUMNS = """
     number, started_at, duration_ms, ok, status_code, error, response_headers, response_body
+"""
+TASK_COLUMNS = """
+    source, task_id, business_id, state, event_id, created_at, last_seen_at, expires_at,
+    next_check_at, checks, last_error
 """
 DELIVERY_COLUMNS = """
     d.id, d.event_id, d.destination, d.state, d.attempts, d.tries, d.next_attempt_at,
@@ -130,3 +134,7 @@ def attempt(row: Any) -> AttemptRecord:
         response_headers=orjson.loads(headers) if headers else None,
         response_body=bytes(body).decode("utf-8", "replace") if body is not None else None,
     )
+
+
+def task(row: Any) -> Task:
+    return Task(*row[:11])

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,10 +32,13 @@ from .records import (
     DestinationStatus,
     EventDetail,
     EventQuery,
+    NewEvent,
     Outcome,
     Pruned,
     Receipt,
     Stored,
+    Task,
+    Tracking,
 )
 
 logger = logging.getLogger("photohook.store")
@@ -51,7 +54,7 @@ _NOT_BLOCKED = """
     NOT EXISTS (
         SELECT 1 FROM deliveries p
         WHERE p.destination = d.destination AND p.task_id = d.task_id AND p.source = d.source
-          AND p.event_id < d.event_id AND p.state IN ('pending', 'retrying', 'held')
+          AND p.event_id < d.event_id AND p.state IN ('pending', 'retrying', 'held', 'confirming')
     )
 """
 
@@ -156,6 +159,7 @@ class SQLiteStore:
             receipt_rows: list[tuple[Any, ...]] = []
             event_rows: list[tuple[Any, ...]] = []
             delivery_rows: list[tuple[Any, ...]] = []
+            task_rows: list[tuple[str, tuple[Any, ...]]] = []
             duplicates: list[tuple[str]] = []
             results = []
             for receipt in receipts:
@@ -176,6 +180,8 @@ class SQLiteStore:
                     task = (event.task_id, event.source)
                     superseded = new.rank < ranks.get(task, 0)
                     ranks[task] = max(new.rank, ranks.get(task, 0))
+                    confirming = _track(task_rows, new, now)
+                    state = "skipped" if superseded else "confirming" if confirming else "pending"
                     for destination in new.destinations:
                         delivery_rows.append(
                             (
@@ -184,14 +190,14 @@ class SQLiteStore:
                                 destination,
                                 event.source,
                                 event.task_id,
-                                "skipped" if superseded else "pending",
+                                state,
                                 now,
                                 _SUPERSEDED if superseded else None,
                                 now,
                                 now,
                             )
                         )
-                        deliveries += not superseded
+                        deliveries += state == "pending"
                 if new_ids or body_differs:
                     receipt_rows.append(rows.receipt_row(receipt, event_ids, duplicate=not new_ids))
                 results.append(Stored(tuple(event_ids), tuple(new_ids), deliveries))
@@ -211,6 +217,8 @@ class SQLiteStore:
                 )
             if delivery_rows:
                 await db.executemany(_INSERT_DELIVERY, delivery_rows)
+            for sql, parameters in task_rows:
+                await db.execute(sql, parameters)
             if duplicates:
                 await db.executemany(
                     "UPDATE events SET duplicates = duplicates + 1 WHERE id = ?", duplicates
@@ -481,6 +489,147 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot change the destination: {exc}") from exc
 
+    async def track_task(
+        self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
+    ) -> Task:
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute(
+                    "SELECT 1 FROM events WHERE source = ? AND task_id = ?"
+                    " AND status IN ('completed', 'failed')",
+                    (source, task_id),
+                )
+                finished = await cursor.fetchone() is not None
+                await db.execute(
+                    "INSERT INTO tasks (source, task_id, business_id, state, created_at,"
+                    " last_seen_at, expires_at, next_check_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, task_id) DO NOTHING",
+                    (
+                        source,
+                        task_id,
+                        business_id,
+                        "done" if finished else "tracked",
+                        now,
+                        now,
+                        now + tracking.lasting,
+                        now + tracking.after,
+                        now,
+                    ),
+                )
+                cursor = await db.execute(
+                    f"SELECT {rows.TASK_COLUMNS} FROM tasks"  # noqa: S608
+                    " WHERE source = ? AND task_id = ?",
+                    (source, task_id),
+                )
+                row = await cursor.fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot track the task: {exc}") from exc
+        assert row is not None
+        return rows.task(row)
+
+    async def claim_tasks(
+        self, sources: Collection[str], worker_id: str, limit: int, lease: float, now: float
+    ) -> tuple[list[Task], float | None]:
+        if not sources:
+            return [], None
+        marks = ", ".join("?" * len(sources))
+        due = (
+            f"state IN ('tracked', 'confirming') AND source IN ({marks})"
+            " AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
+        )
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute(
+                    f"SELECT {rows.TASK_COLUMNS} FROM tasks WHERE {due}"  # noqa: S608
+                    " AND next_check_at <= ? ORDER BY next_check_at LIMIT ?",
+                    (*sources, now, now, limit),
+                )
+                tasks = [rows.task(row) for row in await cursor.fetchall()]
+                await db.executemany(
+                    "UPDATE tasks SET lease_owner = ?, lease_expires_at = ?"
+                    " WHERE source = ? AND task_id = ?",
+                    [(worker_id, now + lease, t.source, t.task_id) for t in tasks],
+                )
+                cursor = await db.execute(
+                    f"SELECT MIN(next_check_at) FROM tasks WHERE {due}",  # noqa: S608
+                    (*sources, now + lease),
+                )
+                next_due = (await cursor.fetchone() or (None,))[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot claim tasks: {exc}") from exc
+        return tasks, next_due
+
+    async def finish_task(
+        self,
+        task: Task,
+        worker_id: str,
+        *,
+        state: str,
+        next_check_at: float | None = None,
+        error: str | None = None,
+        confirmed: bool | None = None,
+    ) -> None:
+        now = time.time()
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute(
+                    "UPDATE tasks SET state = ?, next_check_at = COALESCE(?, next_check_at),"
+                    " checks = checks + 1, last_error = ?, updated_at = ?, lease_owner = NULL,"
+                    " lease_expires_at = NULL"
+                    " WHERE source = ? AND task_id = ? AND lease_owner = ? AND state = ?",
+                    (
+                        state,
+                        next_check_at,
+                        error,
+                        now,
+                        task.source,
+                        task.task_id,
+                        worker_id,
+                        task.state,
+                    ),
+                )
+                if confirmed is not None and cursor.rowcount and task.event_id is not None:
+                    await db.execute(
+                        "UPDATE deliveries SET state = ?, next_attempt_at = ?, updated_at = ?,"
+                        " last_error = ? WHERE event_id = ? AND state = 'confirming'",
+                        (
+                            "pending" if confirmed else "unconfirmed",
+                            now,
+                            now,
+                            None if confirmed else error,
+                            task.event_id,
+                        ),
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record the task: {exc}") from exc
+
+    async def list_tasks(self, state: str | None = None, limit: int = 100) -> list[Task]:
+        where, parameters = ("WHERE state = ?", [state]) if state else ("", [])
+        found = await self._read(
+            f"SELECT {rows.TASK_COLUMNS} FROM tasks {where}"  # noqa: S608
+            " ORDER BY updated_at DESC LIMIT ?",
+            [*parameters, limit],
+        )
+        return [rows.task(row) for row in found]
+
+    async def get_meta(self, key: str) -> str | None:
+        found = await self._read("SELECT value FROM meta WHERE key = ?", [key])
+        return next((str(row[0]) for row in found), None)
+
+    async def set_meta(self, key: str, value: str | None) -> None:
+        try:
+            async with self._transaction() as db:
+                if value is None:
+                    await db.execute("DELETE FROM meta WHERE key = ?", (key,))
+                else:
+                    await db.execute(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (key, value),
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {key}: {exc}") from exc
+
     async def destination_statuses(self, now: float) -> list[DestinationStatus]:
         found = await self._read(
             """
@@ -522,6 +671,75 @@ async def _connect(path: str) -> aiosqlite.Connection:
         await db.close()
         raise
     return db
+
+
+_TASK_SEEN = """
+    INSERT INTO tasks (source, task_id, business_id, state, created_at, last_seen_at, expires_at,
+        next_check_at, updated_at)
+    VALUES (?, ?, ?, 'tracked', ?, ?, ?, ?, ?)
+    ON CONFLICT (source, task_id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+        next_check_at = excluded.next_check_at, updated_at = excluded.updated_at
+    WHERE tasks.state = 'tracked'
+"""
+_TASK_CONFIRMING = """
+    INSERT INTO tasks (source, task_id, business_id, state, event_id, created_at, last_seen_at,
+        expires_at, next_check_at, updated_at)
+    VALUES (?, ?, ?, 'confirming', ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (source, task_id) DO UPDATE SET state = 'confirming', event_id = excluded.event_id,
+        last_seen_at = excluded.last_seen_at, next_check_at = excluded.next_check_at,
+        checks = 0, last_error = NULL, updated_at = excluded.updated_at
+"""
+_TASK_DONE = """
+    UPDATE tasks SET state = 'done', updated_at = ?, lease_owner = NULL
+    WHERE source = ? AND task_id = ? AND state IN ('tracked', 'lost')
+"""
+
+
+def _track(task_rows: list[tuple[str, tuple[Any, ...]]], new: NewEvent, now: float) -> bool:
+    """Queue the task-tracking statement a new event calls for; True if its deliveries wait for
+    the provider to confirm it."""
+    tracking = new.tracking
+    if tracking is None:
+        return False
+    event = new.event
+    if not new.terminal:
+        next_check = now + tracking.after
+        task_rows.append(
+            (
+                _TASK_SEEN,
+                (
+                    event.source,
+                    event.task_id,
+                    event.business_id,
+                    now,
+                    now,
+                    now + tracking.lasting,
+                    next_check,
+                    now,
+                ),
+            )
+        )
+        return False
+    if tracking.confirm and event.via == "callback":
+        task_rows.append(
+            (
+                _TASK_CONFIRMING,
+                (
+                    event.source,
+                    event.task_id,
+                    event.business_id,
+                    event.id,
+                    now,
+                    now,
+                    now + tracking.lasting,
+                    now,
+                    now,
+                ),
+            )
+        )
+        return True
+    task_rows.append((_TASK_DONE, (now, event.source, event.task_id)))
+    return False
 
 
 def _event_filters(query: EventQuery) -> tuple[list[str], list[Any]]:
