@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
         else None
     )
     wake = deliverer.wake if deliverer is not None else _nothing
-    ingest = Ingest(settings, store, router, metrics, on_deliveries=wake)
+    ingest = Ingest(settings, store, router, metrics, wake=wake)
     access = AdminAccess(settings.admin_token, settings.trusted_proxies)
 
     @asynccontextmanager

@@ -12,7 +12,7 @@ from . import commands
 from .__about__ import __version__
 from .errors import PhotohookError
 from .settings import ENVIRONMENT, Settings
-from .store import DELIVERY_STATES
+from .store import DELIVERY_STATES, TASK_STATES
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -102,6 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     destinations.add_argument("--json", action="store_true", help="print a JSON array")
     for name, function in (("pause", commands.pause), ("resume", commands.resume)):
         command(name, function).add_argument("name", metavar="NAME", help="a destination")
+
+    track = command("track", commands.track)
+    track.add_argument("source", metavar="SOURCE", help="a source with an api_key")
+    track.add_argument("task_id", metavar="TASK_ID", help="Fotor taskId or Crop.photo job_id")
+    track.add_argument("--business-id", help="your business id for the task")
+
+    tasks = command("tasks", commands.tasks)
+    tasks.add_argument("--state", choices=TASK_STATES)
+    tasks.add_argument("--limit", type=_positive, default=100, help="at most N (100)")
+    tasks.add_argument("--json", action="store_true", help="print a JSON array")
 
     send_test = command("send-test", commands.send_test)
     send_test.add_argument("source", metavar="SOURCE", help="a configured source (its provider)")

@@ -215,6 +215,45 @@ def _set_state(settings: Settings, name: str, state: str, reason: str | None) ->
     return 0
 
 
+def track(settings: Settings, args: argparse.Namespace) -> int:
+    """Track a task submitted to a provider, so its result is recovered if no callback comes."""
+    from .operations import track as track_task
+
+    task = with_store(
+        settings,
+        lambda store: track_task(
+            store, settings.sources, args.source, args.task_id, args.business_id
+        ),
+    )
+    print(f"{task.source} {task.task_id}: {task.state}")
+    return 0
+
+
+def tasks(settings: Settings, args: argparse.Namespace) -> int:
+    """List tasks tracked with the providers, most recently changed first."""
+    found = with_store(settings, lambda store: store.list_tasks(args.state, args.limit))
+    if args.json:
+        _print_json([task.to_dict() for task in found])
+        return 0
+    rows = [
+        (
+            task.source,
+            task.task_id,
+            task.state,
+            str(task.checks),
+            format_timestamp(task.next_check_at)[:19] + "Z"
+            if task.state in ("tracked", "confirming")
+            else "-",
+            task.last_error or "-",
+        )
+        for task in found
+    ]
+    _print_table(
+        ("SOURCE", "TASK", "STATE", "CHECKS", "NEXT CHECK", "LAST ERROR"), rows, empty="no tasks"
+    )
+    return 0
+
+
 def send_test(settings: Settings, args: argparse.Namespace) -> int:
     """Send realistic callbacks of SOURCE's provider to a photohook URL, and summarize."""
     from . import simulator
@@ -267,6 +306,15 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  allow_ips: {', '.join(str(n) for n in source.allow_ips.networks)}")
         if "secret" in source.require:
             print(f"  secrets: {len(source.secrets)}")
+        if source.api_key is None:
+            print("  not reconciled: no api_key")
+        else:
+            print(
+                f"  reconciled with {source.api_base_url}: first check after "
+                f"{format_duration(source.reconcile_after)}, lost after "
+                f"{format_duration(source.reconcile_for)}"
+                + (", terminal callbacks confirmed first" if source.confirm else "")
+            )
     for name, destination in settings.destinations.items():
         print(f"destination {name}: {destination.target}")
         if isinstance(destination, HTTPDestination) and not destination.secrets:

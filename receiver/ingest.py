@@ -66,13 +66,13 @@ class Ingest:
         store: Store,
         router: Router,
         metrics: Metrics,
-        on_deliveries: Callable[[], None] = lambda: None,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._store = store
         self._router = router
-        self._on_deliveries = on_deliveries
+        self._wake = wake
         self._max_body = settings.max_body_bytes
         self._trusted_proxies: AddressSet = settings.trusted_proxies
         self._sources: dict[str, _Source] = {}
@@ -174,8 +174,8 @@ class Ingest:
         if stored.new_event_ids:
             new = set(stored.new_event_ids)
             self._metrics.stored(n.event.type for n in events if n.event.id in new)
-        if stored.deliveries:
-            self._on_deliveries()
+        if stored.deliveries or (stored.new_event_ids and source.tracking is not None):
+            self._wake()  # new deliveries to send, or a task to track or confirm
         return stored
 
 

@@ -8,9 +8,11 @@ from dataclasses import replace
 from typing import Any
 
 from .destinations import Destination
+from .errors import ValidationFailed
 from .events import Event
 from .routing import Router
-from .store import EventQuery, Store
+from .settings import SourceConfig
+from .store import TASK_STATES, EventQuery, Store, Task
 
 #: The most events one bulk replay touches.
 BULK_LIMIT = 10_000
@@ -62,4 +64,53 @@ async def destination_report(
     for status in await store.destination_statuses(now):
         configured = destinations.get(status.name)
         report.append(status.to_dict(now) | {"target": configured.target if configured else None})
+    return report
+
+
+async def track(
+    store: Store,
+    sources: Mapping[str, SourceConfig],
+    source: str,
+    task_id: str,
+    business_id: str | None,
+) -> Task:
+    """Register a task so that its result is recovered even if every callback is lost."""
+    from .reconciler import tracking
+
+    config = sources.get(source)
+    if config is None:
+        raise ValidationFailed("no source with that name", field="source")
+    how = tracking(config)
+    if how is None:
+        raise ValidationFailed(
+            "this source has no api_key, so it is not reconciled", field="source"
+        )
+    if not task_id or len(task_id) > 256:
+        raise ValidationFailed("task_id must be 1 to 256 characters", field="task_id")
+    return await store.track_task(source, task_id, business_id, how, time.time())
+
+
+async def reconciler_report(
+    store: Store, sources: Mapping[str, SourceConfig]
+) -> list[dict[str, Any]]:
+    """Per source: whether it is reconciled, whether its key was rejected, its tasks by state."""
+    from .reconciler import key_fingerprint, rejected_key
+
+    summary = await store.task_summary()
+    report = []
+    for name, source in sources.items():
+        rejected = False
+        if source.api_key is not None:
+            rejected = await store.get_meta(rejected_key(name)) == key_fingerprint(source)
+        found = summary.get(name, {"counts": {}, "last_error": None})
+        report.append(
+            {
+                "source": name,
+                "reconciled": source.api_key is not None,
+                "confirm": source.confirm,
+                "key_rejected": rejected,
+                "tasks": {state: found["counts"].get(state, 0) for state in TASK_STATES},
+                "last_error": found["last_error"],
+            }
+        )
     return report

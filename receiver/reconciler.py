@@ -80,7 +80,7 @@ class Reconciler:
 
     async def start(self) -> None:
         for name, source in self._sources.items():
-            if await self._store.get_meta(_rejected_key(name)) == key_fingerprint(source):
+            if await self._store.get_meta(rejected_key(name)) == key_fingerprint(source):
                 self._rejected.add(name)
                 logger.error("the %s API key was rejected before; change it to reconcile", name)
         self._task = asyncio.create_task(self._run(), name="photohook-reconciler")
@@ -230,7 +230,7 @@ class Reconciler:
             source.name,
             error,
         )
-        await self._store.set_meta(_rejected_key(source.name), key_fingerprint(source))
+        await self._store.set_meta(rejected_key(source.name), key_fingerprint(source))
         await self._finish(task, task.state, next_check_at=time.time(), error=error)
 
     def _later(self, task: Task) -> float:
@@ -264,7 +264,7 @@ class Reconciler:
             self._metrics.reconciled(source, outcome)
 
 
-def _rejected_key(source: str) -> str:
+def rejected_key(source: str) -> str:
     return f"reconciler.key_rejected.{source}"
 
 

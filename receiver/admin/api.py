@@ -11,12 +11,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import Conflict, InvalidJSON, NotFound, ValidationFailed
-from ..operations import destination_report, replay_event, replay_matching
+from ..operations import (
+    destination_report,
+    reconciler_report,
+    replay_event,
+    replay_matching,
+    track,
+)
 from ..responses import JSONResponse
 from ..routing import Router
 from ..settings import Settings
 from ..sources import KINDS
-from ..store import DeliveryQuery, Store
+from ..store import TASK_STATES, DeliveryQuery, Store
 from .params import Params, delivery_query, event_query
 
 STATUSES = sorted({status for kind in KINDS.values() for status in kind.statuses})
@@ -43,6 +49,9 @@ class AdminAPI:
             Route("/api/destinations", self.list_destinations, methods=["GET"]),
             Route("/api/destinations/{name}/pause", self.pause, methods=["POST"]),
             Route("/api/destinations/{name}/resume", self.resume, methods=["POST"]),
+            Route("/api/tasks", self.list_tasks, methods=["GET"]),
+            Route("/api/tasks", self.track_task, methods=["POST"]),
+            Route("/api/reconciler", self.reconciler, methods=["GET"]),
         ]
 
     async def list_events(self, request: Request) -> Response:
@@ -139,6 +148,44 @@ class AdminAPI:
             raise NotFound("no destination with that name")
         self._wake()
         return JSONResponse({"name": name, "state": state})
+
+    async def list_tasks(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        state = params.text("state", choices=TASK_STATES)
+        limit = params.integer("limit", 100, low=1, high=500)
+        params.finish()
+        tasks = await self._store.list_tasks(state, limit)
+        return JSONResponse({"items": [task.to_dict() for task in tasks]})
+
+    async def track_task(self, request: Request) -> Response:
+        _no_params(request)
+        body = await _body(request)
+        unknown = sorted(set(body) - {"source", "task_id", "business_id"})
+        if unknown:
+            raise ValidationFailed(f"unknown field {unknown[0]!r}", field=unknown[0])
+        fields = {}
+        for name in ("source", "task_id", "business_id"):
+            value = body.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ValidationFailed(f"{name} must be a string", field=name)
+            fields[name] = value
+        if not fields["source"]:
+            raise ValidationFailed("source is required", field="source")
+        task = await track(
+            self._store,
+            self._settings.sources,
+            fields["source"],
+            fields["task_id"] or "",
+            fields["business_id"],
+        )
+        self._wake()
+        return JSONResponse(task.to_dict())
+
+    async def reconciler(self, request: Request) -> Response:
+        _no_params(request)
+        return JSONResponse(
+            {"sources": await reconciler_report(self._store, self._settings.sources)}
+        )
 
     def _destination(self, body: dict[str, Any]) -> str | None:
         unknown = sorted(set(body) - {"destination"})

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..__about__ import __version__
-from ..store import DELIVERY_STATES, DESTINATION_STATES
+from ..store import DELIVERY_STATES, DESTINATION_STATES, TASK_STATES
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -252,6 +252,33 @@ _COMPONENTS: dict[str, Schema] = {
             },
         },
     },
+    "Task": {
+        "type": "object",
+        "required": [
+            "source",
+            "task_id",
+            "business_id",
+            "state",
+            "event_id",
+            "created_at",
+            "last_seen_at",
+            "next_check_at",
+            "checks",
+            "last_error",
+        ],
+        "properties": {
+            "source": {"type": "string"},
+            "task_id": {"type": "string"},
+            "business_id": _nullable({"type": "string"}),
+            "state": {"type": "string", "enum": list(TASK_STATES)},
+            "event_id": _nullable({"type": "string"}),
+            "created_at": {"type": "string", "format": "date-time"},
+            "last_seen_at": {"type": "string", "format": "date-time"},
+            "next_check_at": _nullable({"type": "string", "format": "date-time"}),
+            "checks": {"type": "integer"},
+            "last_error": _nullable({"type": "string"}),
+        },
+    },
     "Destination": {
         "type": "object",
         "required": [
@@ -485,6 +512,90 @@ def document() -> dict[str, Any]:
                     )
                 }
                 for action in ("pause", "resume")
+            },
+            "/api/tasks": {
+                "get": _admin(
+                    "Tasks tracked with the providers, most recently changed first",
+                    _ok(
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": _ref("Task")}},
+                        }
+                    )
+                    | _errors(422),
+                    parameters=[
+                        _query(
+                            "state", {"type": "string", "enum": list(TASK_STATES)}, "Task state."
+                        ),
+                        _PAGE[0],
+                    ],
+                ),
+                "post": _admin(
+                    "Track a task submitted to a provider, so its result is recovered if no "
+                    "callback comes",
+                    _ok(_ref("Task")) | _errors(400, 422),
+                    body={
+                        "required": True,
+                        "content": {
+                            JSON: {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["source", "task_id"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "source": {"type": "string"},
+                                        "task_id": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 256,
+                                        },
+                                        "business_id": _nullable({"type": "string"}),
+                                    },
+                                }
+                            }
+                        },
+                    },
+                ),
+            },
+            "/api/reconciler": {
+                "get": _admin(
+                    "Per source: reconciled or not, a rejected API key, tasks by state",
+                    _ok(
+                        {
+                            "type": "object",
+                            "required": ["sources"],
+                            "properties": {
+                                "sources": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": [
+                                            "source",
+                                            "reconciled",
+                                            "confirm",
+                                            "key_rejected",
+                                            "tasks",
+                                            "last_error",
+                                        ],
+                                        "properties": {
+                                            "source": {"type": "string"},
+                                            "reconciled": {"type": "boolean"},
+                                            "confirm": {"type": "boolean"},
+                                            "key_rejected": {"type": "boolean"},
+                                            "tasks": {
+                                                "type": "object",
+                                                "additionalProperties": {"type": "integer"},
+                                            },
+                                            "last_error": _nullable({"type": "string"}),
+                                        },
+                                    },
+                                }
+                            },
+                        }
+                    )
+                    | _errors(422),
+                )
             },
         },
         "components": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..events import Event
@@ -126,6 +126,9 @@ class Store(Protocol):
 
     async def list_tasks(self, state: str | None = None, limit: int = 100) -> list[Task]:
         """Tracked tasks, most recently changed first."""
+
+    async def task_summary(self) -> dict[str, dict[str, Any]]:
+        """Per source: ``{"counts": {state: n}, "last_error": ...}``."""
 
     async def get_meta(self, key: str) -> str | None:
         """A value photohook keeps for itself."""

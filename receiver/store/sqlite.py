@@ -572,12 +572,15 @@ class SQLiteStore:
         now = time.time()
         try:
             async with self._transaction() as db:
+                # The state changes only if nothing else changed it meanwhile (a callback that
+                # completed the task while it was being checked must not be undone).
                 cursor = await db.execute(
-                    "UPDATE tasks SET state = ?, next_check_at = COALESCE(?, next_check_at),"
-                    " checks = checks + 1, last_error = ?, updated_at = ?, lease_owner = NULL,"
-                    " lease_expires_at = NULL"
-                    " WHERE source = ? AND task_id = ? AND lease_owner = ? AND state = ?",
+                    "UPDATE tasks SET state = CASE WHEN state = ? THEN ? ELSE state END,"
+                    " next_check_at = COALESCE(?, next_check_at), checks = checks + 1,"
+                    " last_error = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
+                    " WHERE source = ? AND task_id = ? AND lease_owner = ?",
                     (
+                        task.state,
                         state,
                         next_check_at,
                         error,
@@ -585,7 +588,6 @@ class SQLiteStore:
                         task.source,
                         task.task_id,
                         worker_id,
-                        task.state,
                     ),
                 )
                 if confirmed is not None and cursor.rowcount and task.event_id is not None:
@@ -611,6 +613,20 @@ class SQLiteStore:
             [*parameters, limit],
         )
         return [rows.task(row) for row in found]
+
+    async def task_summary(self) -> dict[str, dict[str, Any]]:
+        summary: dict[str, dict[str, Any]] = {}
+        for source, state, count in await self._read(
+            "SELECT source, state, COUNT(*) FROM tasks GROUP BY source, state", []
+        ):
+            summary.setdefault(source, {"counts": {}, "last_error": None})["counts"][state] = count
+        for source, error in await self._read(
+            "SELECT source, last_error FROM tasks t WHERE updated_at = (SELECT MAX(updated_at)"
+            " FROM tasks WHERE source = t.source AND last_error IS NOT NULL)",
+            [],
+        ):
+            summary.setdefault(source, {"counts": {}, "last_error": None})["last_error"] = error
+        return summary
 
     async def get_meta(self, key: str) -> str | None:
         found = await self._read("SELECT value FROM meta WHERE key = ?", [key])
@@ -690,7 +706,7 @@ _TASK_CONFIRMING = """
         checks = 0, last_error = NULL, updated_at = excluded.updated_at
 """
 _TASK_DONE = """
-    UPDATE tasks SET state = 'done', updated_at = ?, lease_owner = NULL
+    UPDATE tasks SET state = 'done', updated_at = ?
     WHERE source = ? AND task_id = ? AND state IN ('tracked', 'lost')
 """
 

@@ -117,3 +117,31 @@ def test_send_test_and_prune(tmp_path: Path) -> None:
     short = run_cli("check", cwd=tmp_path)
     assert short.returncode == 2
     assert "server.retention: must be at least 7d" in short.stderr
+
+
+def test_track_tasks_and_check_the_reconciling(tmp_path: Path) -> None:
+    (tmp_path / "photohook.toml").write_text(
+        '[sources.fotor]\napi_key = "env:FOTOR_API_KEY"\n[sources.crop]\nkind = "cropphoto"\n'
+    )
+    env = {"FOTOR_API_KEY": "secret-api-key"}
+    checked = run_cli("check", cwd=tmp_path, env=env)
+    assert "reconciled with https://api-b.fotor.com: first check after 10m, lost after 2d" in (
+        checked.stdout
+    )
+    assert "not reconciled: no api_key" in checked.stdout
+    assert "secret-api-key" not in checked.stdout
+    tracked = run_cli(
+        "track", "fotor", "task-42", "--business-id", "order-9", cwd=tmp_path, env=env
+    )
+    assert tracked.stdout == "fotor task-42: tracked\n"
+    refused = run_cli("track", "crop", "job-1", cwd=tmp_path, env=env)
+    assert refused.returncode == 2
+    assert "no api_key" in refused.stderr
+    [task] = json.loads(run_cli("tasks", "--json", cwd=tmp_path, env=env).stdout)
+    assert (task["task_id"], task["business_id"], task["state"]) == (
+        "task-42",
+        "order-9",
+        "tracked",
+    )
+    table = run_cli("tasks", "--state", "tracked", cwd=tmp_path, env=env).stdout.splitlines()
+    assert table[0].split()[:3] == ["SOURCE", "TASK", "STATE"]

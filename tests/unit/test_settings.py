@@ -89,6 +89,13 @@ secrets = ["env:CROP_SECRET", "literal-old"]
         ("[sources.fotor]\nallowed_ips = []\n", "sources.fotor.allowed_ips: unknown key"),
         ("[sources.Fotor]\nkind = 'fotor'\n", "sources.Fotor: names use lowercase"),
         ("[sources]\n", "sources: at least one source"),
+        ("[sources.fotor]\nconfirm = true\n", "sources.fotor.confirm: confirming callbacks needs"),
+        ("[sources.fotor]\napi_key = ['a', 'b']\n", "sources.fotor.api_key: give one API key"),
+        ("[sources.fotor]\napi_base_url = 'ftp://x'\n", "sources.fotor.api_base_url"),
+        (
+            "[sources.fotor]\nreconcile_after = '2h'\nreconcile_for = '1h'\n",
+            "sources.fotor.reconcile_for: must be longer",
+        ),
         ("[routez]\n", "c.toml: routez: unknown key"),
         ("not toml =", "c.toml: not valid TOML"),
     ],
@@ -98,6 +105,26 @@ def test_config_errors_name_file_key_and_problem(tmp_path: Path, text: str, mess
     with pytest.raises(ConfigError) as caught:
         Settings.load(config_file=config, environ={})
     assert message in str(caught.value)
+
+
+def test_reconciling_settings(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "c.toml",
+        '[sources.fotor]\napi_key = "env:FOTOR_API_KEY"\nreconcile_after = "5m"\nconfirm = true\n'
+        '[sources.crop]\nkind = "cropphoto"\n',
+    )
+    settings = Settings.load(config_file=config, environ={"FOTOR_API_KEY": "k-123"})
+    fotor, crop = settings.sources["fotor"], settings.sources["crop"]
+    assert fotor.api_key is not None and fotor.api_key.reveal() == "k-123"
+    assert (fotor.api_base_url, fotor.reconcile_after, fotor.reconcile_for) == (
+        "https://api-b.fotor.com",
+        300,
+        48 * 3600,
+    )
+    assert fotor.confirm
+    assert crop.api_key is None
+    assert crop.api_base_url == "https://us1-api.crop.photo"
+    assert "k-123" not in repr(settings)
 
 
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
