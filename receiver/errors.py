@@ -105,6 +105,13 @@ class Conflict(HTTPError):
     code = "conflict"
 
 
+class RequestTimeout(HTTPError):
+    """The request took too long to arrive."""
+
+    status_code = 408
+    code = "request_timeout"
+
+
 class PayloadTooLarge(HTTPError):
     """The request body is larger than the configured limit."""
 
@@ -139,6 +146,7 @@ _BY_STATUS: dict[int, type[HTTPError]] = {
     403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
+    408: RequestTimeout,
     409: Conflict,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,

@@ -26,6 +26,7 @@ from .errors import (
     HTTPError,
     InvalidJSON,
     PayloadTooLarge,
+    RequestTimeout,
     ServiceUnavailable,
     StoreError,
     UnknownSource,
@@ -120,7 +121,13 @@ class Ingest:
             secret=headers.get(SECRET_HEADER),
         )
         _check_media_type(headers.get("content-type"), headers.get("content-encoding"))
-        body = await _read_body(request, self._max_body)
+        try:
+            async with asyncio.timeout(self._settings.body_timeout):
+                body = await _read_body(request, self._max_body)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body did not arrive within {self._settings.body_timeout:g}s"
+            ) from None
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from .app import create_app
+from .protocol import guarded_protocol
 from .settings import Settings
 
 #: Seconds that in-flight requests get to finish after SIGTERM or SIGINT.
@@ -19,7 +20,8 @@ def serve(settings: Settings, *, worker: bool = True) -> None:
         host=settings.host,
         port=settings.port,
         loop="auto",  # uvloop where installed (uvicorn[standard])
-        http="auto",  # httptools where installed
+        # httptools, with limits on header size and on the time headers may take to arrive.
+        http=guarded_protocol(settings.header_timeout),
         lifespan="on",
         # photohook reads X-Forwarded-For itself, and only from [server] trusted_proxies.
         proxy_headers=False,

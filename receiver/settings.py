@@ -88,6 +88,8 @@ class Settings:
     allow_private_destinations: bool = False
     destinations: Mapping[str, Destination] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
+    header_timeout: float = 10.0  # seconds a client may take to send a request's headers
+    body_timeout: float = 30.0  # seconds a client may take to send a callback's body
     admin_token: Secret | None = None
     retention: float | None = None  # seconds; None keeps everything
     log_level: str = "info"
@@ -120,6 +122,10 @@ class Settings:
         max_body_bytes = server.take_int("max_body_bytes", 262_144, minimum=1024)
         trusted_proxies = server.take_networks("trusted_proxies")
         allow_private = server.take_bool("allow_private_destinations", False)
+        header_timeout = server.take_duration("header_timeout", 10.0)
+        body_timeout = server.take_duration("body_timeout", 30.0)
+        if header_timeout <= 0 or body_timeout <= 0:
+            raise server.error("header_timeout", "timeouts must be more than 0")
         retention = server.take_duration("retention", 0) or None
         if retention is not None and retention < MINIMUM_RETENTION:
             raise server.error(
@@ -179,6 +185,8 @@ class Settings:
             if environ.get("PHOTOHOOK_ADMIN_TOKEN")
             else None,
             retention=retention,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
             log_level=level,
             log_format=fmt,
         )
