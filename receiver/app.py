@@ -133,6 +133,8 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
             Exception: _unexpected,
         },
     )
+    # A provider that posts to a path with a trailing slash gets an answer, not a redirect.
+    app.router.redirect_slashes = False
     app.state.store = store
     app.state.worker = deliverer
     app.state.metrics = metrics
