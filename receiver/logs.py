@@ -100,7 +100,8 @@ def configure_logging(level: str = "info", log_format: str = "text") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # httpx logs every URL it requests at INFO; destination and result URLs can carry
-    # credentials in their query strings. photohook logs each attempt itself, by name.
-    for name in ("httpx", "httpcore"):
+    # httpx logs every URL it requests at INFO (destination and result URLs can carry
+    # credentials in their query strings), and aiosqlite every call with its parameters at DEBUG
+    # (the generated URL key among them). photohook logs what matters itself.
+    for name in ("httpx", "httpcore", "aiosqlite"):
         logging.getLogger(name).setLevel(logging.WARNING)

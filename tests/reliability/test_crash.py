@@ -112,9 +112,8 @@ def test_provider_resends_make_one_event_and_one_delivery(tmp_path: Path) -> Non
             time.sleep(0.5)
         finally:
             serve.stop()
-    print(
-        f"\n{tasks} tasks sent 4 times: {len(stored_event_ids(tmp_path))} events, {len(sink.ids)} deliveries"
-    )
+    events = len(stored_event_ids(tmp_path))
+    print(f"\n{tasks} tasks sent 4 times: {events} events, {len(sink.ids)} deliveries")
     assert traffic.statuses == {200: tasks * 4}
     assert len(set(traffic.acknowledged)) == tasks
     assert len(stored_event_ids(tmp_path)) == tasks

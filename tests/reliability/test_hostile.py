@@ -140,9 +140,8 @@ def test_hostile_input_is_refused_with_the_json_error_shape(server: tuple[Serve,
         flood.close()
         assert client.get(f"{serve.base_url}/healthz").status_code == 200
     rss_growth = (rss_kib(serve.process.pid) - rss_before) / 1024
-    print(
-        f"\n{sum(statuses.values())} hostile requests: {dict(statuses)}; RSS grew {rss_growth:.1f} MiB"
-    )
+    total = sum(statuses.values())
+    print(f"\n{total} hostile requests: {dict(statuses)}; RSS grew {rss_growth:.1f} MiB")
     assert not any(status >= 500 for status in statuses)
     assert stored_event_ids(serve.workdir, serve.env) == set()
     assert rss_growth < 50

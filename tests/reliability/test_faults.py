@@ -1,0 +1,95 @@
+"""Database faults under load: the database's file system fills up, twice. Callbacks get 503, never
+200 for what is not stored and never a 4xx; ingest resumes without a restart once space is freed,
+and nothing acknowledged is missing. (A read-only remount cannot be staged under a live database:
+the kernel refuses it while SQLite holds its files open for writing.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .helpers import Serve, Traffic, fotor_body, run_cli, send_all, size, stored_event_ids
+
+MOUNT_SIZE = "8m"
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A small tmpfs of its own (root only); skipped elsewhere, but never in CI."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={MOUNT_SIZE}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"CI must be able to mount a tmpfs: {result.stderr}")
+        pytest.skip(f"cannot mount a small file system here: {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(mount_point: Path) -> Path:
+    filler = mount_point / "filler"
+    with filler.open("wb") as file:
+        try:
+            while True:
+                file.write(b"\0" * 65536)
+                file.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_database_faults_answer_503_and_heal_without_a_restart(
+    small_fs: Path, tmp_path: Path
+) -> None:
+    per_phase = size(300, 3000)
+    database = f"sqlite:///{small_fs / 'photohook.db'}"
+    env = {"PHOTOHOOK_DATABASE_URL": database}
+    serve = Serve(tmp_path, env=env)
+    serve.start()
+    traffic = Traffic()
+    phases: dict[str, Counter[int]] = {}
+    try:
+        url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path, env=env).stdout
+        url = url.strip()
+
+        def phase(name: str, start: int) -> None:
+            before = Counter(traffic.statuses)
+            bodies = [fotor_body(i, prefix=name) for i in range(start, start + per_phase)]
+            asyncio.run(send_all(url, bodies, concurrency=16, traffic=traffic))
+            phases[name] = traffic.statuses - before
+
+        phase("healthy", 0)
+        filler = fill(small_fs)
+        phase("full", per_phase)
+        filler.unlink()
+        phase("freed", per_phase)
+        filler = fill(small_fs)
+        phase("full again", 2 * per_phase)
+        filler.unlink()
+        phase("freed again", 2 * per_phase)
+    finally:
+        serve.stop()
+    print("\n" + "; ".join(f"{name}: {dict(counts)}" for name, counts in phases.items()))
+    assert phases["healthy"] == {200: per_phase}
+    for name in ("full", "full again"):
+        assert set(phases[name]) <= {200, 503}, name
+        assert phases[name][503] > 0, name
+    for name in ("freed", "freed again"):
+        assert phases[name][200] > 0, name  # healed without a restart
+        assert set(phases[name]) <= {200, 503}, name
+    missing = set(traffic.acknowledged) - stored_event_ids(tmp_path, env)
+    assert not missing
