@@ -22,6 +22,7 @@ from ..events import Event, format_time
 from ..ids import new_id
 from ..tokens import generate_key
 from . import rows
+from .batch import Key, TaskChange, plan
 from .groupcommit import GroupCommit
 from .migrations import migrations
 from .records import (
@@ -32,7 +33,6 @@ from .records import (
     DestinationStatus,
     EventDetail,
     EventQuery,
-    NewEvent,
     Outcome,
     Pruned,
     Receipt,
@@ -44,10 +44,6 @@ from .records import (
 logger = logging.getLogger("photohook.store")
 
 _PARAMETERS_PER_QUERY = 500
-_SUPERSEDED = "superseded: the task had already reached a later status"
-
-# (task_id, source, status): the idempotency key, in the order of the unique index.
-_Key = tuple[str, str, str]
 
 # A delivery waits while an earlier event of its task waits for the same destination.
 _NOT_BLOCKED = """
@@ -153,77 +149,32 @@ class SQLiteStore:
     async def _write_batch(self, receipts: Sequence[Receipt]) -> list[Stored]:
         now = time.time()
         async with self._transaction() as db:
-            known, ranks = await _existing(
-                db, {n.event.task_id for r in receipts for n in r.events}
-            )
-            receipt_rows: list[tuple[Any, ...]] = []
-            event_rows: list[tuple[Any, ...]] = []
-            delivery_rows: list[tuple[Any, ...]] = []
-            task_rows: list[tuple[str, tuple[Any, ...]]] = []
-            duplicates: list[tuple[str]] = []
-            results = []
-            for receipt in receipts:
-                event_ids, new_ids, body_differs, deliveries = [], [], False, 0
-                for new in receipt.events:
-                    event = new.event
-                    key = (event.task_id, event.source, event.status)
-                    found = known.get(key)
-                    if found is not None:
-                        event_ids.append(found[0])
-                        duplicates.append((found[0],))
-                        body_differs |= found[1] != receipt.body_sha256
-                        continue
-                    known[key] = (event.id, receipt.body_sha256)
-                    event_rows.append(rows.event_row(new, receipt.id))
-                    new_ids.append(event.id)
-                    event_ids.append(event.id)
-                    task = (event.task_id, event.source)
-                    superseded = new.rank < ranks.get(task, 0)
-                    ranks[task] = max(new.rank, ranks.get(task, 0))
-                    confirming = _track(task_rows, new, now)
-                    state = "skipped" if superseded else "confirming" if confirming else "pending"
-                    for destination in new.destinations:
-                        delivery_rows.append(
-                            (
-                                new_id("dlv"),
-                                event.id,
-                                destination,
-                                event.source,
-                                event.task_id,
-                                state,
-                                now,
-                                _SUPERSEDED if superseded else None,
-                                now,
-                                now,
-                            )
-                        )
-                        deliveries += state == "pending"
-                if new_ids or body_differs:
-                    receipt_rows.append(rows.receipt_row(receipt, event_ids, duplicate=not new_ids))
-                results.append(Stored(tuple(event_ids), tuple(new_ids), deliveries))
-            if receipt_rows:
+            task_ids = {new.event.task_id for receipt in receipts for new in receipt.events}
+            known, ranks = await _existing(db, task_ids)
+            batch = plan(receipts, known, ranks, now)
+            if batch.receipts:
                 await db.executemany(
                     "INSERT INTO receipts (id, source, via, received_at, peer, client, headers,"
                     " body, body_sha256, event_ids, duplicate)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    receipt_rows,
+                    batch.receipts,
                 )
-            if event_rows:
+            if batch.events:
                 await db.executemany(
                     "INSERT INTO events (id, source, kind, type, task_id, task_type, status,"
                     " business_id, labels, result_urls, flagged, received_at, via, receipt_id,"
                     " status_rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    event_rows,
+                    batch.events,
                 )
-            if delivery_rows:
-                await db.executemany(_INSERT_DELIVERY, delivery_rows)
-            for sql, parameters in task_rows:
-                await db.execute(sql, parameters)
-            if duplicates:
+            if batch.deliveries:
+                await db.executemany(_INSERT_DELIVERY, batch.deliveries)
+            for change in batch.tasks:
+                await _apply_task_change(db, change, now)
+            if batch.duplicates:
                 await db.executemany(
-                    "UPDATE events SET duplicates = duplicates + 1 WHERE id = ?", duplicates
+                    "UPDATE events SET duplicates = duplicates + 1 WHERE id = ?", batch.duplicates
                 )
-        return results
+        return batch.results
 
     async def check_writable(self) -> None:
         try:
@@ -711,51 +662,38 @@ _TASK_DONE = """
 """
 
 
-def _track(task_rows: list[tuple[str, tuple[Any, ...]]], new: NewEvent, now: float) -> bool:
-    """Queue the task-tracking statement a new event calls for; True if its deliveries wait for
-    the provider to confirm it."""
-    tracking = new.tracking
-    if tracking is None:
-        return False
-    event = new.event
-    if not new.terminal:
-        next_check = now + tracking.after
-        task_rows.append(
+async def _apply_task_change(db: aiosqlite.Connection, change: TaskChange, now: float) -> None:
+    if change.kind == "seen":
+        await db.execute(
+            _TASK_SEEN,
             (
-                _TASK_SEEN,
-                (
-                    event.source,
-                    event.task_id,
-                    event.business_id,
-                    now,
-                    now,
-                    now + tracking.lasting,
-                    next_check,
-                    now,
-                ),
-            )
+                change.source,
+                change.task_id,
+                change.business_id,
+                now,
+                now,
+                change.expires_at,
+                change.next_check_at,
+                now,
+            ),
         )
-        return False
-    if tracking.confirm and event.via == "callback":
-        task_rows.append(
+    elif change.kind == "confirming":
+        await db.execute(
+            _TASK_CONFIRMING,
             (
-                _TASK_CONFIRMING,
-                (
-                    event.source,
-                    event.task_id,
-                    event.business_id,
-                    event.id,
-                    now,
-                    now,
-                    now + tracking.lasting,
-                    now,
-                    now,
-                ),
-            )
+                change.source,
+                change.task_id,
+                change.business_id,
+                change.event_id,
+                now,
+                now,
+                change.expires_at,
+                change.next_check_at,
+                now,
+            ),
         )
-        return True
-    task_rows.append((_TASK_DONE, (now, event.source, event.task_id)))
-    return False
+    else:
+        await db.execute(_TASK_DONE, (now, change.source, change.task_id))
 
 
 def _event_filters(query: EventQuery) -> tuple[list[str], list[Any]]:
@@ -855,10 +793,10 @@ async def _prune_batch(db: aiosqlite.Connection, cutoff: str, batch: int) -> Pru
 
 async def _existing(
     db: aiosqlite.Connection, task_ids: set[str]
-) -> tuple[dict[_Key, tuple[str, bytes]], dict[tuple[str, str], int]]:
+) -> tuple[dict[Key, tuple[str, bytes]], dict[tuple[str, str], int]]:
     """The stored events of these tasks: key -> (event id, body hash of its receipt); and the
     highest status rank each task has reached."""
-    found: dict[_Key, tuple[str, bytes]] = {}
+    found: dict[Key, tuple[str, bytes]] = {}
     ranks: dict[tuple[str, str], int] = {}
     ids = list(task_ids)
     for start in range(0, len(ids), _PARAMETERS_PER_QUERY):
