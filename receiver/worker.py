@@ -9,6 +9,7 @@ processes, and leases that expired when a worker died.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -34,8 +35,11 @@ logger = logging.getLogger("photohook.worker")
 SWEEP_INTERVAL = 1.0
 #: Seconds that deliveries in flight get to finish when the worker stops.
 GRACE_PERIOD = 10.0
-#: How long a lease outlives an attempt's longest wait (rate limit, then timeout).
+#: How long a lease outlives a claim's longest wait (its turn in the lane, the rate limit, the
+#: attempt's timeout).
 LEASE_MARGIN = 5.0
+#: Each lane claims up to this many times its ``max_in_flight``.
+PREFETCH = 2
 
 
 class _RateLimit:
@@ -56,7 +60,8 @@ class _RateLimit:
 
 
 class _Lane:
-    """One destination's deliveries in flight."""
+    """One destination's deliveries: at most ``max_in_flight`` in flight, as many again claimed
+    and waiting, so that claims are made in batches rather than one per finished delivery."""
 
     def __init__(self, worker: Worker, destination: Destination, client: httpx.AsyncClient):
         self.worker = worker
@@ -64,18 +69,27 @@ class _Lane:
         self.sender: HTTPSender | HandlerSender = sender_for(destination, client)
         self.rate = _RateLimit(destination.rate_limit) if destination.rate_limit else None
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.waiting: collections.deque[Claim] = collections.deque()
 
     def free(self) -> int:
-        return self.destination.max_in_flight - len(self.in_flight)
+        """How many more deliveries to claim: none while some wait, so claims come in batches."""
+        if self.waiting:
+            return 0
+        return PREFETCH * self.destination.max_in_flight - len(self.in_flight)
 
     def start(self, claim: Claim) -> None:
+        if len(self.in_flight) >= self.destination.max_in_flight:
+            self.waiting.append(claim)
+            return
         task = asyncio.create_task(self._deliver(claim), name=f"deliver-{claim.delivery.id}")
         self.in_flight.add(task)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
-        self.worker.wake()  # capacity is free, and a later event of the task may be unblocked
+        if self.waiting and not self.worker.stopping:
+            self.start(self.waiting.popleft())
+        self.worker.wake()  # room to claim more, and a later event of the task may be unblocked
 
     async def _deliver(self, claim: Claim) -> None:
         if self.rate is not None:
@@ -141,7 +155,7 @@ class Worker:
             ),
         )
         self._lanes = {name: _Lane(self, d, self._client) for name, d in destinations.items()}
-        self._lease = LEASE_MARGIN + max(
+        self._lease = LEASE_MARGIN + PREFETCH * max(
             (
                 d.timeout + (d.max_in_flight / d.rate_limit if d.rate_limit else 0)
                 for d in destinations.values()
@@ -171,6 +185,10 @@ class Worker:
         logger.info("worker %s delivering to %s", self.id, ", ".join(self._lanes) or "nothing")
         if self.reconciler.enabled:
             await self.reconciler.start()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     async def stop(self, grace: float = GRACE_PERIOD) -> None:
         """Stop claiming; give deliveries in flight ``grace`` seconds, then leave the rest leased

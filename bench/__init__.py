@@ -1,0 +1,1 @@
+"""photohook's benchmark: ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,331 @@
+"""``python -m bench``: photohook's ingest and delivery against their ceilings, in one run.
+
+Each server runs as its own process under the same uvicorn settings; runs alternate across rounds
+and the medians are reported, so that a noisy machine shifts every column alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from . import load
+
+ROOT = Path(__file__).resolve().parent
+PYTHON = sys.executable
+PHOTOHOOK = [str(Path(PYTHON).with_name("photohook"))]
+UVICORN = [
+    PYTHON,
+    "-m",
+    "uvicorn",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+    "--no-server-header",
+]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, name: str, command: list[str], workdir: Path, path: str) -> None:
+        self.name = name
+        self.workdir = workdir
+        self.port = free_port()
+        self.command = [part.replace("{port}", str(self.port)) for part in command]
+        self.path = path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT.parent),
+            "BENCH_NAIVE_DB": str(self.workdir / "naive.db"),
+        }
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=self.workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.workdir / f"{self.name}.log").open("wb"),
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.base}/healthz", timeout=0.5)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def url(self) -> str:
+        if self.path == "photohook":
+            result = subprocess.run(
+                [*PHOTOHOOK, "url", "fotor", "--base-url", self.base],
+                cwd=self.workdir,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return result.stdout.strip()
+        return f"{self.base}/hooks/fotor/token"
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def peak_rss_mib(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@dataclass
+class Row:
+    name: str
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    ratio: float
+    cpu: float
+    peak_rss_mib: float
+    errors: int
+
+
+def ingest(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], str]:
+    sink = Server("sink", [*UVICORN, "--port", "{port}", "bench.apps:sink"], workdir, "sink")
+    sink.start()
+    (workdir / "routed").mkdir()
+    (workdir / "routed" / "photohook.toml").write_text(
+        "[server]\nallow_private_destinations = true\n"
+        f'[destinations.sink]\nurl = "{sink.base}/hook"\n[[routes]]\nto = ["sink"]\n'
+    )
+    (workdir / "plain").mkdir()
+    servers = [
+        Server(
+            "a. bare Starlette (ceiling)",
+            [*UVICORN, "--port", "{port}", "bench.apps:bare"],
+            workdir,
+            "bare",
+        ),
+        Server(
+            "b. aiosqlite, a commit per request",
+            [*UVICORN, "--port", "{port}", "bench.apps:naive"],
+            workdir,
+            "naive",
+        ),
+        Server(
+            "c. photohook serve, no routes",
+            [*PHOTOHOOK, "serve", "--port", "{port}"],
+            workdir / "plain",
+            "photohook",
+        ),
+        Server(
+            "d. photohook serve, one route",
+            [*PHOTOHOOK, "serve", "--port", "{port}"],
+            workdir / "routed",
+            "photohook",
+        ),
+    ]
+    results: dict[str, list[tuple[load.Load, float]]] = {s.name: [] for s in servers}
+    tool = ""
+    try:
+        for server in servers:
+            server.start()
+        urls = {server.name: server.url() for server in servers}
+        for server in servers:  # warm-up
+            load.run(urls[server.name], seconds=args.warmup, connections=args.connections)
+        for _ in range(args.rounds):
+            for server in servers:
+                cpu = server.cpu_seconds()
+                measured = load.run(
+                    urls[server.name], seconds=args.seconds, connections=args.connections
+                )
+                tool = measured.tool
+                results[server.name].append(
+                    (measured, (server.cpu_seconds() - cpu) / measured.seconds)
+                )
+        rows = []
+        ceiling = statistics.median(m.rate for m, _ in results[servers[0].name])
+        for server in servers:
+            runs = results[server.name]
+            rate = statistics.median(m.rate for m, _ in runs)
+            rows.append(
+                Row(
+                    server.name,
+                    rate,
+                    statistics.median(m.p50_ms for m, _ in runs),
+                    statistics.median(m.p99_ms for m, _ in runs),
+                    rate / ceiling,
+                    statistics.median(cpu for _, cpu in runs),
+                    server.peak_rss_mib(),
+                    sum(m.errors for m, _ in runs),
+                )
+            )
+        return rows, tool
+    finally:
+        for server in servers:
+            server.stop()
+        sink.stop()
+
+
+@dataclass
+class DeliveryResult:
+    events: int
+    photohook_rate: float
+    ceiling_rate: float
+
+    @property
+    def ratio(self) -> float:
+        return self.photohook_rate / self.ceiling_rate
+
+
+def delivery(args: argparse.Namespace, workdir: Path) -> DeliveryResult:
+    """N events queued, then delivered by a worker; beside a plain httpx loop to the same sink."""
+    import asyncio
+
+    count = args.deliveries
+    sink = Server(
+        "delivery-sink", [*UVICORN, "--port", "{port}", "bench.apps:sink"], workdir, "sink"
+    )
+    sink.start()
+    where = workdir / "delivery"
+    where.mkdir()
+    (where / "photohook.toml").write_text(
+        "[server]\nallow_private_destinations = true\n"
+        f'[destinations.sink]\nurl = "{sink.base}/hook"\n[[routes]]\nto = ["sink"]\n'
+    )
+    receiver = Server(
+        "receiver", [*PHOTOHOOK, "serve", "--no-worker", "--port", "{port}"], where, "photohook"
+    )
+    try:
+        receiver.start()
+        url = receiver.url()
+        bodies = [json.loads(load.BODY % f"delivery-{i}") for i in range(count)]
+
+        async def post_all(target: str, concurrency: int) -> float:
+            queue = iter(bodies)
+            async with httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=concurrency)
+            ) as client:
+
+                async def one() -> None:
+                    for body in queue:
+                        assert (await client.post(target, json=body)).status_code == 200
+
+                started = time.perf_counter()
+                await asyncio.gather(*(one() for _ in range(concurrency)))
+                return time.perf_counter() - started
+
+        asyncio.run(post_all(url, 16))  # queue the deliveries
+        receiver.stop()
+        worker = Server("worker", [*PHOTOHOOK, "worker"], where, "photohook")
+        started = time.perf_counter()
+        worker.process = subprocess.Popen(
+            worker.command, cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        while int(httpx.get(f"{sink.base}/count").text) < count:
+            time.sleep(0.01)
+        photohook_seconds = time.perf_counter() - started
+        worker.stop()
+        ceiling_seconds = asyncio.run(post_all(f"{sink.base}/hook", 8))  # max_in_flight is 8
+    finally:
+        sink.stop()
+    return DeliveryResult(count, count / photohook_seconds, count / ceiling_seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="each measured run (10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up per server (2)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating servers (3)")
+    parser.add_argument("--connections", type=int, default=64, help="concurrent connections (64)")
+    parser.add_argument("--deliveries", type=int, default=3000, help="events delivered (3000)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results", help="where results go")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as temporary:
+        workdir = Path(temporary)
+        rows, tool = ingest(args, workdir)
+        delivered = delivery(args, workdir)
+
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    header = (
+        f"# photohook benchmark, {date}\n\n"
+        f"{os.cpu_count()} cores; load by {tool}, {args.connections} connections, "
+        f"{args.rounds} rounds of {args.seconds:g} s after {args.warmup:g} s of warm-up, medians; "
+        "~400-byte Fotor bodies with unique task ids; every photohook 200 is durable "
+        "(SQLite WAL, synchronous=FULL).\n\n"
+    )
+    table = [
+        "| server | req/s | p50 ms | p99 ms | ratio to (a) | server CPU | peak RSS MiB | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        table.append(
+            f"| {row.name} | {row.rate:,.0f} | {row.p50_ms:.1f} | {row.p99_ms:.1f} | "
+            f"{row.ratio:.2f} | {row.cpu:.0%} | {row.peak_rss_mib:.0f} | {row.errors} |"
+        )
+    deliveries = (
+        f"\n\n## Delivery\n\n{delivered.events} queued events delivered by `photohook worker` to a "
+        f"loopback sink: {delivered.photohook_rate:,.0f} deliveries/s; a plain httpx loop posting "
+        f"the same bodies, 8 at a time: {delivered.ceiling_rate:,.0f}/s; ratio "
+        f"{delivered.ratio:.2f}.\n"
+    )
+    report = header + "\n".join(table) + deliveries
+    print(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{date}.md").write_text(report)
+    (args.out / f"{date}.json").write_text(
+        json.dumps(
+            {
+                "date": date,
+                "tool": tool,
+                "settings": {k: str(v) for k, v in vars(args).items()},
+                "ingest": [asdict(row) for row in rows],
+                "delivery": asdict(delivered) | {"ratio": delivered.ratio},
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
