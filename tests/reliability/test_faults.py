@@ -16,8 +16,6 @@ import pytest
 
 from .helpers import Serve, Traffic, fotor_body, run_cli, send_all, size, stored_event_ids
 
-MOUNT_SIZE = "8m"
-
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
@@ -25,7 +23,9 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
     mount_point = tmp_path / "small"
     mount_point.mkdir()
     result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={MOUNT_SIZE}", "tmpfs", str(mount_point)],
+        # Room for the database of every phase (about 2 KiB a callback), so that freeing the
+        # filler frees the file system.
+        ["mount", "-t", "tmpfs", "-o", f"size={size(8, 96)}m", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
         check=False,
