@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import socket
 import statistics
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -327,20 +328,30 @@ def test_slow_clients_neither_block_callbacks_nor_stay_open(server: tuple[Serve,
         writer.close()
         return (closed_at or time.monotonic()) - started
 
-    async def scenario() -> tuple[list[float], list[float], list[float]]:
-        unloaded = await latencies(40)
-        path = url.split(str(serve.port), 1)[1].encode()
-        trickling = [asyncio.create_task(trickle(path, i % 2 == 1)) for i in range(slow)]
-        await asyncio.sleep(0.5)
-        loaded = await latencies(40)
-        closed = await asyncio.gather(*trickling)
-        return unloaded, loaded, closed
+    def trickling(started: threading.Event, closed: list[float]) -> None:
+        # Their own thread and event loop, so that they slow only the server, not the client
+        # that measures the latency.
+        async def run() -> None:
+            path = url.split(str(serve.port), 1)[1].encode()
+            tasks = [asyncio.create_task(trickle(path, i % 2 == 1)) for i in range(slow)]
+            started.set()
+            closed.extend(await asyncio.gather(*tasks))
 
-    unloaded, loaded, closed = asyncio.run(scenario())
+        asyncio.run(run())
+
+    unloaded = asyncio.run(latencies(40))
+    started, closed = threading.Event(), []
+    thread = threading.Thread(target=trickling, args=(started, closed))
+    thread.start()
+    started.wait(10)
+    time.sleep(0.5)
+    loaded = asyncio.run(latencies(40))
+    thread.join(30)
     p99 = lambda values: statistics.quantiles(values, n=100)[98]  # noqa: E731
     print(
         f"\n{slow} trickling clients: callback p99 {p99(unloaded) * 1000:.1f} ms unloaded, "
         f"{p99(loaded) * 1000:.1f} ms loaded; trickles closed after at most {max(closed):.1f}s"
     )
-    assert p99(loaded) <= 2 * p99(unloaded) + 0.005  # 5 ms of slack for a noisy machine
+    assert len(closed) == slow
+    assert p99(loaded) <= 2 * p99(unloaded) + 0.002  # 2 ms of slack for a shared machine
     assert max(closed) < 2 + 2  # header_timeout / body_timeout is 2s
