@@ -32,15 +32,15 @@ from .errors import (
     UnknownSource,
     UnsupportedMediaType,
 )
-from .events import Event
 from .ids import new_id
 from .metrics import Metrics
+from .normalize import new_events
 from .reconciler import tracking
 from .responses import JSONResponse, error_response
 from .routing import Router
 from .settings import Settings, SourceConfig
 from .sources import KINDS, Kind
-from .store import NewEvent, Receipt, Store, Stored, Tracking
+from .store import Receipt, Store, Stored, Tracking
 from .tokens import URLTokens
 
 logger = logging.getLogger("photohook.ingest")
@@ -132,32 +132,18 @@ class Ingest:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise InvalidJSON(f"the body is not valid JSON: {exc.msg}") from None
-        parsed = source.kind.parse(document)
-
         received_at = datetime.now(UTC)
-        name, kind = source.config.name, source.kind.name
-        events = []
-        for item in parsed:
-            event = Event(
-                id=new_id("evt"),
-                source=name,
-                kind=kind,
-                type=item.type,
-                task_id=item.task_id,
-                task_type=item.task_type,
-                status=item.status,
-                business_id=item.business_id,
-                labels=item.labels,
-                result_urls=item.result_urls,
-                flagged=item.flagged,
-                received_at=received_at,
-                payload=document,
-            )
-            routes = self._router.destinations(event) if self._router.routes else ()
-            terminal = item.status in source.kind.terminal_statuses
-            events.append(
-                NewEvent(event, source.ranks[item.status], routes, terminal, source.tracking)
-            )
+        name = source.config.name
+        events = new_events(
+            source.kind.parse(document),
+            source=name,
+            kind=source.kind,
+            ranks=source.ranks,
+            router=self._router,
+            tracking=source.tracking,
+            payload=document,
+            received_at=received_at,
+        )
         receipt = Receipt(
             id=new_id("rcv"),
             source=name,
@@ -167,7 +153,7 @@ class Ingest:
             headers=redact.headers_json(request.scope["headers"]),
             body=body,
             body_sha256=hashlib.sha256(body).digest(),
-            events=tuple(events),
+            events=events,
         )
         try:
             async with asyncio.timeout(COMMIT_TIMEOUT):

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 import httpx
 
 from .errors import StoreError, ValidationFailed
-from .events import Event
 from .ids import new_id
 from .metrics import Metrics
+from .normalize import new_events
 from .routing import Router
 from .settings import SourceConfig
 from .sources import KINDS, KeyRejected, ProviderUnavailable, StatusAnswer
@@ -168,36 +168,19 @@ class Reconciler:
         if answer.document is None:
             return []
         kind = KINDS[source.kind]
-        received_at = datetime.now(UTC)
-        ranks = kind.status_rank
-        events = []
-        for item in kind.parse(answer.document):
-            event = Event(
-                id=new_id("evt"),
+        return list(
+            new_events(
+                kind.parse(answer.document),
                 source=source.name,
-                kind=kind.name,
-                type=item.type,
-                task_id=item.task_id,
-                task_type=item.task_type,
-                status=item.status,
-                business_id=item.business_id,
-                labels=item.labels,
-                result_urls=item.result_urls,
-                flagged=item.flagged,
-                received_at=received_at,
+                kind=kind,
+                ranks=kind.status_rank,
+                router=self._router,
+                tracking=tracking(source),
                 payload=answer.document,
+                received_at=datetime.now(UTC),
                 via="poll",
             )
-            events.append(
-                NewEvent(
-                    event,
-                    ranks[item.status],
-                    self._router.destinations(event),
-                    terminal=item.status in kind.terminal_statuses,
-                    tracking=tracking(source),
-                )
-            )
-        return events
+        )
 
     async def _confirm(self, task: Task, events: list[NewEvent]) -> None:
         callback = await self._store.get_event(task.event_id) if task.event_id else None

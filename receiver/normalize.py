@@ -1,0 +1,50 @@
+"""From what a provider said to the routed events photohook stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from .events import Event
+from .ids import new_id
+from .routing import Router
+from .sources import Kind, ParsedEvent
+from .store import NewEvent, Tracking
+from .types import JSONObject
+
+
+def new_events(
+    parsed: Iterable[ParsedEvent],
+    *,
+    source: str,
+    kind: Kind,
+    ranks: dict[str, int],
+    router: Router,
+    tracking: Tracking | None,
+    payload: JSONObject,
+    received_at: datetime,
+    via: str = "callback",
+) -> tuple[NewEvent, ...]:
+    """Each parsed event as a normalized :class:`Event`, with its rank, routes and tracking."""
+    events = []
+    for item in parsed:
+        event = Event(
+            id=new_id("evt"),
+            source=source,
+            kind=kind.name,
+            type=item.type,
+            task_id=item.task_id,
+            task_type=item.task_type,
+            status=item.status,
+            business_id=item.business_id,
+            labels=item.labels,
+            result_urls=item.result_urls,
+            flagged=item.flagged,
+            received_at=received_at,
+            payload=payload,
+            via=via,
+        )
+        routes = router.destinations(event) if router.routes else ()
+        terminal = item.status in kind.terminal_statuses
+        events.append(NewEvent(event, ranks[item.status], routes, terminal, tracking))
+    return tuple(events)
