@@ -205,6 +205,9 @@ class Reconciler:
         await self._finish(task, "unconfirmed", error=problem, confirmed=False)
 
     async def _key_rejected(self, source: SourceConfig, task: Task, error: str) -> None:
+        if source.name in self._rejected:  # another check of the same batch reported it
+            await self._finish(task, task.state, next_check_at=time.time(), error=error)
+            return
         self._rejected.add(source.name)
         self._count(source.name, "key_rejected")
         logger.error(

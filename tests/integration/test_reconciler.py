@@ -111,10 +111,14 @@ async def test_a_rejected_key_is_reported_and_polling_stops(
     async with httpx.AsyncClient(base_url=app.base_url) as client:
         for task_id in ("t1", "t2"):
             await client.post("/api/tasks", json={"source": "fotor", "task_id": task_id})
-        await eventually(lambda: len(fotor.requests) >= 1)
-        report = (await client.get("/api/reconciler")).json()["sources"]
-        fotor_report = next(r for r in report if r["source"] == "fotor")
-        assert fotor_report["key_rejected"] is True
+
+        async def fotor_report() -> dict[str, Any]:
+            report = (await client.get("/api/reconciler")).json()["sources"]
+            found: dict[str, Any] = next(r for r in report if r["source"] == "fotor")
+            return found
+
+        await eventually(lambda: _rejected(fotor_report))
+        fotor_report = await fotor_report()
         assert "401" in fotor_report["last_error"]
         asked = len(fotor.requests)
         await _wait(0.5)
@@ -193,6 +197,10 @@ async def test_cropphoto_jobs_are_recovered(
         job["job_labels"],
     )
     assert recovered["result_urls"] == [job["results"][0]["output_image_url"]]
+
+
+async def _rejected(report: Callable[[], Any]) -> bool:
+    return bool((await report())["key_rejected"])
 
 
 async def _has_event(app: Any, task_id: str) -> bool:
