@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from . import load
+from . import growth, load
 
 ROOT = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -138,6 +138,18 @@ def ingest(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], str]:
         f'[destinations.sink]\nurl = "{sink.base}/hook"\n[[routes]]\nto = ["sink"]\n'
     )
     (workdir / "plain").mkdir()
+    grown: list[Server] = []
+    if args.growth:
+        (workdir / "grown").mkdir()
+        growth.fill(workdir / "grown", args.growth, PHOTOHOOK)
+        grown = [
+            Server(
+                f"e. photohook serve, no routes, {args.growth:,} events stored",
+                [*PHOTOHOOK, "serve", "--port", "{port}"],
+                workdir / "grown",
+                "photohook",
+            )
+        ]
     servers = [
         Server(
             "a. bare Starlette (ceiling)",
@@ -163,6 +175,7 @@ def ingest(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], str]:
             workdir / "routed",
             "photohook",
         ),
+        *grown,
     ]
     results: dict[str, list[tuple[load.Load, float]]] = {s.name: [] for s in servers}
     tool = ""
@@ -278,6 +291,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating servers (3)")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections (64)")
     parser.add_argument("--deliveries", type=int, default=3000, help="events delivered (3000)")
+    parser.add_argument(
+        "--growth",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run (e): photohook on a database already holding N events (e.g. 1000000)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results", help="where results go")
     args = parser.parse_args()
 
