@@ -284,6 +284,94 @@ def delivery(args: argparse.Namespace, workdir: Path) -> DeliveryResult:
     return DeliveryResult(count, count / photohook_seconds, count / ceiling_seconds)
 
 
+@dataclass
+class LatencyResult:
+    rate: float
+    callbacks: int
+    delivered: int
+    p50_ms: float
+    p99_ms: float
+
+
+def latency(args: argparse.Namespace, workdir: Path) -> LatencyResult:
+    """End to end, callback acknowledged to sink received, at a fixed rate."""
+    import asyncio
+
+    sink = Server(
+        "latency-sink", [*UVICORN, "--port", "{port}", "bench.apps:latency_sink"], workdir, "sink"
+    )
+    sink.start()
+    where = workdir / "latency"
+    where.mkdir()
+    (where / "photohook.toml").write_text(
+        "[server]\nallow_private_destinations = true\n"
+        f'[destinations.sink]\nurl = "{sink.base}/hook"\n[[routes]]\nto = ["sink"]\n'
+    )
+    server = Server("photohook", [*PHOTOHOOK, "serve", "--port", "{port}"], where, "photohook")
+    try:
+        server.start()
+        acknowledged = asyncio.run(
+            load.paced(server.url(), rate=args.rate, seconds=args.latency_seconds, connections=16)
+        )
+        deadline = time.monotonic() + 30
+        arrivals: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            arrivals = httpx.get(f"{sink.base}/arrivals").json()
+            if len(arrivals) >= len(acknowledged):
+                break
+            time.sleep(0.2)
+    finally:
+        server.stop()
+        sink.stop()
+    delays = sorted(max(0.0, arrivals[t] - acknowledged[t]) for t in acknowledged if t in arrivals)
+    return LatencyResult(
+        args.rate,
+        len(acknowledged),
+        len(delays),
+        delays[len(delays) // 2] * 1000 if delays else 0.0,
+        delays[int(len(delays) * 0.99)] * 1000 if delays else 0.0,
+    )
+
+
+@dataclass
+class SoakResult:
+    seconds: float
+    rate: float
+    rss_mib: list[float]
+
+    @property
+    def growth_mib(self) -> float:
+        return self.rss_mib[-1] - self.rss_mib[0] if self.rss_mib else 0.0
+
+
+def soak(args: argparse.Namespace, workdir: Path) -> SoakResult:
+    """RSS of photohook (no routes) sampled every 10 s under a steady load."""
+    import asyncio
+    import threading
+
+    where = workdir / "soak"
+    where.mkdir()
+    server = Server("soak", [*PHOTOHOOK, "serve", "--port", "{port}"], where, "photohook")
+    samples: list[float] = []
+    try:
+        server.start()
+        url = server.url()
+        sender = threading.Thread(
+            target=lambda: asyncio.run(
+                load.paced(url, rate=args.rate, seconds=args.soak, connections=16)
+            )
+        )
+        sender.start()
+        while sender.is_alive():
+            for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():  # type: ignore[union-attr]
+                if line.startswith("VmRSS:"):
+                    samples.append(int(line.split()[1]) / 1024)
+            sender.join(10)
+    finally:
+        server.stop()
+    return SoakResult(args.soak, args.rate, samples)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="each measured run (10)")
@@ -291,6 +379,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating servers (3)")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections (64)")
     parser.add_argument("--deliveries", type=int, default=3000, help="events delivered (3000)")
+    parser.add_argument(
+        "--rate", type=float, default=500.0, help="callbacks/s for latency and soak (500)"
+    )
+    parser.add_argument("--latency-seconds", type=float, default=10.0, help="the latency run (10)")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also sample RSS through a soak this long (e.g. 600)",
+    )
     parser.add_argument(
         "--growth",
         type=int,
@@ -305,6 +404,8 @@ def main() -> None:
         workdir = Path(temporary)
         rows, tool = ingest(args, workdir)
         delivered = delivery(args, workdir)
+        latencies = latency(args, workdir)
+        soaked = soak(args, workdir) if args.soak else None
 
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     header = (
@@ -329,6 +430,17 @@ def main() -> None:
         f"the same bodies, 8 at a time: {delivered.ceiling_rate:,.0f}/s; ratio "
         f"{delivered.ratio:.2f}.\n"
     )
+    deliveries += (
+        f"\nEnd to end (callback acknowledged to sink received), {latencies.callbacks} callbacks "
+        f"at {latencies.rate:g}/s with one route: p50 {latencies.p50_ms:.1f} ms, p99 "
+        f"{latencies.p99_ms:.1f} ms ({latencies.delivered} delivered).\n"
+    )
+    if soaked is not None:
+        deliveries += (
+            f"\n## Soak\n\n{soaked.seconds:g} s at {soaked.rate:g} callbacks/s, RSS sampled every "
+            f"10 s: from {soaked.rss_mib[0]:.0f} to {soaked.rss_mib[-1]:.0f} MiB, at most "
+            f"{max(soaked.rss_mib):.0f} MiB.\n"
+        )
     report = header + "\n".join(table) + deliveries
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import time
 
 import aiosqlite
 from starlette.applications import Starlette
@@ -60,4 +62,26 @@ async def _count(request: Request) -> Response:
 #: The delivery sink: answers 200 and counts.
 sink = Starlette(
     routes=[Route("/hook", _sink, methods=["POST"]), Route("/count", _count, methods=["GET"])]
+)
+
+
+arrivals: dict[str, float] = {}
+
+
+async def _latency_sink(request: Request) -> Response:
+    body = await request.json()
+    arrivals[body["task_id"]] = time.time()
+    return Response(OK, media_type="application/json")
+
+
+async def _arrivals(request: Request) -> Response:
+    return Response(json.dumps(arrivals).encode(), media_type="application/json")
+
+
+#: The latency sink: records when each task's delivery arrived (wall clock).
+latency_sink = Starlette(
+    routes=[
+        Route("/hook", _latency_sink, methods=["POST"]),
+        Route("/arrivals", _arrivals, methods=["GET"]),
+    ]
 )

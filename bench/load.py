@@ -128,3 +128,45 @@ async def _builtin(url: str, seconds: float, connections: int) -> Load:
         errors,
         "built-in",
     )
+
+
+async def paced(url: str, *, rate: float, seconds: float, connections: int) -> dict[str, float]:
+    """Send ``rate`` callbacks a second for ``seconds``; when each task was acknowledged (wall
+    clock, for comparing with another process's record of arrival)."""
+    parts = urlsplit(url)
+    acknowledged: dict[str, float] = {}
+    total = int(rate * seconds)
+    started = time.monotonic()
+    next_index = 0
+    prefix = f"paced-{time.time_ns()}-"
+
+    async def connection() -> None:
+        nonlocal next_index
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        while next_index < total:
+            index = next_index
+            next_index += 1
+            delay = started + index / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task_id = f"{prefix}{index}"
+            body = (BODY % task_id).encode()
+            writer.write(
+                (
+                    f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                + body
+            )
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            if status_line.startswith(b"HTTP/1.1 200"):
+                acknowledged[task_id] = time.time()
+        writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return acknowledged
