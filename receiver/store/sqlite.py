@@ -281,39 +281,45 @@ class SQLiteStore:
     async def _write_outcomes(self, outcomes: Sequence[Outcome]) -> list[None]:
         now = time.time()
         async with self._transaction() as db:
-            for outcome in outcomes:
-                attempt = outcome.attempt
-                await db.execute(
-                    "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, ok,"
-                    " status_code, error, response_headers, response_body)"
-                    " SELECT ?, attempts + 1, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?",
+            # Each delivery's attempt is numbered before the update below counts it.
+            await db.executemany(
+                "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, ok,"
+                " status_code, error, response_headers, response_body)"
+                " SELECT ?, attempts + 1, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?",
+                [
                     (
-                        outcome.delivery_id,
-                        attempt.started_at,
-                        attempt.duration_ms,
-                        int(attempt.ok),
-                        attempt.status_code,
-                        attempt.error,
-                        attempt.response_headers.decode() if attempt.response_headers else None,
-                        attempt.response_body,
-                        outcome.delivery_id,
-                    ),
-                )
-                await db.execute(
-                    "UPDATE deliveries SET state = ?, attempts = attempts + 1, tries = tries + 1,"
-                    " next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?,"
-                    " last_error = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
-                    " WHERE id = ? AND lease_owner = ?",
+                        o.delivery_id,
+                        o.attempt.started_at,
+                        o.attempt.duration_ms,
+                        int(o.attempt.ok),
+                        o.attempt.status_code,
+                        o.attempt.error,
+                        o.attempt.response_headers.decode() if o.attempt.response_headers else None,
+                        o.attempt.response_body,
+                        o.delivery_id,
+                    )
+                    for o in outcomes
+                ],
+            )
+            await db.executemany(
+                "UPDATE deliveries SET state = ?, attempts = attempts + 1, tries = tries + 1,"
+                " next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?,"
+                " last_error = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
+                " WHERE id = ? AND lease_owner = ?",
+                [
                     (
-                        outcome.state,
-                        outcome.next_attempt_at,
-                        attempt.status_code,
-                        attempt.error,
+                        o.state,
+                        o.next_attempt_at,
+                        o.attempt.status_code,
+                        o.attempt.error,
                         now,
-                        outcome.delivery_id,
-                        outcome.worker_id,
-                    ),
-                )
+                        o.delivery_id,
+                        o.worker_id,
+                    )
+                    for o in outcomes
+                ],
+            )
+            for outcome in outcomes:
                 if outcome.disable_destination is not None:
                     await _set_destination_state(
                         db,
