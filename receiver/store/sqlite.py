@@ -751,7 +751,7 @@ def _delivery_filters(query: DeliveryQuery) -> tuple[list[str], list[Any]]:
 _PRUNABLE_EVENTS = """
     SELECT e.id FROM events e WHERE e.received_at < ? AND NOT EXISTS (
         SELECT 1 FROM deliveries d
-        WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying', 'held')
+        WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying', 'held', 'confirming')
     )
 """
 _PRUNABLE_RECEIPTS = """

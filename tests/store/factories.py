@@ -8,7 +8,7 @@ import orjson
 from receiver.events import Event
 from receiver.ids import new_id
 from receiver.sources import KINDS
-from receiver.store import NewEvent, Receipt
+from receiver.store import NewEvent, Receipt, Tracking
 
 RANKS = KINDS["fotor"].status_rank
 
@@ -22,6 +22,8 @@ def receipt(
     extra_tasks: tuple[tuple[str, str], ...] = (),
     destinations: tuple[str, ...] = (),
     rank: int | None = None,
+    terminal: bool = False,
+    tracking: Tracking | None = None,
 ) -> Receipt:
     received_at = datetime.now(UTC)
     body = body or orjson.dumps({"taskId": task_id, "status": status, "type": "upscale"})
@@ -44,6 +46,8 @@ def receipt(
             ),
             rank if rank is not None else RANKS[task_status],
             destinations,
+            terminal,
+            tracking,
         )
         for task, task_status in ((task_id, status), *extra_tasks)
     )

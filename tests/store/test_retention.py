@@ -32,3 +32,20 @@ async def test_prune_keeps_what_is_still_being_delivered(store: Store) -> None:
     detail = await store.event_detail(kept.id)
     assert detail is not None and len(detail.receipts) == 1  # its request is kept with it
     assert await store.prune(later) == Pruned()
+
+
+async def test_prune_keeps_events_waiting_for_confirmation(store: Store) -> None:
+    from receiver.store import Tracking
+
+    await store.sync_destinations(["app"])
+    await store.store(
+        receipt(
+            "confirming",
+            destinations=("app",),
+            terminal=True,
+            tracking=Tracking(600, 3600, confirm=True),
+        )
+    )
+    [delivery] = await store.list_deliveries(DeliveryQuery())
+    assert delivery.state == "confirming"
+    assert await store.prune(datetime.now(UTC) + timedelta(seconds=5)) == Pruned()
