@@ -6,6 +6,8 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import httpx
 from tests.conftest import LONG
 from tests.e2e.process import Serve, run_cli
 from tests.helpers import fixture
+from tests.integration.servers import Sink, running
 
 
 def size(short: int, long: int) -> int:
@@ -110,6 +113,20 @@ def sink_config(sink_url: str, *, max_in_flight: int = 8, extra: str = "") -> st
         f"{extra}"
         '[[routes]]\nto = ["sink"]\n'
     )
+
+
+@contextmanager
+def serving_to(workdir: Path, sink: Sink) -> Iterator[str]:
+    """``photohook serve`` routing every event to ``sink``, both on loopback; yields the fotor
+    callback URL and stops both afterwards."""
+    with running(sink.app, lifespan="off") as sink_url:
+        (workdir / "photohook.toml").write_text(sink_config(sink_url))
+        serve = Serve(workdir)
+        serve.start()
+        try:
+            yield run_cli("url", "fotor", "--base-url", serve.base_url, cwd=workdir).stdout.strip()
+        finally:
+            serve.stop()
 
 
 __all__ = ["Serve", "run_cli"]

@@ -18,6 +18,7 @@ from .helpers import (
     fotor_body,
     run_cli,
     send_all,
+    serving_to,
     sink_config,
     size,
     stored_event_ids,
@@ -76,20 +77,11 @@ def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
 def test_the_sink_receives_exactly_the_accepted_set(tmp_path: Path) -> None:
     count = size(600, 4000)
     sink = Sink()
-    with running(sink.app, lifespan="off") as sink_url:
-        (tmp_path / "photohook.toml").write_text(sink_config(sink_url))
-        serve = Serve(tmp_path)
-        serve.start()
-        try:
-            url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path).stdout
-            started = time.monotonic()
-            traffic = asyncio.run(
-                send_all(url.strip(), [fotor_body(i) for i in range(count)], concurrency=20)
-            )
-            assert wait_until(lambda: len(sink.ids) >= len(traffic.acknowledged), within=60)
-            seconds = time.monotonic() - started
-        finally:
-            serve.stop()
+    with serving_to(tmp_path, sink) as url:
+        started = time.monotonic()
+        traffic = asyncio.run(send_all(url, [fotor_body(i) for i in range(count)], concurrency=20))
+        assert wait_until(lambda: len(sink.ids) >= len(traffic.acknowledged), within=60)
+        seconds = time.monotonic() - started
     print(f"\n{count} callbacks from 20 senders: {len(sink.ids)} deliveries in {seconds:.1f}s")
     assert traffic.statuses == {200: count}
     assert set(sink.ids) == set(traffic.acknowledged)
@@ -99,19 +91,12 @@ def test_the_sink_receives_exactly_the_accepted_set(tmp_path: Path) -> None:
 def test_provider_resends_make_one_event_and_one_delivery(tmp_path: Path) -> None:
     tasks = size(100, 1000)
     sink = Sink()
-    with running(sink.app, lifespan="off") as sink_url:
-        (tmp_path / "photohook.toml").write_text(sink_config(sink_url))
-        serve = Serve(tmp_path)
-        serve.start()
-        try:
-            url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path).stdout
-            bodies = [fotor_body(i) for i in range(tasks)] * 4  # sent, then resent three times
-            random.shuffle(bodies)
-            traffic = asyncio.run(send_all(url.strip(), bodies, concurrency=16))
-            assert wait_until(lambda: len(sink.ids) >= tasks, within=60)
-            time.sleep(0.5)
-        finally:
-            serve.stop()
+    with serving_to(tmp_path, sink) as url:
+        bodies = [fotor_body(i) for i in range(tasks)] * 4  # sent, then resent three times
+        random.shuffle(bodies)
+        traffic = asyncio.run(send_all(url, bodies, concurrency=16))
+        assert wait_until(lambda: len(sink.ids) >= tasks, within=60)
+        time.sleep(0.5)  # a second delivery of any task would arrive by now
     events = len(stored_event_ids(tmp_path))
     print(f"\n{tasks} tasks sent 4 times: {events} events, {len(sink.ids)} deliveries")
     assert traffic.statuses == {200: tasks * 4}
