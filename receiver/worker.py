@@ -38,8 +38,6 @@ GRACE_PERIOD = 10.0
 #: How long a lease outlives a claim's longest wait (its turn in the lane, the rate limit, the
 #: attempt's timeout).
 LEASE_MARGIN = 5.0
-#: Each lane claims up to this many times its ``max_in_flight``.
-PREFETCH = 2
 
 
 class _RateLimit:
@@ -60,8 +58,9 @@ class _RateLimit:
 
 
 class _Lane:
-    """One destination's deliveries: at most ``max_in_flight`` in flight, as many again claimed
-    and waiting, so that claims are made in batches rather than one per finished delivery."""
+    """One destination's deliveries, at most ``max_in_flight`` in flight. The store leases no
+    more than that across all workers; a claim that arrives while a finished delivery's task is
+    still winding down waits its turn here."""
 
     def __init__(self, worker: Worker, destination: Destination, client: httpx.AsyncClient):
         self.worker = worker
@@ -71,11 +70,9 @@ class _Lane:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.waiting: collections.deque[Claim] = collections.deque()
 
-    def free(self) -> int:
-        """How many more deliveries to claim: none while some wait, so claims come in batches."""
-        if self.waiting:
-            return 0
-        return PREFETCH * self.destination.max_in_flight - len(self.in_flight)
+    def free(self) -> bool:
+        """Whether there is room for another delivery."""
+        return not self.waiting and len(self.in_flight) < self.destination.max_in_flight
 
     def start(self, claim: Claim) -> None:
         if len(self.in_flight) >= self.destination.max_in_flight:
@@ -155,7 +152,8 @@ class Worker:
             ),
         )
         self._lanes = {name: _Lane(self, d, self._client) for name, d in destinations.items()}
-        self._lease = LEASE_MARGIN + PREFETCH * max(
+        # Twice the longest wait: a claim may wait for a delivery in flight before its own.
+        self._lease = LEASE_MARGIN + 2 * max(
             (
                 d.timeout + (d.max_in_flight / d.rate_limit if d.rate_limit else 0)
                 for d in destinations.values()
@@ -223,7 +221,11 @@ class Worker:
 
     async def _claim_and_start(self) -> float:
         """Claim and start what is due; return how long to wait (0: look again at once)."""
-        limits = {name: lane.free() for name, lane in self._lanes.items() if lane.free() > 0}
+        limits = {
+            name: lane.destination.max_in_flight
+            for name, lane in self._lanes.items()
+            if lane.free()
+        }
         if not limits:
             return self._sweep_interval  # every lane is full; a finished delivery wakes us
         try:

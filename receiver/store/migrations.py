@@ -7,6 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 
+from ..errors import StoreError
+
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -39,3 +41,21 @@ def migrations(engine: str) -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda migration: migration.version)
     return found
+
+
+def pending(engine: str, applied: set[int]) -> list[Migration]:
+    """The migrations of ``engine`` not yet applied to a database that has ``applied``; raises
+    StoreError if the database is newer than this photohook."""
+    known = migrations(engine)
+    newest = max((m.version for m in known), default=0)
+    if applied and max(applied) > newest:
+        raise StoreError(
+            f"the database schema is at version {max(applied)}, newer than this photohook "
+            f"knows ({newest}); upgrade photohook"
+        )
+    return [m for m in known if m.version not in applied]
+
+
+def not_migrated(todo: list[Migration]) -> StoreError:
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in todo)
+    return StoreError(f"the database needs migrations ({names}); run 'photohook migrate' first")

@@ -366,8 +366,8 @@ async def test_stored_headers_are_redacted(app: Starlette, client: httpx.AsyncCl
         headers={"X-WEBHOOK-SECRET": CROP_SECRET, "Authorization": "Bearer abc123"},
     )
     store = app.state.store
-    rows = await store._read("SELECT headers, peer, client FROM receipts", [])
-    [(headers, peer, client)] = rows
+    async with store._read() as tx:
+        [(headers, peer, client)] = await tx.fetch("SELECT headers, peer, client FROM receipts")
     assert CROP_SECRET not in headers and "abc123" not in headers
     assert ["x-webhook-secret", "[redacted]"] in json.loads(headers)
     assert peer == client == "54.212.95.175"

@@ -1,0 +1,275 @@
+"""The transactional outbox: deliveries leased to workers, attempts recorded, destinations
+paused, disabled and resumed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from ..ids import new_id
+from . import rows
+from .records import Claim, DestinationStatus, Outcome
+from .tx import Tx, marks
+
+_PARAMETERS_PER_QUERY = 500
+
+INSERT_DELIVERY = """
+    INSERT INTO deliveries (id, event_id, destination, source, task_id, state, next_attempt_at,
+        last_error, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# A delivery waits while an earlier event of its task waits for the same destination.
+_NOT_BLOCKED = """
+    NOT EXISTS (
+        SELECT 1 FROM deliveries p
+        WHERE p.destination = d.destination AND p.task_id = d.task_id AND p.source = d.source
+          AND p.event_id < d.event_id AND p.state IN ('pending', 'retrying', 'held', 'confirming')
+    )
+"""
+_DUE = f"""
+    d.state IN ('pending', 'retrying') AND d.next_attempt_at <= ?
+    AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= ?) AND {_NOT_BLOCKED}
+"""
+
+
+async def claim(
+    tx: Tx, limits: Mapping[str, int], worker_id: str, lease_seconds: float, now: float
+) -> tuple[list[Claim], float | None]:
+    """Lease due deliveries, at most ``limits[destination]`` of a destination leased at once
+    across all workers; and when the next delivery of a destination with room falls due."""
+    states = {str(name): str(state) for name, state in await tx.fetch(_DESTINATION_STATES)}
+    if any(state != "active" for state in states.values()):
+        await _hold_inactive(tx, now)
+    active = sorted(n for n, state in states.items() if state == "active" and limits.get(n))
+    if active and tx.dialect.for_update:
+        # Claims of one destination take turns across processes, so the leased count is exact.
+        await tx.fetch(
+            f"SELECT name FROM destinations WHERE name IN ({marks(len(active))})"  # noqa: S608
+            f" ORDER BY name{tx.dialect.for_update}",
+            active,
+        )
+    leased: dict[str, int] = {}
+    if active:
+        for name, count in await tx.fetch(
+            "SELECT destination, COUNT(*) FROM deliveries"  # noqa: S608
+            " WHERE state IN ('pending', 'retrying') AND lease_expires_at > ?"
+            f" AND destination IN ({marks(len(active))}) GROUP BY destination",
+            (now, *active),
+        ):
+            leased[name] = count
+    claimed: list[str] = []
+    with_room: list[str] = []
+    for destination in active:
+        room = limits[destination] - leased.get(destination, 0)
+        if room <= 0:
+            continue
+        ids = [
+            str(delivery_id)
+            for (delivery_id,) in await tx.fetch(
+                f"SELECT d.id FROM deliveries d WHERE d.destination = ? AND {_DUE}"  # noqa: S608
+                f" ORDER BY d.next_attempt_at, d.event_id LIMIT ?{tx.dialect.skip_locked}",
+                (destination, now, now, room),
+            )
+        ]
+        if ids:
+            await tx.execute(
+                "UPDATE deliveries SET lease_owner = ?, lease_expires_at = ?"  # noqa: S608
+                f" WHERE id IN ({marks(len(ids))})",
+                (worker_id, now + lease_seconds, *ids),
+            )
+            claimed.extend(ids)
+        if len(ids) < room:
+            with_room.append(destination)
+    next_due = None
+    if with_room:
+        [(next_due,)] = await tx.fetch(
+            "SELECT MIN(CASE WHEN d.lease_expires_at > d.next_attempt_at"  # noqa: S608
+            " THEN d.lease_expires_at ELSE d.next_attempt_at END)"
+            " FROM deliveries d WHERE d.state IN ('pending', 'retrying') AND"
+            f" d.destination IN ({marks(len(with_room))}) AND {_NOT_BLOCKED}",
+            with_room,
+        )
+    return await _claims(tx, claimed), next_due
+
+
+async def _claims(tx: Tx, ids: list[str]) -> list[Claim]:
+    claims = []
+    for start in range(0, len(ids), _PARAMETERS_PER_QUERY):
+        chunk = ids[start : start + _PARAMETERS_PER_QUERY]
+        for row in await tx.fetch(
+            f"SELECT {rows.DELIVERY_COLUMNS}, {rows.EVENT_COLUMNS} FROM deliveries d"  # noqa: S608
+            " JOIN events e ON e.id = d.event_id JOIN receipts r ON r.id = e.receipt_id"
+            f" WHERE d.id IN ({marks(len(chunk))}) ORDER BY d.event_id",
+            chunk,
+        ):
+            claims.append(Claim(rows.delivery(row[:11]), rows.event(row[11:])))
+    return claims
+
+
+async def finish(tx: Tx, outcomes: Sequence[Outcome], now: float) -> None:
+    """Record the attempts and the deliveries' new states. A report from a worker whose lease
+    was taken over is recorded as an attempt but changes nothing."""
+    outcomes = sorted(outcomes, key=lambda outcome: outcome.delivery_id)
+    # Each delivery's attempt is numbered before the update below counts it.
+    await tx.executemany(
+        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, ok, status_code,"
+        " error, response_headers, response_body)"
+        " VALUES (?, (SELECT attempts + 1 FROM deliveries WHERE id = ?), ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                o.delivery_id,
+                o.delivery_id,
+                o.attempt.started_at,
+                o.attempt.duration_ms,
+                int(o.attempt.ok),
+                o.attempt.status_code,
+                o.attempt.error,
+                o.attempt.response_headers.decode() if o.attempt.response_headers else None,
+                o.attempt.response_body,
+            )
+            for o in outcomes
+        ],
+    )
+    await tx.executemany(
+        "UPDATE deliveries SET state = ?, attempts = attempts + 1, tries = tries + 1,"
+        " next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?,"
+        " last_error = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE id = ? AND lease_owner = ?",
+        [
+            (
+                o.state,
+                o.next_attempt_at,
+                o.attempt.status_code,
+                o.attempt.error,
+                now,
+                o.delivery_id,
+                o.worker_id,
+            )
+            for o in outcomes
+        ],
+    )
+    for outcome in outcomes:
+        if outcome.disable_destination is not None:
+            [(name,)] = await tx.fetch(
+                "SELECT destination FROM deliveries WHERE id = ?", (outcome.delivery_id,)
+            )
+            await set_destination_state(tx, name, "disabled", outcome.disable_destination, now)
+
+
+async def add_deliveries(
+    tx: Tx, event_id: str, destinations: Iterable[str], now: float
+) -> list[str]:
+    """New pending deliveries of an event (a replay); their ids."""
+    found = await tx.fetch("SELECT source, task_id FROM events WHERE id = ?", (event_id,))
+    if not found:
+        return []
+    [(source, task_id)] = found
+    new = [
+        (new_id("dlv"), event_id, name, source, task_id, "pending", now, None, now, now)
+        for name in destinations
+    ]
+    await tx.executemany(INSERT_DELIVERY, new)
+    await tx.notify()
+    return [row[0] for row in new]
+
+
+async def requeue(
+    tx: Tx,
+    now: float,
+    *,
+    delivery_id: str | None = None,
+    destination: str | None = None,
+    event_id: str | None = None,
+) -> int:
+    """Queue dead deliveries again (matching all given filters); how many."""
+    conditions, parameters = ["state = 'dead'"], []
+    for column, value in (
+        ("id", delivery_id),
+        ("destination", destination),
+        ("event_id", event_id),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            parameters.append(value)
+    count = await tx.execute(
+        "UPDATE deliveries SET state = 'pending', tries = 0, next_attempt_at = ?,"  # noqa: S608
+        f" updated_at = ? WHERE {' AND '.join(conditions)}",
+        (now, now, *parameters),
+    )
+    if count:
+        await tx.notify()
+    return count
+
+
+async def sync_destinations(tx: Tx, names: Iterable[str], now: float) -> None:
+    await tx.executemany(
+        "INSERT INTO destinations (name, state, updated_at) VALUES (?, 'active', ?)"
+        " ON CONFLICT (name) DO NOTHING",
+        [(name, now) for name in sorted(names)],
+    )
+
+
+async def set_destination_state(
+    tx: Tx, name: str, state: str, reason: str | None, now: float
+) -> bool:
+    """Pause, disable or resume a destination; False if there is no such destination."""
+    changed = await tx.execute(
+        "UPDATE destinations SET state = ?, reason = ?, updated_at = ? WHERE name = ?",
+        (state, reason, now, name),
+    )
+    if not changed:
+        return False
+    if state == "active":
+        released = await tx.execute(
+            "UPDATE deliveries SET state = CASE WHEN tries > 0 THEN 'retrying' ELSE 'pending' END,"
+            " next_attempt_at = ?, updated_at = ? WHERE destination = ? AND state = 'held'",
+            (now, now, name),
+        )
+        if released:
+            await tx.notify()
+    else:
+        # Deliveries in flight finish; the rest wait, visible as held, until it is resumed.
+        await tx.execute(
+            "UPDATE deliveries SET state = 'held', updated_at = ? WHERE destination = ?"
+            " AND state IN ('pending', 'retrying')"
+            " AND (lease_expires_at IS NULL OR lease_expires_at <= ?)",
+            (now, name, now),
+        )
+    return True
+
+
+async def _hold_inactive(tx: Tx, now: float) -> None:
+    """Deliveries created while their destination was paused or disabled wait as held."""
+    await tx.execute(
+        "UPDATE deliveries SET state = 'held', updated_at = ?"
+        " WHERE state IN ('pending', 'retrying') AND lease_owner IS NULL"
+        " AND destination IN (SELECT name FROM destinations WHERE state != 'active')",
+        (now,),
+    )
+
+
+async def destination_statuses(tx: Tx, now: float) -> list[DestinationStatus]:
+    found = await tx.fetch(
+        """
+        SELECT t.name, t.state, t.reason,
+            (SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.destination = t.name AND a.started_at >= ?),
+            (SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.destination = t.name AND a.started_at >= ? AND a.ok = 1),
+            (SELECT COALESCE(a.error, 'HTTP ' || a.status_code) FROM attempts a
+             JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.destination = t.name AND a.ok = 0 ORDER BY a.id DESC LIMIT 1),
+            (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name
+             AND d.state IN ('pending', 'retrying', 'held')),
+            (SELECT MIN(d.created_at) FROM deliveries d WHERE d.destination = t.name
+             AND d.state IN ('pending', 'retrying', 'held')),
+            (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name
+             AND d.state = 'dead')
+        FROM destinations t ORDER BY t.name
+        """,
+        (now - 3600, now - 3600),
+    )
+    return [DestinationStatus(*row) for row in found]
+
+
+_DESTINATION_STATES = "SELECT name, state FROM destinations"

@@ -1,0 +1,122 @@
+"""Reading events, deliveries and their history, for the admin API, the dashboard and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..events import Event, format_time
+from . import rows
+from .records import AttemptRecord, Delivery, DeliveryQuery, EventDetail, EventQuery
+from .tx import Tx, marks
+
+_PARAMETERS_PER_QUERY = 500
+
+
+async def list_events(tx: Tx, query: EventQuery) -> list[Event]:
+    conditions, parameters = _event_filters(tx, query)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    found = await tx.fetch(
+        f"SELECT {rows.EVENT_COLUMNS} FROM events e"  # noqa: S608
+        f" JOIN receipts r ON r.id = e.receipt_id {where} ORDER BY e.id DESC LIMIT ?",
+        [*parameters, query.limit],
+    )
+    return [rows.event(row) for row in found]
+
+
+async def get_event(tx: Tx, event_id: str) -> Event | None:
+    found = await tx.fetch(
+        f"SELECT {rows.EVENT_COLUMNS} FROM events e"  # noqa: S608
+        " JOIN receipts r ON r.id = e.receipt_id WHERE e.id = ?",
+        [event_id],
+    )
+    return next((rows.event(row) for row in found), None)
+
+
+async def list_deliveries(tx: Tx, query: DeliveryQuery) -> list[Delivery]:
+    conditions, parameters = [], []
+    for column, value in (
+        ("d.state =", query.state),
+        ("d.event_id =", query.event_id),
+        ("d.destination =", query.destination),
+        ("d.id =", query.delivery_id),
+        ("d.id <", query.before),
+    ):
+        if value is not None:
+            conditions.append(f"{column} ?")
+            parameters.append(value)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    order = "d.state = 'dead' DESC, d.id DESC" if query.dead_first else "d.id DESC"
+    found = await tx.fetch(
+        f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries d {where}"  # noqa: S608
+        f" ORDER BY {order} LIMIT ?",
+        [*parameters, query.limit],
+    )
+    return [rows.delivery(row) for row in found]
+
+
+async def event_detail(tx: Tx, event_id: str) -> EventDetail | None:
+    event = await get_event(tx, event_id)
+    if event is None:
+        return None
+    holds = tx.dialect.json_array_holds.format(column="receipts.event_ids")
+    found = await tx.fetch(
+        f"SELECT {rows.RECEIPT_COLUMNS} FROM receipts"  # noqa: S608
+        " WHERE id = (SELECT receipt_id FROM events WHERE id = ?)"
+        f" UNION ALL SELECT {rows.RECEIPT_COLUMNS} FROM receipts WHERE duplicate = 1 AND {holds}"
+        " ORDER BY received_at",
+        [event_id, event_id],
+    )
+    [(duplicates,)] = await tx.fetch("SELECT duplicates FROM events WHERE id = ?", [event_id])
+    deliveries = await list_deliveries(tx, DeliveryQuery(event_id=event_id, limit=1000))
+    history = await attempts(tx, [d.id for d in deliveries])
+    return EventDetail(
+        event=event,
+        duplicates=duplicates,
+        receipts=[rows.receipt(row) for row in found],
+        deliveries=[(d, history.get(d.id, [])) for d in reversed(deliveries)],
+    )
+
+
+async def attempts(tx: Tx, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
+    found: dict[str, list[AttemptRecord]] = {}
+    for start in range(0, len(delivery_ids), _PARAMETERS_PER_QUERY):
+        chunk = list(delivery_ids[start : start + _PARAMETERS_PER_QUERY])
+        for row in await tx.fetch(
+            f"SELECT delivery_id, {rows.ATTEMPT_COLUMNS} FROM attempts"  # noqa: S608
+            f" WHERE delivery_id IN ({marks(len(chunk))}) ORDER BY number",
+            chunk,
+        ):
+            found.setdefault(row[0], []).append(rows.attempt(row[1:]))
+    return found
+
+
+def _event_filters(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    for column, value in (
+        ("e.source", query.source),
+        ("e.type", query.type),
+        ("e.status", query.status),
+        ("e.task_id", query.task_id),
+        ("e.business_id", query.business_id),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            parameters.append(value)
+    if query.label is not None:
+        conditions.append(tx.dialect.json_array_holds.format(column="e.labels"))
+        parameters.append(query.label)
+    if query.flagged is not None:
+        conditions.append("e.flagged = ?")
+        parameters.append(int(query.flagged))
+    if query.since is not None:
+        conditions.append("e.received_at >= ?")
+        parameters.append(format_time(query.since))
+    if query.until is not None:
+        conditions.append("e.received_at < ?")
+        parameters.append(format_time(query.until))
+    if query.before is not None:
+        conditions.append("e.id < ?")
+        parameters.append(query.before)
+    return conditions, parameters

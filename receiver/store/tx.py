@@ -1,0 +1,48 @@
+"""What the shared SQL needs from an engine: a transaction to run statements in, and the few
+places where the engines' SQL differs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Row = Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The few spellings that differ between engines. Statements are written with ``?``
+    placeholders; an engine that numbers them (``$1``) rewrites them itself."""
+
+    name: str
+    #: A condition: the JSON array in column ``{column}`` holds the text parameter.
+    json_array_holds: str
+    #: Appended to a SELECT to lock the rows it returns, skipping rows others have locked.
+    skip_locked: str = ""
+    #: Appended to a SELECT to lock the rows it returns, waiting for others' locks.
+    for_update: str = ""
+
+
+class Tx(Protocol):
+    """Statements run in one transaction (or, for reads, on one connection)."""
+
+    dialect: Dialect
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """Run one statement; how many rows it changed."""
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters."""
+
+    async def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        """Run a query; its rows."""
+
+    async def notify(self) -> None:
+        """Wake the workers of other processes once this transaction commits (deliveries
+        became due)."""
+
+
+def marks(count: int) -> str:
+    """``count`` placeholders for an IN list."""
+    return ", ".join("?" * count)

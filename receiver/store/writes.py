@@ -1,0 +1,123 @@
+"""Storing received callbacks: a batch of receipts, their events, deliveries and task tracking
+written in one transaction, as planned by :mod:`.batch`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .batch import Key, TaskChange, plan
+from .outbox import INSERT_DELIVERY
+from .records import Receipt, Stored
+from .tx import Tx, marks
+
+_PARAMETERS_PER_QUERY = 500
+
+_INSERT_RECEIPT = """
+    INSERT INTO receipts (id, source, via, received_at, peer, client, headers, body, body_sha256,
+        event_ids, duplicate)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_EVENT = """
+    INSERT INTO events (id, source, kind, type, task_id, task_type, status, business_id, labels,
+        result_urls, flagged, received_at, via, receipt_id, status_rank)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_TASK_SEEN = """
+    INSERT INTO tasks (source, task_id, business_id, state, created_at, last_seen_at, expires_at,
+        next_check_at, updated_at)
+    VALUES (?, ?, ?, 'tracked', ?, ?, ?, ?, ?)
+    ON CONFLICT (source, task_id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+        next_check_at = excluded.next_check_at, updated_at = excluded.updated_at
+    WHERE tasks.state = 'tracked'
+"""
+_TASK_CONFIRMING = """
+    INSERT INTO tasks (source, task_id, business_id, state, event_id, created_at, last_seen_at,
+        expires_at, next_check_at, updated_at)
+    VALUES (?, ?, ?, 'confirming', ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (source, task_id) DO UPDATE SET state = 'confirming', event_id = excluded.event_id,
+        last_seen_at = excluded.last_seen_at, next_check_at = excluded.next_check_at,
+        checks = 0, last_error = NULL, updated_at = excluded.updated_at
+"""
+_TASK_DONE = """
+    UPDATE tasks SET state = 'done', updated_at = ?
+    WHERE source = ? AND task_id = ? AND state IN ('tracked', 'lost')
+"""
+
+
+async def write_batch(tx: Tx, receipts: Sequence[Receipt], now: float) -> list[Stored]:
+    """Store the receipts; what each one did."""
+    task_ids = {new.event.task_id for receipt in receipts for new in receipt.events}
+    known, ranks = await _existing(tx, task_ids)
+    batch = plan(receipts, known, ranks, now)
+    if batch.receipts:
+        await tx.executemany(_INSERT_RECEIPT, batch.receipts)
+    if batch.events:
+        await tx.executemany(_INSERT_EVENT, batch.events)
+    if batch.deliveries:
+        await tx.executemany(INSERT_DELIVERY, batch.deliveries)
+        if any(result.deliveries for result in batch.results):
+            await tx.notify()
+    # Rows are changed in key order, so that concurrent batches never wait for each other in a
+    # cycle; the sorts are stable, so one task's changes keep their order.
+    for change in sorted(batch.tasks, key=lambda change: (change.source, change.task_id)):
+        await _apply_task_change(tx, change, now)
+    if batch.duplicates:
+        await tx.executemany(
+            "UPDATE events SET duplicates = duplicates + 1 WHERE id = ?", sorted(batch.duplicates)
+        )
+    return batch.results
+
+
+async def _existing(
+    tx: Tx, task_ids: set[str]
+) -> tuple[dict[Key, tuple[str, bytes]], dict[tuple[str, str], int]]:
+    """The stored events of these tasks: key -> (event id, body hash of its receipt); and the
+    highest status rank each task has reached."""
+    found: dict[Key, tuple[str, bytes]] = {}
+    ranks: dict[tuple[str, str], int] = {}
+    ids = sorted(task_ids)
+    for start in range(0, len(ids), _PARAMETERS_PER_QUERY):
+        chunk = ids[start : start + _PARAMETERS_PER_QUERY]
+        for task_id, source, status, event_id, body_sha256, rank in await tx.fetch(
+            "SELECT e.task_id, e.source, e.status, e.id, r.body_sha256, e.status_rank"  # noqa: S608
+            " FROM events e JOIN receipts r ON r.id = e.receipt_id"
+            f" WHERE e.task_id IN ({marks(len(chunk))})",
+            chunk,
+        ):
+            found[(task_id, source, status)] = (event_id, bytes(body_sha256))
+            ranks[(task_id, source)] = max(rank, ranks.get((task_id, source), 0))
+    return found, ranks
+
+
+async def _apply_task_change(tx: Tx, change: TaskChange, now: float) -> None:
+    if change.kind == "seen":
+        await tx.execute(
+            _TASK_SEEN,
+            (
+                change.source,
+                change.task_id,
+                change.business_id,
+                now,
+                now,
+                change.expires_at,
+                change.next_check_at,
+                now,
+            ),
+        )
+    elif change.kind == "confirming":
+        await tx.execute(
+            _TASK_CONFIRMING,
+            (
+                change.source,
+                change.task_id,
+                change.business_id,
+                change.event_id,
+                now,
+                now,
+                change.expires_at,
+                change.next_check_at,
+                now,
+            ),
+        )
+    else:
+        await tx.execute(_TASK_DONE, (now, change.source, change.task_id))
