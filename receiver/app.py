@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.open()
+        await store.open(migrate=settings.migrate)
         background: list[asyncio.Task[None]] = []
         try:
             ingest.start(await url_tokens(settings, store))

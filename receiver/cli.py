@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import commands
+from . import commands, database
 from .__about__ import __version__
 from .errors import PhotohookError
 from .settings import ENVIRONMENT, Settings
@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=getattr(args, "port", None),
             log_level=getattr(args, "log_level", None),
             log_format=getattr(args, "log_format", None),
+            migrate=not getattr(args, "no_migrate", False),
         )
         result: int = args.command(settings, args)
         return result
@@ -66,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (serve, command("worker", commands.worker)):
         sub.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
         sub.add_argument("--log-format", choices=["text", "json"])
+        sub.add_argument(
+            "--no-migrate",
+            action="store_true",
+            help="refuse to start on an unmigrated database instead of migrating it",
+        )
+
+    command("migrate", database.migrate)
+    export = command("export", database.export)
+    export.add_argument("--output", "-o", metavar="PATH", help="write here, not to stdout")
+    import_ = command("import", database.import_)
+    import_.add_argument("input", metavar="PATH", nargs="?", help="an export (default: stdin)")
 
     url = command("url", commands.url)
     url.add_argument("source", metavar="SOURCE", help="a configured source name")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from . import redact
 from .destinations import HTTPDestination
 from .durations import format_duration
 from .events import Event, format_time, format_timestamp
@@ -44,7 +45,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         store = open_store(settings.database_url)
-        await store.open()
+        await store.open(migrate=settings.migrate)
         try:
             from .routing import Router
 
@@ -296,7 +297,7 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
 def check(settings: Settings, args: argparse.Namespace) -> int:
     """Validate the configuration and print the sources, destinations and routes."""
     print(f"config: {settings.config_file or '(none; built-in defaults)'}")
-    print(f"database: {settings.database_url}")
+    print(f"database: {redact.url(settings.database_url)}")
     print(f"max body: {settings.max_body_bytes} bytes")
     proxies = ", ".join(str(n) for n in settings.trusted_proxies.networks) or "(none)"
     print(f"trusted proxies: {proxies}")

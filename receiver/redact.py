@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -41,3 +42,12 @@ def headers_json(headers: Headers) -> bytes:
 def path(raw_path: str) -> str:
     """A request path with the token of ``/hooks/{source}/{token}`` masked."""
     return _HOOK_PATH.sub(r"\1<token>", raw_path)
+
+
+def url(value: str) -> str:
+    """A URL with its password, if any, replaced (a database URL in ``check``, say)."""
+    parts = urlsplit(value)
+    if parts.password is None:
+        return value
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{REDACTED}@{host}"))

@@ -94,6 +94,7 @@ class Settings:
     retention: float | None = None  # seconds; None keeps everything
     log_level: str = "info"
     log_format: str = "text"
+    migrate: bool = True  # apply pending database migrations at start-up
 
     @classmethod
     def load(
@@ -105,6 +106,7 @@ class Settings:
         port: int | None = None,
         log_level: str | None = None,
         log_format: str | None = None,
+        migrate: bool = True,
         handlers: Mapping[str, Handler] | None = None,
         transforms: Mapping[str, Transform] | None = None,
         environ: Mapping[str, str] = os.environ,
@@ -189,6 +191,7 @@ class Settings:
             body_timeout=body_timeout,
             log_level=level,
             log_format=fmt,
+            migrate=migrate,
         )
 
 

@@ -179,6 +179,7 @@ class Worker:
 
     async def start(self) -> None:
         await self.store.sync_destinations(self._lanes)
+        await self.store.listen(self.wake)
         self._task = asyncio.create_task(self._run(), name="photohook-worker")
         logger.info("worker %s delivering to %s", self.id, ", ".join(self._lanes) or "nothing")
         if self.reconciler.enabled:

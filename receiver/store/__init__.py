@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -33,8 +33,9 @@ from .records import (
 class Store(Protocol):
     """What photohook needs from a database."""
 
-    async def open(self) -> None:
-        """Connect and apply pending migrations."""
+    async def open(self, *, migrate: bool = True) -> None:
+        """Connect and apply pending migrations (with ``migrate=False``, raise StoreError if
+        any is pending)."""
 
     async def close(self) -> None:
         """Finish pending commits and disconnect."""
@@ -46,6 +47,10 @@ class Store(Protocol):
         stored again; the receipt is kept, linked to the existing event, if its body differs.
         Raises :class:`~receiver.errors.StoreError` when the database cannot commit.
         """
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` when another process makes deliveries due (where the engine can tell;
+        workers also sweep)."""
 
     async def check_writable(self) -> None:
         """Raise StoreError unless a write can be committed now."""
@@ -136,6 +141,15 @@ class Store(Protocol):
     async def set_meta(self, key: str, value: str | None) -> None:
         """Keep (or, with None, forget) a value."""
 
+    def export_rows(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Every row of every table, as (table, {column: JSON-ready value}), parents first."""
+
+    async def import_rows(self, table: str, found: Sequence[dict[str, Any]]) -> None:
+        """Insert exported rows of ``table`` that are not there yet (in one transaction)."""
+
+    async def table_counts(self) -> dict[str, int]:
+        """How many rows each table holds."""
+
     async def set_destination_state(self, name: str, state: str, reason: str | None) -> bool:
         """Pause, disable or resume a destination; False if no such destination."""
 
@@ -144,8 +158,13 @@ class Store(Protocol):
 
 
 def open_store(database_url: str) -> Store:
-    """The store for ``database_url`` (``sqlite:///path``), not yet opened."""
+    """The store for ``database_url`` (``sqlite:///path`` or ``postgresql://...``), not yet
+    opened."""
     scheme, _, rest = database_url.partition("://")
+    if scheme in ("postgresql", "postgres") and rest:
+        from .postgres import PostgresStore
+
+        return PostgresStore(database_url)
     if scheme == "sqlite":
         from .sqlite import SQLiteStore
 
@@ -155,7 +174,9 @@ def open_store(database_url: str) -> Store:
                 "sqlite:////absolute/path.db"
             )
         return SQLiteStore(rest[1:])
-    raise ConfigError(f"database URL: unsupported scheme {scheme!r} (expected sqlite)")
+    raise ConfigError(
+        f"database URL: unsupported scheme {scheme!r} (expected sqlite or postgresql)"
+    )
 
 
 __all__ = [

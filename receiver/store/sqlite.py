@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -65,8 +66,18 @@ class SQLiteStore(SQLStore):
     async def _connect(self, *, migrate: bool) -> None:
         try:
             self._writer = await _connect(self.path)
-            await self._writer.execute("PRAGMA journal_mode = WAL")
-            await self._migrate(apply=migrate)
+            # While another process turns a new file to WAL, SQLite answers "locked" at once
+            # rather than waiting for busy_timeout: try again for as long as that would wait.
+            deadline = time.monotonic() + _BUSY_TIMEOUT
+            while True:
+                try:
+                    await self._writer.execute("PRAGMA journal_mode = WAL")
+                    await self._migrate(apply=migrate)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
             self._reader = await _connect(self.path)
             await self._reader.execute("PRAGMA query_only = 1")
         except sqlite3.Error as exc:
@@ -103,12 +114,12 @@ class SQLiteStore(SQLStore):
 
     async def _migrate(self, *, apply: bool) -> None:
         assert self._writer is not None
-        await self._writer.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
         async with self._transaction():
             db = self._writer
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
             applied = {row[0] for row in await db.execute_fetchall(_APPLIED)}
             todo = pending("sqlite", applied)
             if todo and not apply:
@@ -124,13 +135,14 @@ class SQLiteStore(SQLStore):
 
 
 _APPLIED = "SELECT version FROM schema_migrations"
+_BUSY_TIMEOUT = 5.0
 
 
 async def _connect(path: str) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
         await db.execute("PRAGMA synchronous = FULL")
-        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT * 1000)}")
     except BaseException:
         await db.close()
         raise

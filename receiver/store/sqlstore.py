@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..events import Event, format_time
 from ..tokens import generate_key
-from . import outbox, pruning, queries, tasks, writes
+from . import outbox, pruning, queries, tasks, transfer, writes
 from .groupcommit import GroupCommit
 from .records import (
     AttemptRecord,
@@ -35,12 +44,19 @@ from .records import (
 )
 from .tx import Tx
 
+T = TypeVar("T")
+
+_ATTEMPTS = 3
+
 
 class SQLStore:
     """A :class:`~receiver.store.Store` over SQL; subclassed once per engine."""
 
     #: The exceptions the engine's driver raises for database errors.
     errors: tuple[type[BaseException], ...] = ()
+    #: Errors that mean a transaction met a concurrent one (a deadlock, a unique key inserted
+    #: meanwhile): running it again sees the other's result.
+    transient: tuple[type[BaseException], ...] = ()
 
     def __init__(self, *, max_batch: int = 256) -> None:
         self._commits: GroupCommit[Receipt, Stored] = GroupCommit(
@@ -83,13 +99,20 @@ class SQLStore:
         await self._outcomes.stop()
         await self._disconnect()
 
-    @contextlib.asynccontextmanager
-    async def _write(self, doing: str) -> AsyncIterator[Tx]:
-        try:
-            async with self._transaction() as tx:
-                yield tx
-        except self.errors as exc:
-            raise StoreError(f"{doing}: {exc}") from exc
+    async def _run(self, doing: str, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction; again, up to three times in all, when it collided with
+        another process's transaction (the engine's ``transient`` errors)."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with self._transaction() as tx:
+                    return await work(tx)
+            except self.transient as exc:
+                if attempt == _ATTEMPTS:
+                    raise StoreError(f"{doing}: {exc}") from exc
+                await asyncio.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311
+            except self.errors as exc:
+                raise StoreError(f"{doing}: {exc}") from exc
+        raise AssertionError("unreachable")
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[Tx]:
@@ -103,26 +126,28 @@ class SQLStore:
         return await self._commits.submit(receipt)
 
     async def _write_batch(self, receipts: Sequence[Receipt]) -> list[Stored]:
-        async with self._write("could not store the callback") as tx:
-            return await writes.write_batch(tx, receipts, time.time())
+        now = time.time()
+        return await self._run(
+            "could not store the callback", lambda tx: writes.write_batch(tx, receipts, now)
+        )
 
     async def check_writable(self) -> None:
-        async with self._write("the database is not writable") as tx:
-            await tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('ready_probe', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (format_time(datetime.now(UTC)),),
-            )
+        await self._run(
+            "the database is not writable",
+            lambda tx: _set_meta(tx, "ready_probe", format_time(datetime.now(UTC))),
+        )
 
     async def url_token_key(self) -> str:
-        async with self._write("cannot read the URL token key") as tx:
+        async def work(tx: Tx) -> str:
             await tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('url_token_key', ?)"
                 " ON CONFLICT (key) DO NOTHING",
                 (generate_key(),),
             )
             [(key,)] = await tx.fetch("SELECT value FROM meta WHERE key = 'url_token_key'")
-        return str(key)
+            return str(key)
+
+        return await self._run("cannot read the URL token key", work)
 
     async def list_events(self, query: EventQuery) -> list[Event]:
         async with self._read() as tx:
@@ -145,26 +170,36 @@ class SQLStore:
             return await queries.attempts(tx, delivery_ids)
 
     async def sync_destinations(self, names: Iterable[str]) -> None:
-        async with self._write("cannot record the destinations") as tx:
-            await outbox.sync_destinations(tx, names, time.time())
+        names = list(names)
+        now = time.time()
+        await self._run(
+            "cannot record the destinations", lambda tx: outbox.sync_destinations(tx, names, now)
+        )
 
     async def claim(
         self, limits: Mapping[str, int], worker_id: str, lease_seconds: float, now: float
     ) -> tuple[list[Claim], float | None]:
-        async with self._write("cannot claim deliveries") as tx:
-            return await outbox.claim(tx, limits, worker_id, lease_seconds, now)
+        return await self._run(
+            "cannot claim deliveries",
+            lambda tx: outbox.claim(tx, limits, worker_id, lease_seconds, now),
+        )
 
     async def finish(self, outcome: Outcome) -> None:
         await self._outcomes.submit(outcome)
 
     async def _write_outcomes(self, outcomes: Sequence[Outcome]) -> list[None]:
-        async with self._write("cannot record a delivery attempt") as tx:
-            await outbox.finish(tx, outcomes, time.time())
+        now = time.time()
+        await self._run(
+            "cannot record a delivery attempt", lambda tx: outbox.finish(tx, outcomes, now)
+        )
         return [None] * len(outcomes)
 
     async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
-        async with self._write("cannot add deliveries") as tx:
-            return await outbox.add_deliveries(tx, event_id, destinations, time.time())
+        names = list(destinations)
+        now = time.time()
+        return await self._run(
+            "cannot add deliveries", lambda tx: outbox.add_deliveries(tx, event_id, names, now)
+        )
 
     async def requeue(
         self,
@@ -173,18 +208,20 @@ class SQLStore:
         destination: str | None = None,
         event_id: str | None = None,
     ) -> int:
-        async with self._write("cannot requeue deliveries") as tx:
-            return await outbox.requeue(
-                tx,
-                time.time(),
-                delivery_id=delivery_id,
-                destination=destination,
-                event_id=event_id,
-            )
+        now = time.time()
+        return await self._run(
+            "cannot requeue deliveries",
+            lambda tx: outbox.requeue(
+                tx, now, delivery_id=delivery_id, destination=destination, event_id=event_id
+            ),
+        )
 
     async def set_destination_state(self, name: str, state: str, reason: str | None) -> bool:
-        async with self._write("cannot change the destination") as tx:
-            return await outbox.set_destination_state(tx, name, state, reason, time.time())
+        now = time.time()
+        return await self._run(
+            "cannot change the destination",
+            lambda tx: outbox.set_destination_state(tx, name, state, reason, now),
+        )
 
     async def destination_statuses(self, now: float) -> list[DestinationStatus]:
         async with self._read() as tx:
@@ -197,8 +234,7 @@ class SQLStore:
                 return await pruning.count(tx, text)
         total = Pruned()
         while True:
-            async with self._write("cannot prune") as tx:
-                done = await pruning.prune_batch(tx, text, batch)
+            done = await self._run("cannot prune", lambda tx: pruning.prune_batch(tx, text, batch))
             total += done
             if done == Pruned():
                 return total
@@ -207,16 +243,19 @@ class SQLStore:
     async def track_task(
         self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
     ) -> Task:
-        async with self._write("cannot track the task") as tx:
-            return await tasks.track(tx, source, task_id, business_id, tracking, now)
+        return await self._run(
+            "cannot track the task",
+            lambda tx: tasks.track(tx, source, task_id, business_id, tracking, now),
+        )
 
     async def claim_tasks(
         self, sources: Collection[str], worker_id: str, limit: int, lease: float, now: float
     ) -> tuple[list[Task], float | None]:
         if not sources:
             return [], None
-        async with self._write("cannot claim tasks") as tx:
-            return await tasks.claim(tx, sources, worker_id, limit, lease, now)
+        return await self._run(
+            "cannot claim tasks", lambda tx: tasks.claim(tx, sources, worker_id, limit, lease, now)
+        )
 
     async def finish_task(
         self,
@@ -228,17 +267,20 @@ class SQLStore:
         error: str | None = None,
         confirmed: bool | None = None,
     ) -> None:
-        async with self._write("cannot record the task") as tx:
-            await tasks.finish(
+        now = time.time()
+        await self._run(
+            "cannot record the task",
+            lambda tx: tasks.finish(
                 tx,
                 task,
                 worker_id,
-                time.time(),
+                now,
                 state=state,
                 next_check_at=next_check_at,
                 error=error,
                 confirmed=confirmed,
-            )
+            ),
+        )
 
     async def list_tasks(self, state: str | None = None, limit: int = 100) -> list[Task]:
         async with self._read() as tx:
@@ -253,13 +295,28 @@ class SQLStore:
             found = await tx.fetch("SELECT value FROM meta WHERE key = ?", [key])
         return next((str(row[0]) for row in found), None)
 
+    def export_rows(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        return transfer.export_rows(self._read)
+
+    async def import_rows(self, table: str, found: Sequence[dict[str, Any]]) -> None:
+        await self._run(
+            f"cannot import into {table}", lambda tx: transfer.import_rows(tx, table, found)
+        )
+
+    async def table_counts(self) -> dict[str, int]:
+        async with self._read() as tx:
+            return await transfer.counts(tx)
+
     async def set_meta(self, key: str, value: str | None) -> None:
-        async with self._write(f"cannot write {key}") as tx:
-            if value is None:
-                await tx.execute("DELETE FROM meta WHERE key = ?", (key,))
-            else:
-                await tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
+        await self._run(f"cannot write {key}", lambda tx: _set_meta(tx, key, value))
+
+
+async def _set_meta(tx: Tx, key: str, value: str | None) -> None:
+    if value is None:
+        await tx.execute("DELETE FROM meta WHERE key = ?", (key,))
+    else:
+        await tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

@@ -22,6 +22,8 @@ class Dialect:
     skip_locked: str = ""
     #: Appended to a SELECT to lock the rows it returns, waiting for others' locks.
     for_update: str = ""
+    #: Run after attempts were imported with their ids (a sequence to move past them).
+    after_import: str = ""
 
 
 class Tx(Protocol):

@@ -1,0 +1,134 @@
+"""The database commands: ``migrate``, and ``export`` / ``import`` to move a database between
+engines (SQLite to PostgreSQL, say) as a stream of JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+import orjson
+
+from .commands import with_store
+from .errors import StoreError
+from .redact import url as masked
+from .settings import Settings
+from .store import Store, open_store
+from .store.transfer import TABLES
+
+FORMAT = "photohook-export"
+VERSION = 1
+CHUNK = 500
+
+
+def migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply the database's pending migrations (serve and worker do it at start-up unless
+    --no-migrate)."""
+
+    async def nothing(store: Store) -> None:
+        return None
+
+    with_store(settings, nothing)
+    print(f"{masked(settings.database_url)}: the schema is up to date")
+    return 0
+
+
+def export(settings: Settings, args: argparse.Namespace) -> int:
+    """Write every row of the database as JSON lines (stop serve and worker first)."""
+
+    async def run(store: Store, out: IO[bytes]) -> dict[str, int]:
+        written: dict[str, int] = {}
+        out.write(orjson.dumps({"format": FORMAT, "version": VERSION}) + b"\n")
+        async for table, row in store.export_rows():
+            out.write(orjson.dumps({"table": table, "row": row}) + b"\n")
+            written[table] = written.get(table, 0) + 1
+        out.write(orjson.dumps({"end": written}) + b"\n")
+        return written
+
+    if args.output:
+        with open(args.output, "wb") as out:
+            written = with_store(settings, lambda store: run(store, out))
+    else:
+        written = with_store(settings, lambda store: run(store, sys.stdout.buffer))
+        sys.stdout.flush()
+    print(f"exported {_summary(written)}", file=sys.stderr)
+    return 0
+
+
+def import_(settings: Settings, args: argparse.Namespace) -> int:
+    """Read an export into this database, adding the rows it does not hold yet; safe to run
+    again after an interruption."""
+    source = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115
+    try:
+        return asyncio.run(_import(settings, source))
+    finally:
+        if args.input:
+            source.close()
+
+
+async def _import(settings: Settings, lines: Iterable[bytes]) -> int:
+    store = open_store(settings.database_url)
+    await store.open(migrate=settings.migrate)
+    try:
+        read: dict[str, int] = {}
+        end: dict[str, int] | None = None
+        table, chunk = "", list[dict[str, Any]]()
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                return _fail(f"line {number}: not JSON ({exc})")
+            if number == 1:
+                if record != {"format": FORMAT, "version": VERSION}:
+                    return _fail("line 1: not a photohook export (version 1)")
+                continue
+            if end is not None:
+                return _fail(f"line {number}: more after the end line")
+            if "end" in record:
+                end = record["end"]
+                continue
+            if not isinstance(record, dict) or record.get("table") not in TABLES:
+                return _fail(f"line {number}: expected a row of a known table or the end line")
+            if not isinstance(record.get("row"), dict):
+                return _fail(f"line {number}: its row is not an object")
+            if record["table"] != table or len(chunk) >= CHUNK:
+                if chunk:
+                    await _import_chunk(store, table, chunk)
+                table, chunk = record["table"], []
+            chunk.append(record["row"])
+            read[table] = read.get(table, 0) + 1
+        if chunk:
+            await _import_chunk(store, table, chunk)
+        if end is None:
+            return _fail(
+                f"the export ends early (no end line) after {_summary(read)}; "
+                "what was read is imported: import the whole export again"
+            )
+        if end != read:
+            return _fail(f"the end line counts {_summary(end)} but the file holds {_summary(read)}")
+        held = await store.table_counts()
+        short = [name for name, count in read.items() if held.get(name, 0) < count]
+        if short:
+            return _fail(f"fewer rows in the database than imported: {', '.join(short)}")
+    finally:
+        await store.close()
+    print(f"imported {_summary(read)} into {masked(settings.database_url)}")
+    return 0
+
+
+async def _import_chunk(store: Store, table: str, chunk: list[dict[str, Any]]) -> None:
+    try:
+        await store.import_rows(table, chunk)
+    except ValueError as exc:  # a binary column that is not base64
+        raise StoreError(f"cannot import into {table}: {exc}") from exc
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {table}" for table, count in counts.items()) or "nothing"
+
+
+def _fail(message: str) -> int:
+    print(f"photohook: error: {message}", file=sys.stderr)
+    return 1

@@ -1,0 +1,200 @@
+"""The store for many processes: PostgreSQL through asyncpg.
+
+Each process group-commits its own writes; PostgreSQL's unique index keeps one event per
+(task, source, status) whichever receiver stored it first. Workers lease deliveries with
+``SELECT ... FOR UPDATE SKIP LOCKED`` and are woken by ``LISTEN``/``NOTIFY``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from ..errors import StoreError
+from ..events import format_time
+from .migrations import not_migrated, pending
+from .sqlstore import SQLStore
+from .tx import Dialect, Row
+
+logger = logging.getLogger("photohook.store")
+
+DIALECT = Dialect(
+    name="postgresql",
+    json_array_holds=(
+        "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CAST({column} AS jsonb)) AS item (value)"
+        " WHERE item.value = ?)"
+    ),
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    for_update=" FOR UPDATE",
+    after_import=(
+        "SELECT setval(pg_get_serial_sequence('attempts', 'id'),"
+        " (SELECT COALESCE(MAX(id), 0) + 1 FROM attempts), false)"
+    ),
+)
+
+#: The channel a transaction that makes deliveries due notifies.
+CHANNEL = "photohook_deliveries"
+#: Held while migrating, so that processes starting together migrate one at a time.
+_MIGRATION_LOCK = 0x70686F746F686F6F  # "photohoo"
+#: Seconds between checks that the listening connection is still up.
+_LISTEN_CHECK = 5.0
+POOL_SIZE = 10
+
+
+class _Tx:
+    dialect = DIALECT
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+        self._notified = False
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        status = await self._connection.execute(_numbered(sql), *parameters)
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._connection.executemany(_numbered(sql), rows)
+
+    async def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        return [
+            tuple(record) for record in await self._connection.fetch(_numbered(sql), *parameters)
+        ]
+
+    async def notify(self) -> None:
+        if not self._notified:
+            self._notified = True
+            await self._connection.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
+class PostgresStore(SQLStore):
+    """A :class:`~receiver.store.Store` in a PostgreSQL database shared by many processes."""
+
+    errors = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+    transient = (
+        asyncpg.UniqueViolationError,
+        asyncpg.DeadlockDetectedError,
+        asyncpg.SerializationError,
+    )
+
+    def __init__(self, dsn: str, *, max_batch: int = 256, pool_size: int = POOL_SIZE) -> None:
+        super().__init__(max_batch=max_batch)
+        self.dsn = dsn
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    async def _connect(self, *, migrate: bool) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                # A 200 means the commit is on disk, whatever the server's default says.
+                server_settings={"synchronous_commit": "on"},
+            )
+            await self._migrate(apply=migrate)
+        except (*self.errors, ValueError) as exc:
+            raise StoreError(f"cannot open the PostgreSQL database: {exc}") from exc
+
+    async def _disconnect(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        if self._listener is not None:
+            with contextlib.suppress(*self.errors):
+                await self._listener.close()
+            self._listener = None
+        if self._pool is not None:
+            with contextlib.suppress(*self.errors):
+                await asyncio.wait_for(self._pool.close(), 10)
+            self._pool = None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[_Tx]:
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        async with self._pool.acquire() as connection, connection.transaction():
+            yield _Tx(connection)
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[_Tx]:
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        async with self._pool.acquire() as connection:
+            yield _Tx(connection)
+
+    async def _migrate(self, *, apply: bool) -> None:
+        async with self._transaction() as tx:
+            await tx.fetch("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+            await tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            applied = {
+                int(row[0]) for row in await tx.fetch("SELECT version FROM schema_migrations")
+            }
+            todo = pending("postgresql", applied)
+            if todo and not apply:
+                raise not_migrated(todo)
+            for migration in todo:
+                await tx._connection.execute(migration.sql)
+                await tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, format_time(datetime.now(UTC))),
+                )
+                logger.info("applied migration %04d_%s", migration.version, migration.name)
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever a transaction of any process makes deliveries due; the
+        connection is watched and opened again if it drops (the worker's sweep covers the gap)."""
+
+        def notified(*_: object) -> None:
+            wake()
+
+        async def connect() -> None:
+            self._listener = await asyncpg.connect(self.dsn)
+            await self._listener.add_listener(CHANNEL, notified)
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(_LISTEN_CHECK)
+                if self._listener is None or self._listener.is_closed():
+                    try:
+                        await connect()
+                    except (TimeoutError, *self.errors) as exc:
+                        logger.warning("cannot listen for new deliveries: %s", exc)
+                    else:
+                        wake()  # whatever was notified while it was down
+
+        try:
+            await connect()
+        except (TimeoutError, *self.errors) as exc:
+            raise StoreError(f"cannot listen for new deliveries: {exc}") from exc
+        self._watch = asyncio.create_task(watch(), name="photohook-listen")
+
+
+_PLACEHOLDER = re.compile(r"\?")
+_numbered_cache: dict[str, str] = {}
+
+
+def _numbered(sql: str) -> str:
+    """The statement with ``?`` placeholders numbered as PostgreSQL wants them (``$1``...)."""
+    numbered = _numbered_cache.get(sql)
+    if numbered is None:
+        counter = iter(range(1, 1 << 16))
+        numbered = _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+        if len(_numbered_cache) < 4096:
+            _numbered_cache[sql] = numbered
+    return numbered

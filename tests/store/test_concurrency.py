@@ -1,0 +1,156 @@
+"""Several processes on one database: each store here has connections of its own, as a separate
+``serve`` or ``worker`` process would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from receiver.errors import StoreError
+from receiver.store import DeliveryQuery, EventQuery, Outcome, Store, open_store
+
+from .factories import receipt
+from .test_outbox import ok_attempt
+
+Opener = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture
+async def another(store_url: str) -> AsyncIterator[Opener]:
+    """Opens more stores on the same database."""
+    opened: list[Store] = []
+
+    async def open_another() -> Store:
+        other = open_store(store_url)
+        await other.open()
+        opened.append(other)
+        return other
+
+    yield open_another
+    for other in opened:
+        await other.close()
+
+
+async def test_the_same_callback_at_two_receivers_is_stored_once(
+    store: Store, another: Opener
+) -> None:
+    second = await another()
+    await store.sync_destinations(["app"])
+    for round_ in range(20):
+        results = await asyncio.gather(
+            *(
+                receiver.store(receipt(f"task-{round_}", destinations=("app",)))
+                for receiver in (store, second, store, second)
+            )
+        )
+        assert sum(not r.duplicate for r in results) == 1
+        assert len({r.event_ids for r in results}) == 1
+    assert len(await store.list_events(EventQuery(limit=100))) == 20
+    assert len(await store.list_deliveries(DeliveryQuery(limit=100))) == 20
+
+
+async def test_a_concurrency_limit_holds_across_workers(store: Store, another: Opener) -> None:
+    workers = [store, await another(), await another()]
+    await store.sync_destinations(["app"])
+    for index in range(20):
+        await store.store(receipt(f"t{index}", destinations=("app",)))
+    now = time.time()
+    claims = await asyncio.gather(
+        *(w.claim({"app": 4}, f"w{i}", 60, now) for i, w in enumerate(workers))
+    )
+    leased = [claim.delivery.id for found, _ in claims for claim in found]
+    assert len(leased) == 4  # four leased in all, not four per worker
+    assert len(set(leased)) == 4
+    # One finished delivery makes room for exactly one more.
+    owner, found = next((i, found) for i, (found, _) in enumerate(claims) if found)
+    await workers[owner].finish(
+        Outcome(found[0].delivery.id, f"w{owner}", ok_attempt(), "delivered")
+    )
+    again = await asyncio.gather(*(w.claim({"app": 4}, "w9", 60, now) for w in workers))
+    assert sum(len(found) for found, _ in again) == 1
+
+
+async def test_concurrent_claims_hand_each_delivery_to_one_worker(
+    store: Store, another: Opener
+) -> None:
+    workers = [store, await another(), await another()]
+    names = [f"d{index}" for index in range(4)]
+    await store.sync_destinations(names)
+    for index in range(60):
+        await store.store(receipt(f"t{index}", destinations=tuple(names)))
+    seen: list[str] = []
+    for _ in range(40):
+        now = time.time()
+        rounds = await asyncio.gather(
+            *(w.claim(dict.fromkeys(names, 5), f"w{i}", 60, now) for i, w in enumerate(workers))
+        )
+        found = [claim for claims, _ in rounds for claim in claims]
+        seen.extend(claim.delivery.id for claim in found)
+        await asyncio.gather(
+            *(
+                store.finish(Outcome(claim.delivery.id, claim_owner, ok_attempt(), "delivered"))
+                for (claims, _), claim_owner in zip(rounds, ("w0", "w1", "w2"), strict=True)
+                for claim in claims
+            )
+        )
+        if not found:
+            break
+    assert len(seen) == len(set(seen)) == 240
+
+
+async def test_per_task_order_holds_across_workers(store: Store, another: Opener) -> None:
+    workers = [store, await another()]
+    await store.sync_destinations(["app"])
+    await store.store(receipt("t1", "in_progress", destinations=("app",)))
+    await store.store(receipt("t1", "completed", destinations=("app",)))
+    order = []
+    for _ in range(4):
+        rounds = await asyncio.gather(
+            *(w.claim({"app": 5}, f"w{i}", 60, time.time()) for i, w in enumerate(workers))
+        )
+        found = [(i, claim) for i, (claims, _) in enumerate(rounds) for claim in claims]
+        assert len(found) <= 1  # never both events of the task at once
+        for owner, claim in found:
+            order.append(claim.event.status)
+            await workers[owner].finish(
+                Outcome(claim.delivery.id, f"w{owner}", ok_attempt(), "delivered")
+            )
+    assert order == ["in_progress", "completed"]
+
+
+async def test_migrations_can_be_left_to_the_migrate_command(store_url: str) -> None:
+    unmigrated = open_store(store_url)
+    with pytest.raises(StoreError, match="photohook migrate"):
+        await unmigrated.open(migrate=False)
+    migrated = open_store(store_url)
+    await migrated.open()
+    await migrated.close()
+    again = open_store(store_url)
+    await again.open(migrate=False)
+    await again.close()
+
+
+async def test_processes_starting_together_migrate_once(store_url: str) -> None:
+    stores = [open_store(store_url) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    for opened in stores:
+        await opened.close()
+
+
+async def test_workers_elsewhere_are_woken_by_new_deliveries(
+    store_url: str, store: Store, another: Opener
+) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("SQLite workers in other processes find new deliveries by their sweep")
+    worker = await another()
+    woken = asyncio.Event()
+    await worker.listen(woken.set)
+    await store.sync_destinations(["app"])
+    await store.store(receipt("unrouted"))
+    await asyncio.sleep(0.2)
+    assert not woken.is_set()  # nothing to deliver, nobody woken
+    await store.store(receipt("t1", destinations=("app",)))
+    await asyncio.wait_for(woken.wait(), 5)
