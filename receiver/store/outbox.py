@@ -52,9 +52,9 @@ async def claim(
     if active:
         for name, count in await tx.fetch(
             "SELECT destination, COUNT(*) FROM deliveries"  # noqa: S608
-            " WHERE state IN ('pending', 'retrying') AND lease_expires_at > ?"
-            f" AND destination IN ({marks(len(active))}) GROUP BY destination",
-            (now, *active),
+            f" WHERE destination IN ({marks(len(active))}) AND lease_expires_at > ?"
+            " AND state IN ('pending', 'retrying') GROUP BY destination",
+            (*active, now),
         ):
             leased[name] = count
     claimed: list[str] = []
