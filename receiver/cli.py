@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level=getattr(args, "log_level", None),
             log_format=getattr(args, "log_format", None),
             migrate=not getattr(args, "no_migrate", False),
+            processes=getattr(args, "processes", None),
         )
         result: int = args.command(settings, args)
         return result
@@ -64,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (env PHOTOHOOK_HOST; 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (env PORT; 8000)")
     serve.add_argument("--no-worker", action="store_true", help="receive only; deliver elsewhere")
+    serve.add_argument(
+        "--processes",
+        type=_positive,
+        help="processes sharing the port, each with its own worker (env WEB_CONCURRENCY; 1)",
+    )
     for sub in (serve, command("worker", commands.worker)):
         sub.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
         sub.add_argument("--log-format", choices=["text", "json"])

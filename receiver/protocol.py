@@ -10,6 +10,8 @@ application sees them. How long the body may take is the ingest endpoint's own l
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -23,8 +25,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_header_bytes: int = MAX_HEADER_BYTES
     max_headers: int = MAX_HEADERS
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, header_timeout: float = 10.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
         self._header_count = 0
@@ -80,10 +83,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def guarded_protocol(header_timeout: float) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class with this header timeout."""
-    return type(
-        "PhotohookHttpToolsProtocol",
-        (GuardedHttpToolsProtocol,),
-        {"header_timeout": header_timeout},
-    )
+def guarded_protocol(header_timeout: float) -> Callable[..., GuardedHttpToolsProtocol]:
+    """The protocol with this header timeout (picklable, for uvicorn's worker processes)."""
+    return functools.partial(GuardedHttpToolsProtocol, header_timeout=header_timeout)

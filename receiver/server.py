@@ -1,34 +1,82 @@
-"""Running the application under uvicorn."""
+"""Running the application under uvicorn: in this process, or in ``WEB_CONCURRENCY`` processes
+that share the listening socket."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+from typing import Any
+
 import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
 from .app import create_app
 from .protocol import guarded_protocol
 from .settings import Settings
+from .store import open_store
 
 #: Seconds that in-flight requests get to finish after SIGTERM or SIGINT.
 GRACEFUL_SHUTDOWN_SECONDS = 30
+#: What the parent passes its processes: the settings it was given on its command line.
+_GIVEN = "PHOTOHOOK_SERVE_GIVEN"
 
 
 def serve(settings: Settings, *, worker: bool = True) -> None:
     """Serve until SIGTERM or SIGINT: then stop accepting, finish in-flight requests and their
     commits, and close the database."""
-    config = uvicorn.Config(
-        create_app(settings, worker=worker),
-        host=settings.host,
-        port=settings.port,
-        loop="auto",  # uvloop where installed (uvicorn[standard])
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "auto",  # uvloop where installed (uvicorn[standard])
         # httptools, with limits on header size and on the time headers may take to arrive.
-        http=guarded_protocol(settings.header_timeout),
-        lifespan="on",
+        "http": guarded_protocol(settings.header_timeout),
+        "lifespan": "on",
         # photohook reads X-Forwarded-For itself, and only from [server] trusted_proxies.
-        proxy_headers=False,
-        server_header=False,
+        "proxy_headers": False,
+        "server_header": False,
         # uvicorn's access log would print the token in the path; photohook logs each request.
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        "access_log": False,
+        "log_config": None,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "workers": settings.processes,
+    }
+    if settings.processes == 1:
+        uvicorn.Server(uvicorn.Config(create_app(settings, worker=worker), **options)).run()
+        return
+    if settings.migrate:
+        asyncio.run(_migrate(settings))  # once, before the processes start
+    os.environ[_GIVEN] = json.dumps(
+        {
+            "config_file": str(settings.config_file) if settings.config_file else None,
+            "database_url": settings.database_url,
+            "log_level": settings.log_level,
+            "log_format": settings.log_format,
+            "worker": worker,
+        }
     )
-    uvicorn.Server(config).run()
+    config = uvicorn.Config("receiver.server:process_app", factory=True, **options)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def process_app() -> ASGIApp:
+    """The application of one of ``serve``'s processes, configured as the parent was."""
+    from .logs import configure_logging
+
+    given = json.loads(os.environ[_GIVEN])
+    settings = Settings.load(
+        config_file=given["config_file"],
+        database_url=given["database_url"],
+        log_level=given["log_level"],
+        log_format=given["log_format"],
+        migrate=False,
+    )
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, worker=given["worker"])
+
+
+async def _migrate(settings: Settings) -> None:
+    store = open_store(settings.database_url)
+    await store.open()
+    await store.close()

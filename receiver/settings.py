@@ -39,6 +39,7 @@ ENVIRONMENT = {
     "(default: a key generated once and kept in the database)",
     "PHOTOHOOK_HOST": "address to listen on (default: 127.0.0.1)",
     "PORT": "port to listen on (default: 8000)",
+    "WEB_CONCURRENCY": "processes 'serve' runs on that port (default: 1)",
     "PHOTOHOOK_LOG_LEVEL": "log level (default: info)",
     "PHOTOHOOK_LOG_FORMAT": "log format: text or json (default: text)",
     "PHOTOHOOK_ADMIN_TOKEN": "bearer token of the admin API and dashboard "
@@ -95,6 +96,7 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"
     migrate: bool = True  # apply pending database migrations at start-up
+    processes: int = 1  # how many processes `serve` runs (WEB_CONCURRENCY)
 
     @classmethod
     def load(
@@ -107,6 +109,7 @@ class Settings:
         log_level: str | None = None,
         log_format: str | None = None,
         migrate: bool = True,
+        processes: int | None = None,
         handlers: Mapping[str, Handler] | None = None,
         transforms: Mapping[str, Transform] | None = None,
         environ: Mapping[str, str] = os.environ,
@@ -168,6 +171,15 @@ class Settings:
         fmt = (log_format or environ.get("PHOTOHOOK_LOG_FORMAT") or "text").lower()
         if fmt not in LOG_FORMATS:
             raise ConfigError(f"log format: expected text or json, got {fmt!r}")
+        env_processes = environ.get("WEB_CONCURRENCY") or None
+        try:
+            resolved_processes = processes if processes is not None else int(env_processes or 1)
+        except ValueError:
+            raise ConfigError(
+                f"WEB_CONCURRENCY: expected a number of processes, got {env_processes!r}"
+            ) from None
+        if not 1 <= resolved_processes <= 64:
+            raise ConfigError(f"processes: expected 1 to 64, got {resolved_processes}")
         keys = environ.get("PHOTOHOOK_SECRET_KEYS", "")
         return cls(
             host=host or environ.get("PHOTOHOOK_HOST") or "127.0.0.1",
@@ -192,6 +204,7 @@ class Settings:
             log_level=level,
             log_format=fmt,
             migrate=migrate,
+            processes=resolved_processes,
         )
 
 

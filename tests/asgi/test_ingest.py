@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
 
+from receiver import Settings, create_app
 from receiver.store import EventQuery
 from tests.helpers import asgi_client, fixture, fixture_bytes
+from tests.postgres import POSTGRES_URL
 
-from .conftest import CROP_SECRET, TOKENS, hook
+from .conftest import CONFIG, CROP_SECRET, KEY, TOKENS, hook
 
 Post = Callable[..., Any]
 
@@ -371,3 +375,40 @@ async def test_stored_headers_are_redacted(app: Starlette, client: httpx.AsyncCl
     assert CROP_SECRET not in headers and "abc123" not in headers
     assert ["x-webhook-secret", "[redacted]"] in json.loads(headers)
     assert peer == client == "54.212.95.175"
+
+
+async def test_dropped_postgres_connections_are_503_or_200_and_ingest_recovers(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Every connection of the app dropped by the server (a restart, a failover): requests in
+    that moment get 503 or are stored, never a 500; then everything is stored again."""
+    name = f"photohook_fault_{tmp_path.name[-8:]}"
+    (tmp_path / "photohook.toml").write_text(CONFIG)
+    settings = Settings.load(
+        config_file=tmp_path / "photohook.toml",
+        database_url=f"{postgres_url}&application_name={name}",
+        environ={"PHOTOHOOK_SECRET_KEYS": KEY, "CROP_SECRET": CROP_SECRET},
+    )
+    app = create_app(settings, worker=False)
+    async with asgi_client(app) as client:
+
+        async def post(index: int) -> int:
+            body = fixture("fotor/upscale-completed") | {"taskId": f"t{index}"}
+            return (await client.post(hook("fotor"), json=body)).status_code
+
+        assert await post(0) == 200
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            dropped = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                name,
+            )
+        finally:
+            await admin.close()
+        assert dropped >= 1
+        during = await asyncio.gather(*(post(i) for i in range(1, 21)))
+        assert set(during) <= {200, 503}
+        after = await asyncio.gather(*(post(i) for i in range(1, 21)))
+        assert after == [200] * 20
+        assert len(await app.state.store.list_events(EventQuery(limit=100))) == 21

@@ -112,3 +112,59 @@ def test_start_up_log_masks_tokens(serve: Serve, tmp_path: Path) -> None:
     assert "photohook url SOURCE" in log
     assert token not in log
     assert token[:-1] not in log
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_web_concurrency_runs_that_many_processes_on_one_port(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    env = {"WEB_CONCURRENCY": "2"}
+    if engine == "postgresql":
+        env["PHOTOHOOK_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    serve = Serve(tmp_path, env=env)
+    serve.start()
+    try:
+        assert serve.process is not None
+        processes = _children(serve.process.pid)
+        url = run_cli(
+            "url", "fotor", "--base-url", serve.base_url, cwd=tmp_path, env=env
+        ).stdout.strip()
+
+        async def send() -> list[int]:
+            async with httpx.AsyncClient(timeout=10) as client:
+                answers = await asyncio.gather(
+                    *(
+                        client.post(
+                            url, json=fixture("fotor/upscale-completed") | {"taskId": f"t{i}"}
+                        )
+                        for i in range(200)
+                    )
+                )
+            return [a.status_code for a in answers]
+
+        assert asyncio.run(send()) == [200] * 200
+        listed = run_cli("events", "--json", "--limit", "1000", cwd=tmp_path, env=env)
+        assert len(json.loads(listed.stdout)) == 200
+        # uvicorn's supervisor holds the socket; each process serves it (spawned children,
+        # plus multiprocessing's resource tracker).
+        serving = [
+            pid for pid in processes if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(serving) == 2
+        serve.signal(signal.SIGTERM)
+        assert serve.wait() in (0, -signal.SIGTERM)
+        assert not [pid for pid in serving if Path(f"/proc/{pid}").exists()]
+    finally:
+        serve.stop()

@@ -140,17 +140,20 @@ async def test_processes_starting_together_migrate_once(store_url: str) -> None:
         await opened.close()
 
 
-async def test_workers_elsewhere_are_woken_by_new_deliveries(
-    store_url: str, store: Store, another: Opener
-) -> None:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("SQLite workers in other processes find new deliveries by their sweep")
-    worker = await another()
-    woken = asyncio.Event()
-    await worker.listen(woken.set)
-    await store.sync_destinations(["app"])
-    await store.store(receipt("unrouted"))
-    await asyncio.sleep(0.2)
-    assert not woken.is_set()  # nothing to deliver, nobody woken
-    await store.store(receipt("t1", destinations=("app",)))
-    await asyncio.wait_for(woken.wait(), 5)
+async def test_workers_elsewhere_are_woken_by_new_deliveries(postgres_url: str) -> None:
+    """On PostgreSQL, NOTIFY wakes workers of other processes (on SQLite they sweep)."""
+    receiver, worker = open_store(postgres_url), open_store(postgres_url)
+    await receiver.open()
+    await worker.open()
+    try:
+        woken = asyncio.Event()
+        await worker.listen(woken.set)
+        await receiver.sync_destinations(["app"])
+        await receiver.store(receipt("unrouted"))
+        await asyncio.sleep(0.2)
+        assert not woken.is_set()  # nothing to deliver, nobody woken
+        await receiver.store(receipt("t1", destinations=("app",)))
+        await asyncio.wait_for(woken.wait(), 5)
+    finally:
+        await worker.close()
+        await receiver.close()
