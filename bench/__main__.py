@@ -9,11 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -22,99 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from . import growth, load
-
-ROOT = Path(__file__).resolve().parent
-PYTHON = sys.executable
-PHOTOHOOK = [str(Path(PYTHON).with_name("photohook"))]
-UVICORN = [
-    PYTHON,
-    "-m",
-    "uvicorn",
-    "--loop",
-    "uvloop",
-    "--http",
-    "httptools",
-    "--no-access-log",
-    "--log-level",
-    "warning",
-    "--no-server-header",
-]
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, name: str, command: list[str], workdir: Path, path: str) -> None:
-        self.name = name
-        self.workdir = workdir
-        self.port = free_port()
-        self.command = [part.replace("{port}", str(self.port)) for part in command]
-        self.path = path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT.parent),
-            "BENCH_NAIVE_DB": str(self.workdir / "naive.db"),
-        }
-        self.process = subprocess.Popen(
-            self.command,
-            cwd=self.workdir,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.workdir / f"{self.name}.log").open("wb"),
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.base}/healthz", timeout=0.5)
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not start")
-
-    def url(self) -> str:
-        if self.path == "photohook":
-            result = subprocess.run(
-                [*PHOTOHOOK, "url", "fotor", "--base-url", self.base],
-                cwd=self.workdir,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return result.stdout.strip()
-        return f"{self.base}/hooks/fotor/token"
-
-    def cpu_seconds(self) -> float:
-        assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
-
-    def peak_rss_mib(self) -> float:
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+from . import growth, load, scaleout
+from .servers import PHOTOHOOK, ROOT, UVICORN, Server
 
 
 @dataclass
@@ -397,6 +303,12 @@ def main() -> None:
         metavar="N",
         help="also run (e): photohook on a database already holding N events (e.g. 1000000)",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure PostgreSQL: 1 and 2 receivers, 1 and 3 workers (e.g. "
+        "postgresql://postgres@127.0.0.1:5432/test); a schema of its own is dropped after",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results", help="where results go")
     args = parser.parse_args()
 
@@ -406,6 +318,7 @@ def main() -> None:
         delivered = delivery(args, workdir)
         latencies = latency(args, workdir)
         soaked = soak(args, workdir) if args.soak else None
+        scaled = scaleout.run(args, workdir) if args.postgres else None
 
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     header = (
@@ -441,6 +354,25 @@ def main() -> None:
             f"10 s: from {soaked.rss_mib[0]:.0f} to {soaked.rss_mib[-1]:.0f} MiB, at most "
             f"{max(soaked.rss_mib):.0f} MiB.\n"
         )
+    if scaled is not None:
+        pg_rows, pg_rates = scaled
+        sqlite_rate = rows[2].rate
+        deliveries += (
+            "\n## PostgreSQL\n\nThe same load on photohook with no routes against PostgreSQL "
+            "(`serve --no-worker`; with two receivers each takes half the connections, rates "
+            "summed), beside (c) on SQLite:\n\n| receivers | req/s | p99 ms | ratio to (c) |\n"
+            "|---|---:|---:|---:|\n"
+        )
+        for pg in pg_rows:
+            deliveries += (
+                f"| {pg.name} | {pg.rate:,.0f} | {pg.p99_ms:.1f} | {pg.rate / sqlite_rate:.2f} |\n"
+            )
+        deliveries += (
+            f"\nDelivery from PostgreSQL, {args.deliveries} queued events, max_in_flight 8 across "
+            "all workers: "
+            + ", ".join(f"{n} worker{'s' * (n > 1)}: {r:,.0f}/s" for n, r in pg_rates.items())
+            + ".\n"
+        )
     report = header + "\n".join(table) + deliveries
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -453,6 +385,12 @@ def main() -> None:
                 "settings": {k: str(v) for k, v in vars(args).items()},
                 "ingest": [asdict(row) for row in rows],
                 "delivery": asdict(delivered) | {"ratio": delivered.ratio},
+                "postgres": None
+                if scaled is None
+                else {
+                    "ingest": [asdict(row) for row in scaled[0]],
+                    "deliveries_per_second_by_workers": scaled[1],
+                },
             },
             indent=2,
         )

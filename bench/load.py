@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +21,7 @@ BODY = (
 )
 WRK_SCRIPT = """
 counter = 0
-local prefix = tostring(math.random(1, 1e9)) .. "-"
+local prefix = "%s-"
 request = function()
   counter = counter + 1
   local body = string.format('%s', prefix .. counter)
@@ -51,7 +52,8 @@ def run(url: str, *, seconds: float, connections: int) -> Load:
 
 def _wrk(url: str, seconds: float, connections: int) -> Load:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % BODY)
+        # wrk's Lua is not seeded: the prefix comes from here, so that no two runs share task ids.
+        script.write(WRK_SCRIPT % (secrets.token_hex(6), BODY))
     out = subprocess.run(
         [
             "wrk",
