@@ -360,12 +360,14 @@ def main() -> None:
         deliveries += (
             "\n## PostgreSQL\n\nThe same load on photohook with no routes against PostgreSQL "
             "(`serve --no-worker`; with two receivers each takes half the connections, rates "
-            "summed), beside (c) on SQLite:\n\n| receivers | req/s | p99 ms | ratio to (c) |\n"
-            "|---|---:|---:|---:|\n"
+            "summed), beside (c) on SQLite:\n\n"
+            "| receivers | req/s | p99 ms | ratio to (c) | errors |\n"
+            "|---|---:|---:|---:|---:|\n"
         )
         for pg in pg_rows:
             deliveries += (
-                f"| {pg.name} | {pg.rate:,.0f} | {pg.p99_ms:.1f} | {pg.rate / sqlite_rate:.2f} |\n"
+                f"| {pg.name} | {pg.rate:,.0f} | {pg.p99_ms:.1f} | {pg.rate / sqlite_rate:.2f} |"
+                f" {pg.errors} |\n"
             )
         deliveries += (
             f"\nDelivery from PostgreSQL, {args.deliveries} queued events, max_in_flight 8 across "

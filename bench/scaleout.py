@@ -27,6 +27,7 @@ class ScaleRow:
     name: str
     rate: float
     p99_ms: float
+    errors: int
 
 
 def _in_schema(url: str, schema: str) -> str:
@@ -68,13 +69,18 @@ def _run(
         f'[destinations.sink]\nurl = "{sink_base}/hook"\nmax_in_flight = 8\n'
         '[[routes]]\nto = ["sink"]\nbusiness_id = ["delivery-*"]\n'
     )
-    command = [*PHOTOHOOK, "serve", "--no-worker", "--db", url, "--port", "{port}"]
+    command = [*PHOTOHOOK, "serve", "--no-worker", "--port", "{port}"]
+    env = {"PHOTOHOOK_DATABASE_URL": url}
     try:
         rows = [
-            _ingest(args, [Server("pg-1", command, where, "photohook")], "PostgreSQL, 1 receiver"),
             _ingest(
                 args,
-                [Server(f"pg-2-{i}", command, where, "photohook") for i in range(2)],
+                [Server("pg-1", command, where, "photohook", env)],
+                "PostgreSQL, 1 receiver",
+            ),
+            _ingest(
+                args,
+                [Server(f"pg-2-{i}", command, where, "photohook", env) for i in range(2)],
                 "PostgreSQL, 2 receivers",
             ),
         ]
@@ -91,7 +97,7 @@ def _ingest(args: argparse.Namespace, servers: list[Server], name: str) -> Scale
             s.start()
         urls = [s.url() for s in servers]
         share = args.connections // len(servers)
-        totals, p99s = [], []
+        totals, p99s, errors = [], [], 0
         for _ in range(args.rounds + 1):  # the first round warms up
             results: list[load.Load] = []
 
@@ -105,7 +111,8 @@ def _ingest(args: argparse.Namespace, servers: list[Server], name: str) -> Scale
                 thread.join()
             totals.append(sum(r.rate for r in results))
             p99s.append(max(r.p99_ms for r in results))
-        return ScaleRow(name, statistics.median(totals[1:]), statistics.median(p99s[1:]))
+            errors += sum(r.errors for r in results)
+        return ScaleRow(name, statistics.median(totals[1:]), statistics.median(p99s[1:]), errors)
     finally:
         for s in servers:
             s.stop()
@@ -119,9 +126,10 @@ def _deliver(
     count: int = args.deliveries
     receiver = Server(
         "pg-queue",
-        [*PHOTOHOOK, "serve", "--no-worker", "--db", url, "--port", "{port}"],
+        [*PHOTOHOOK, "serve", "--no-worker", "--port", "{port}"],
         where,
         "photohook",
+        {"PHOTOHOOK_DATABASE_URL": url},
     )
     receiver.start()
     try:

@@ -38,7 +38,15 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, name: str, command: list[str], workdir: Path, path: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        workdir: Path,
+        path: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.env = {**os.environ, **(env or {})}
         self.name = name
         self.workdir = workdir
         self.port = free_port()
@@ -52,7 +60,7 @@ class Server:
 
     def start(self) -> None:
         env = {
-            **os.environ,
+            **self.env,
             "PYTHONPATH": str(ROOT.parent),
             "BENCH_NAIVE_DB": str(self.workdir / "naive.db"),
         }
@@ -76,6 +84,7 @@ class Server:
         if self.path == "photohook":
             result = subprocess.run(
                 [*PHOTOHOOK, "url", "fotor", "--base-url", self.base],
+                env=self.env,  # the token key is the database's
                 cwd=self.workdir,
                 capture_output=True,
                 text=True,
