@@ -370,7 +370,7 @@ def main() -> None:
                 f" {pg.errors} |\n"
             )
         deliveries += (
-            f"\nDelivery from PostgreSQL, {args.deliveries} queued events, max_in_flight 8 across "
+            f"\nDelivery from PostgreSQL, {args.deliveries} queued events, max_in_flight 24 across "
             "all workers: "
             + ", ".join(f"{n} worker{'s' * (n > 1)}: {r:,.0f}/s" for n, r in pg_rates.items())
             + ".\n"

@@ -66,7 +66,7 @@ def _run(
     env_file = where / "photohook.toml"
     env_file.write_text(
         "[server]\nallow_private_destinations = true\n"
-        f'[destinations.sink]\nurl = "{sink_base}/hook"\nmax_in_flight = 8\n'
+        f'[destinations.sink]\nurl = "{sink_base}/hook"\nmax_in_flight = 24\n'
         '[[routes]]\nto = ["sink"]\nbusiness_id = ["delivery-*"]\n'
     )
     command = [*PHOTOHOOK, "serve", "--no-worker", "--port", "{port}"]

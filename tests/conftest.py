@@ -33,3 +33,15 @@ def postgres_url() -> Iterator[str]:
 
     with isolated_schema() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL of each engine, for the tests that must hold on both."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'photohook.db'}"
+        return
+    from .postgres import isolated_schema
+
+    with isolated_schema() as url:
+        yield url

@@ -20,6 +20,7 @@ import asyncpg
 from ..errors import StoreError
 from ..events import format_time
 from .migrations import not_migrated, pending
+from .records import Receipt, Stored
 from .sqlstore import SQLStore
 from .tx import Dialect, Row
 
@@ -45,6 +46,9 @@ CHANNEL = "photohook_deliveries"
 _MIGRATION_LOCK = 0x70686F746F686F6F  # "photohoo"
 #: Seconds between checks that the listening connection is still up.
 _LISTEN_CHECK = 5.0
+#: Planner statistics are refreshed once this many callbacks, or a tenth of the stored events,
+#: were stored since the last refresh (as autovacuum would, were it on).
+_ANALYZE_AFTER = 1000
 POOL_SIZE = 10
 
 
@@ -92,6 +96,9 @@ class PostgresStore(SQLStore):
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._stored_since_analyze = 0
+        self._analyze_after = _ANALYZE_AFTER
+        self._analyzing: asyncio.Task[None] | None = None
 
     async def _connect(self, *, migrate: bool) -> None:
         try:
@@ -106,7 +113,34 @@ class PostgresStore(SQLStore):
         except (*self.errors, ValueError) as exc:
             raise StoreError(f"cannot open the PostgreSQL database: {exc}") from exc
 
+    async def _write_batch(self, receipts: Sequence[Receipt]) -> list[Stored]:
+        stored = await super()._write_batch(receipts)
+        self._stored_since_analyze += len(receipts)
+        if self._stored_since_analyze >= self._analyze_after and self._analyzing is None:
+            self._stored_since_analyze = 0
+            self._analyzing = asyncio.create_task(self._analyze(), name="photohook-analyze")
+        return stored
+
+    async def _analyze(self) -> None:
+        """Refresh the planner's statistics of the growing tables. Without them PostgreSQL
+        guesses, and the guesses turn the lookup of a batch's tasks into full scans of events and
+        receipts; autovacuum keeps them fresh, but it may be off."""
+        try:
+            async with self._reading() as tx:
+                await tx.execute("ANALYZE receipts, events, deliveries, attempts, tasks")
+                [(events,)] = await tx.fetch(
+                    "SELECT reltuples FROM pg_class WHERE oid = CAST('events' AS regclass)"
+                )
+            self._analyze_after = max(_ANALYZE_AFTER, int(events) // 10)
+        except (*self.errors, StoreError) as exc:
+            logger.warning("cannot refresh the planner's statistics: %s", exc)
+        finally:
+            self._analyzing = None
+
     async def _disconnect(self) -> None:
+        if self._analyzing is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._analyzing
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

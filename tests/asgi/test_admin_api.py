@@ -31,21 +31,26 @@ to = ["app"]
 """
 
 
-def make_app(tmp_path: Path, admin_token: str | None = ADMIN) -> Starlette:
+def make_app(
+    tmp_path: Path, admin_token: str | None = ADMIN, database_url: str | None = None
+) -> Starlette:
     config = tmp_path / "photohook.toml"
     config.write_text(CONFIG)
     environ = {"PHOTOHOOK_SECRET_KEYS": KEY}
     if admin_token:
         environ["PHOTOHOOK_ADMIN_TOKEN"] = admin_token
     settings = Settings.load(
-        config_file=config, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", environ=environ
+        config_file=config,
+        database_url=database_url or f"sqlite:///{tmp_path / 'db.sqlite'}",
+        environ=environ,
     )
     return create_app(settings, worker=False)
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(make_app(tmp_path)) as c:
+async def client(tmp_path: Path, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the admin API on each database engine."""
+    async with asgi_client(make_app(tmp_path, database_url=database_url)) as c:
         c.headers["authorization"] = f"Bearer {ADMIN}"
         yield c
 

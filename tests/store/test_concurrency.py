@@ -19,12 +19,12 @@ Opener = Callable[[], Awaitable[Store]]
 
 
 @pytest.fixture
-async def another(store_url: str) -> AsyncIterator[Opener]:
+async def another(database_url: str) -> AsyncIterator[Opener]:
     """Opens more stores on the same database."""
     opened: list[Store] = []
 
     async def open_another() -> Store:
-        other = open_store(store_url)
+        other = open_store(database_url)
         await other.open()
         opened.append(other)
         return other
@@ -121,20 +121,20 @@ async def test_per_task_order_holds_across_workers(store: Store, another: Opener
     assert order == ["in_progress", "completed"]
 
 
-async def test_migrations_can_be_left_to_the_migrate_command(store_url: str) -> None:
-    unmigrated = open_store(store_url)
+async def test_migrations_can_be_left_to_the_migrate_command(database_url: str) -> None:
+    unmigrated = open_store(database_url)
     with pytest.raises(StoreError, match="photohook migrate"):
         await unmigrated.open(migrate=False)
-    migrated = open_store(store_url)
+    migrated = open_store(database_url)
     await migrated.open()
     await migrated.close()
-    again = open_store(store_url)
+    again = open_store(database_url)
     await again.open(migrate=False)
     await again.close()
 
 
-async def test_processes_starting_together_migrate_once(store_url: str) -> None:
-    stores = [open_store(store_url) for _ in range(4)]
+async def test_processes_starting_together_migrate_once(database_url: str) -> None:
+    stores = [open_store(database_url) for _ in range(4)]
     await asyncio.gather(*(s.open() for s in stores))
     for opened in stores:
         await opened.close()

@@ -77,10 +77,10 @@ async def test_filters_and_newest_first(store: Store) -> None:
     assert len(await store.list_events(EventQuery(limit=2))) == 2
 
 
-async def test_url_token_key_is_made_once_and_kept(store_url: str) -> None:
+async def test_url_token_key_is_made_once_and_kept(database_url: str) -> None:
     keys = []
     for _ in range(2):
-        store = open_store(store_url)
+        store = open_store(database_url)
         await store.open()
         keys.append(await store.url_token_key())
         keys.append(await store.url_token_key())
