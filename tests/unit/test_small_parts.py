@@ -61,3 +61,12 @@ def test_tokens_in_paths_are_masked() -> None:
     assert redact.path("/hooks/fotor/abcDEF-123_x") == "/hooks/fotor/<token>"
     assert redact.path("/hooks/fotor") == "/hooks/fotor"
     assert redact.path("/healthz") == "/healthz"
+
+
+def test_a_database_url_is_shown_without_its_password() -> None:
+    masked = redact.url("postgresql://photohook:s3cret@db.internal:5432/photohook?sslmode=require")
+    assert masked == "postgresql://photohook:[redacted]@db.internal:5432/photohook?sslmode=require"
+    assert (
+        redact.url("postgresql://postgres@127.0.0.1/test") == "postgresql://postgres@127.0.0.1/test"
+    )
+    assert redact.url("sqlite:///photohook.db") == "sqlite:///photohook.db"
