@@ -68,7 +68,15 @@ def sink_url(stack: ExitStack) -> Callable[[Sink], str]:
 
 
 @pytest.fixture
-async def photohook(tmp_path: Path, stack: ExitStack) -> AsyncIterator[Callable[..., Any]]:
+def photohook_database(tmp_path: Path) -> str:
+    """The database photohook runs on: SQLite (a test module may ask for both engines)."""
+    return f"sqlite:///{tmp_path / 'photohook.db'}"
+
+
+@pytest.fixture
+async def photohook(
+    tmp_path: Path, stack: ExitStack, photohook_database: str
+) -> AsyncIterator[Callable[..., Any]]:
     """Start photohook with a config (sources default; private destinations allowed)."""
     stores: list[Store] = []
 
@@ -77,7 +85,7 @@ async def photohook(tmp_path: Path, stack: ExitStack) -> AsyncIterator[Callable[
         path.write_text("[server]\nallow_private_destinations = true\n" + config)
         settings = Settings.load(
             config_file=path,
-            database_url=f"sqlite:///{tmp_path / 'photohook.db'}",
+            database_url=photohook_database,
             environ={"PHOTOHOOK_SECRET_KEYS": KEY, **(environ or {})},
             **load,
         )

@@ -71,6 +71,8 @@ class Sink:
         self.secret = secret
         self.script = script or (lambda n: Reply())
         self.received: list[Received] = []
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests it was answering at once
         self._lock = threading.Lock()
         self.app = Starlette(routes=[Route("/{path:path}", self._receive, methods=["POST", "GET"])])
 
@@ -89,10 +91,16 @@ class Sink:
             self.received.append(
                 Received(headers.get("webhook-id"), headers, body, verified, time.monotonic())
             )
-        reply = self.script(number)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
-        return Response(b"ok", status_code=reply.status, headers=reply.headers)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            reply = self.script(number)
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            return Response(b"ok", status_code=reply.status, headers=reply.headers)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     @property
     def ids(self) -> list[str | None]:

@@ -26,6 +26,12 @@ if not Path(CHROMIUM).exists():
 
 
 @pytest.fixture
+def photohook_database(database_url: str) -> str:
+    """The dashboard is checked on both database engines."""
+    return database_url
+
+
+@pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(

@@ -78,10 +78,13 @@ def test_two_receivers_three_workers_one_database(tmp_path: Path, postgres_url: 
         assert max(arrivals[task]["in_progress"]) < min(arrivals[task]["completed"]), task
     print(
         f"scale-out: {sent} callbacks (+{sent // 10} to both receivers), {len(expected)} events,"
-        f" {len(received)} deliveries, {duplicates} duplicate deliveries after a worker SIGKILL"
+        f" {len(received)} deliveries, {duplicates} duplicate deliveries after a worker SIGKILL,"
+        f" at most {sink.most_in_flight} at the sink at once (max_in_flight {MAX_IN_FLIGHT})"
     )
     # A killed worker re-sends at most what it had leased: one destination's max_in_flight.
     assert duplicates <= MAX_IN_FLIGHT
+    # The destination's limit held across the three workers, not per worker.
+    assert sink.most_in_flight <= MAX_IN_FLIGHT
 
 
 async def _send(urls: list[str], bodies: list[dict[str, object]], statuses: Counter[int]) -> None:
