@@ -80,16 +80,23 @@ async def claim(
             claimed.extend(ids)
         if len(ids) < room:
             with_room.append(destination)
-    next_due = None
-    if with_room:
-        [(next_due,)] = await tx.fetch(
-            "SELECT MIN(CASE WHEN d.lease_expires_at > d.next_attempt_at"  # noqa: S608
-            " THEN d.lease_expires_at ELSE d.next_attempt_at END)"
-            " FROM deliveries d WHERE d.state IN ('pending', 'retrying') AND"
-            f" d.destination IN ({marks(len(with_room))}) AND {_NOT_BLOCKED}",
-            with_room,
+    return await _claims(tx, claimed), await _next_due(tx, with_room, now)
+
+
+async def _next_due(tx: Tx, destinations: list[str], now: float) -> float | None:
+    """When a delivery of these destinations may next be claimable: the next retry falling due
+    or lease running out. Both are read off an index, however long the backlog of retries."""
+    found: list[float] = []
+    for destination in destinations:
+        [(due, expiry)] = await tx.fetch(
+            "SELECT (SELECT MIN(next_attempt_at) FROM deliveries WHERE destination = ?"
+            " AND state IN ('pending', 'retrying') AND next_attempt_at > ?),"
+            " (SELECT MIN(lease_expires_at) FROM deliveries WHERE destination = ?"
+            " AND lease_expires_at > ?)",
+            (destination, now, destination, now),
         )
-    return await _claims(tx, claimed), next_due
+        found.extend(moment for moment in (due, expiry) if moment is not None)
+    return min(found, default=None)
 
 
 async def _claims(tx: Tx, ids: list[str]) -> list[Claim]:
