@@ -289,7 +289,7 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{verb} {pruned.events} events, {pruned.receipts} requests, "
-        f"{pruned.deliveries} deliveries, {pruned.attempts} attempts"
+        f"{pruned.deliveries} deliveries, {pruned.attempts} attempts, {pruned.tasks} finished tasks"
     )
     return 0
 

@@ -32,10 +32,11 @@ async def prune_forever(store: Store, retention: float, *, interval: float = INT
         else:
             if pruned != Pruned():
                 logger.info(
-                    "pruned %d events, %d requests, %d deliveries, %d attempts",
+                    "pruned %d events, %d requests, %d deliveries, %d attempts, %d tasks",
                     pruned.events,
                     pruned.receipts,
                     pruned.deliveries,
                     pruned.attempts,
+                    pruned.tasks,
                 )
         await asyncio.sleep(interval)

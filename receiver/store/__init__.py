@@ -103,7 +103,8 @@ class Store(Protocol):
 
     async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
         """Delete events received before ``cutoff`` with nothing left to deliver, their
-        deliveries and attempts, and requests no kept event needs, in small transactions."""
+        deliveries and attempts, requests no kept event needs, and tracked tasks that finished
+        before it, in small transactions."""
 
     async def track_task(
         self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float

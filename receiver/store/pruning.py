@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from ..events import format_time
 from .records import Pruned
 from .tx import Tx, marks
 
@@ -15,6 +18,11 @@ _PRUNABLE_RECEIPTS = """
     SELECT r.id FROM receipts r WHERE r.received_at < ?
     AND NOT EXISTS (SELECT 1 FROM events e WHERE e.receipt_id = r.id)
 """
+# Tracked tasks that reached a final state and have not changed since the cutoff.
+_FINISHED_TASKS = """
+    SELECT source, task_id FROM tasks
+    WHERE state IN ('done', 'lost', 'unconfirmed') AND updated_at < ?
+"""
 _PRUNE_COUNTS = f"""
     SELECT
         (SELECT COUNT(*) FROM ({_PRUNABLE_EVENTS}) AS prunable),
@@ -23,18 +31,21 @@ _PRUNE_COUNTS = f"""
         )),
         (SELECT COUNT(*) FROM deliveries WHERE event_id IN ({_PRUNABLE_EVENTS})),
         (SELECT COUNT(*) FROM attempts WHERE delivery_id IN (
-            SELECT id FROM deliveries WHERE event_id IN ({_PRUNABLE_EVENTS})))
+            SELECT id FROM deliveries WHERE event_id IN ({_PRUNABLE_EVENTS}))),
+        (SELECT COUNT(*) FROM ({_FINISHED_TASKS}) AS finished)
 """  # noqa: S608
 
 
-async def count(tx: Tx, cutoff: str) -> Pruned:
+async def count(tx: Tx, cutoff: datetime) -> Pruned:
     """What pruning everything before ``cutoff`` would delete."""
-    [found] = await tx.fetch(_PRUNE_COUNTS, [cutoff] * 5)
+    [found] = await tx.fetch(_PRUNE_COUNTS, [format_time(cutoff)] * 5 + [cutoff.timestamp()])
     return Pruned(*found)
 
 
-async def prune_batch(tx: Tx, cutoff: str, batch: int) -> Pruned:
-    """Delete up to ``batch`` old events with nothing left to deliver, then orphaned receipts."""
+async def prune_batch(tx: Tx, cutoff_time: datetime, batch: int) -> Pruned:
+    """Delete up to ``batch`` old events with nothing left to deliver, then orphaned receipts,
+    then tasks that finished before the cutoff."""
+    cutoff = format_time(cutoff_time)
     ids = [
         event_id for (event_id,) in await tx.fetch(f"{_PRUNABLE_EVENTS} LIMIT ?", (cutoff, batch))
     ]
@@ -52,4 +63,8 @@ async def prune_batch(tx: Tx, cutoff: str, batch: int) -> Pruned:
         f"DELETE FROM receipts WHERE id IN ({_PRUNABLE_RECEIPTS} LIMIT ?)",  # noqa: S608
         (cutoff, batch),
     )
-    return Pruned(events, receipts, deliveries, attempts)
+    tasks = await tx.execute(
+        f"DELETE FROM tasks WHERE (source, task_id) IN ({_FINISHED_TASKS} LIMIT ?)",  # noqa: S608
+        (cutoff_time.timestamp(), batch),
+    )
+    return Pruned(events, receipts, deliveries, attempts, tasks)

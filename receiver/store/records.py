@@ -295,6 +295,7 @@ class Pruned:
     receipts: int = 0
     deliveries: int = 0
     attempts: int = 0
+    tasks: int = 0  # tracked tasks in a final state
 
     def __add__(self, other: Pruned) -> Pruned:
         return Pruned(
@@ -302,6 +303,7 @@ class Pruned:
             self.receipts + other.receipts,
             self.deliveries + other.deliveries,
             self.attempts + other.attempts,
+            self.tasks + other.tasks,
         )
 
 

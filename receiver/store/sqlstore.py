@@ -228,13 +228,14 @@ class SQLStore:
             return await outbox.destination_statuses(tx, now)
 
     async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
-        text = format_time(cutoff)
         if dry_run:
             async with self._read() as tx:
-                return await pruning.count(tx, text)
+                return await pruning.count(tx, cutoff)
         total = Pruned()
         while True:
-            done = await self._run("cannot prune", lambda tx: pruning.prune_batch(tx, text, batch))
+            done = await self._run(
+                "cannot prune", lambda tx: pruning.prune_batch(tx, cutoff, batch)
+            )
             total += done
             if done == Pruned():
                 return total

@@ -111,7 +111,9 @@ def test_send_test_and_prune(tmp_path: Path) -> None:
     finally:
         server.stop()
     dry = run_cli("prune", "--older-than", "7d", "--dry-run", cwd=tmp_path)
-    assert dry.stdout == "would delete 0 events, 0 requests, 0 deliveries, 0 attempts\n"
+    assert dry.stdout == (
+        "would delete 0 events, 0 requests, 0 deliveries, 0 attempts, 0 finished tasks\n"
+    )
     assert run_cli("prune", "--older-than", "soon", cwd=tmp_path).returncode == 1
     (tmp_path / "photohook.toml").write_text('[server]\nretention = "1d"\n')
     short = run_cli("check", cwd=tmp_path)

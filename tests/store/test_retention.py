@@ -49,3 +49,21 @@ async def test_prune_keeps_events_waiting_for_confirmation(store: Store) -> None
     [delivery] = await store.list_deliveries(DeliveryQuery())
     assert delivery.state == "confirming"
     assert await store.prune(datetime.now(UTC) + timedelta(seconds=5)) == Pruned()
+
+
+async def test_prune_deletes_tasks_that_finished_before_the_cutoff(store: Store) -> None:
+    from receiver.store import Tracking
+
+    tracking = Tracking(600, 3600)
+    two_days_ago = time.time() - 2 * 86400
+    for task_id in ("finished-long-ago", "finished-lately"):
+        await store.store(receipt(task_id, "completed"))
+    finished = await store.track_task("fotor", "finished-long-ago", None, tracking, two_days_ago)
+    waiting = await store.track_task("fotor", "still-waiting", None, tracking, two_days_ago)
+    lately = await store.track_task("fotor", "finished-lately", None, tracking, time.time())
+    assert (finished.state, waiting.state, lately.state) == ("done", "tracked", "done")
+    cutoff = datetime.now(UTC) - timedelta(days=1)
+
+    assert await store.prune(cutoff, dry_run=True) == Pruned(tasks=1)
+    assert await store.prune(cutoff) == Pruned(tasks=1)
+    assert {t.task_id for t in await store.list_tasks()} == {"still-waiting", "finished-lately"}
