@@ -42,11 +42,12 @@ def serve(settings: Settings, *, worker: bool = True) -> None:
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "workers": settings.processes,
     }
+    # Open the database first: an unreachable or unmigrated one is one clear error line, not a
+    # failed lifespan; and with several processes, migrations run once, before they start.
+    asyncio.run(_prepare_database(settings))
     if settings.processes == 1:
         uvicorn.Server(uvicorn.Config(create_app(settings, worker=worker), **options)).run()
         return
-    if settings.migrate:
-        asyncio.run(_migrate(settings))  # once, before the processes start
     os.environ[_GIVEN] = json.dumps(
         {
             "config_file": str(settings.config_file) if settings.config_file else None,
@@ -76,7 +77,7 @@ def process_app() -> ASGIApp:
     return create_app(settings, worker=given["worker"])
 
 
-async def _migrate(settings: Settings) -> None:
+async def _prepare_database(settings: Settings) -> None:
     store = open_store(settings.database_url)
-    await store.open()
+    await store.open(migrate=settings.migrate)
     await store.close()

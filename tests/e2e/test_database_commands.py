@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import fixture
+from tests.helpers import fixture, free_port
 
 from .process import Serve, Worker, run_cli
 
@@ -98,3 +98,25 @@ def _listing(workdir: Path, env: dict[str, str]) -> dict[str, object]:
     deliveries = run_cli("deliveries", "--json", "--limit", "1000", cwd=workdir, env=env)
     assert events.returncode == 0 and deliveries.returncode == 0, events.stderr + deliveries.stderr
     return {"events": json.loads(events.stdout), "deliveries": json.loads(deliveries.stdout)}
+
+
+def test_serve_refuses_an_unreachable_or_unmigrated_database_in_one_line(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    nobody = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    for url, expected in (
+        (nobody, "cannot open the PostgreSQL database"),
+        (postgres_url, "run 'photohook migrate'"),
+    ):
+        result = run_cli(
+            "serve",
+            "--no-migrate",
+            "--port",
+            str(free_port()),
+            cwd=tmp_path,
+            env={"PHOTOHOOK_DATABASE_URL": url},
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith("photohook: error: ")
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr
