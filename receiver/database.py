@@ -86,7 +86,7 @@ async def _import(settings: Settings, lines: Iterable[bytes]) -> int:
                 continue
             if end is not None:
                 return _fail(f"line {number}: more after the end line")
-            if "end" in record:
+            if isinstance(record, dict) and isinstance(record.get("end"), dict):
                 end = record["end"]
                 continue
             if not isinstance(record, dict) or record.get("table") not in TABLES:

@@ -86,6 +86,8 @@ def test_import_refuses_what_is_not_an_export(tmp_path: Path, postgres_url: str)
         (b'{"format":"other"}\n', "not a photohook export"),
         (header + b'{"table":"users","row":{}}\n', "line 2: expected a row of a known table"),
         (header + b'{"table":"events","row":[1]}\n', "line 2: its row is not an object"),
+        (header + b'["end"]\n', "line 2: expected a row of a known table"),
+        (header + b"7\n", "line 2: expected a row of a known table"),
     ):
         (tmp_path / "bad.jsonl").write_bytes(content)
         result = run_cli("import", str(tmp_path / "bad.jsonl"), cwd=tmp_path, env=env)
