@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from ..ids import new_id
 from . import rows
 from .records import Claim, DestinationStatus, Outcome
-from .tx import Tx, marks
+from .tx import Tx, conditions, marks
 
 _PARAMETERS_PER_QUERY = 500
 
@@ -189,18 +189,12 @@ async def requeue(
     event_id: str | None = None,
 ) -> int:
     """Queue dead deliveries again (matching all given filters); how many."""
-    conditions, parameters = ["state = 'dead'"], []
-    for column, value in (
-        ("id", delivery_id),
-        ("destination", destination),
-        ("event_id", event_id),
-    ):
-        if value is not None:
-            conditions.append(f"{column} = ?")
-            parameters.append(value)
+    matching, parameters = conditions(
+        ("id =", delivery_id), ("destination =", destination), ("event_id =", event_id)
+    )
     count = await tx.execute(
         "UPDATE deliveries SET state = 'pending', tries = 0, next_attempt_at = ?,"  # noqa: S608
-        f" updated_at = ? WHERE {' AND '.join(conditions)}",
+        f" updated_at = ? WHERE state = 'dead'{''.join(f' AND {m}' for m in matching)}",
         (now, now, *parameters),
     )
     if count:

@@ -8,7 +8,7 @@ from typing import Any
 from ..events import Event, format_time
 from . import rows
 from .records import AttemptRecord, Delivery, DeliveryQuery, EventDetail, EventQuery
-from .tx import Tx, marks
+from .tx import Tx, conditions, marks
 
 _PARAMETERS_PER_QUERY = 500
 
@@ -34,18 +34,14 @@ async def get_event(tx: Tx, event_id: str) -> Event | None:
 
 
 async def list_deliveries(tx: Tx, query: DeliveryQuery) -> list[Delivery]:
-    conditions, parameters = [], []
-    for column, value in (
+    filters, parameters = conditions(
         ("d.state =", query.state),
         ("d.event_id =", query.event_id),
         ("d.destination =", query.destination),
         ("d.id =", query.delivery_id),
         ("d.id <", query.before),
-    ):
-        if value is not None:
-            conditions.append(f"{column} ?")
-            parameters.append(value)
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    )
+    where = f"WHERE {' AND '.join(filters)}" if filters else ""
     order = "d.state = 'dead' DESC, d.id DESC" if query.dead_first else "d.id DESC"
     found = await tx.fetch(
         f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries d {where}"  # noqa: S608
@@ -92,31 +88,18 @@ async def attempts(tx: Tx, delivery_ids: Sequence[str]) -> dict[str, list[Attemp
 
 
 def _event_filters(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
-    conditions: list[str] = []
-    parameters: list[Any] = []
-    for column, value in (
-        ("e.source", query.source),
-        ("e.type", query.type),
-        ("e.status", query.status),
-        ("e.task_id", query.task_id),
-        ("e.business_id", query.business_id),
-    ):
-        if value is not None:
-            conditions.append(f"{column} = ?")
-            parameters.append(value)
+    found, parameters = conditions(
+        ("e.source =", query.source),
+        ("e.type =", query.type),
+        ("e.status =", query.status),
+        ("e.task_id =", query.task_id),
+        ("e.business_id =", query.business_id),
+        ("e.flagged =", None if query.flagged is None else int(query.flagged)),
+        ("e.received_at >=", None if query.since is None else format_time(query.since)),
+        ("e.received_at <", None if query.until is None else format_time(query.until)),
+        ("e.id <", query.before),
+    )
     if query.label is not None:
-        conditions.append(tx.dialect.json_array_holds.format(column="e.labels"))
+        found.append(tx.dialect.json_array_holds.format(column="e.labels"))
         parameters.append(query.label)
-    if query.flagged is not None:
-        conditions.append("e.flagged = ?")
-        parameters.append(int(query.flagged))
-    if query.since is not None:
-        conditions.append("e.received_at >= ?")
-        parameters.append(format_time(query.since))
-    if query.until is not None:
-        conditions.append("e.received_at < ?")
-        parameters.append(format_time(query.until))
-    if query.before is not None:
-        conditions.append("e.id < ?")
-        parameters.append(query.before)
-    return conditions, parameters
+    return found, parameters

@@ -48,3 +48,10 @@ class Tx(Protocol):
 def marks(count: int) -> str:
     """``count`` placeholders for an IN list."""
     return ", ".join("?" * count)
+
+
+def conditions(*given: tuple[str, Any]) -> tuple[list[str], list[Any]]:
+    """``"column op ?"`` and its parameter for each ``("column op", value)`` whose value is
+    given (not None)."""
+    present = [(condition, value) for condition, value in given if value is not None]
+    return [f"{condition} ?" for condition, _ in present], [value for _, value in present]

@@ -22,10 +22,11 @@ _INSERT_EVENT = """
         result_urls, flagged, received_at, via, receipt_id, status_rank)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+# The two inserts take the same parameters; a tracked task has no event waiting (NULL).
 _TASK_SEEN = """
-    INSERT INTO tasks (source, task_id, business_id, state, created_at, last_seen_at, expires_at,
-        next_check_at, updated_at)
-    VALUES (?, ?, ?, 'tracked', ?, ?, ?, ?, ?)
+    INSERT INTO tasks (source, task_id, business_id, state, event_id, created_at, last_seen_at,
+        expires_at, next_check_at, updated_at)
+    VALUES (?, ?, ?, 'tracked', ?, ?, ?, ?, ?, ?)
     ON CONFLICT (source, task_id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
         next_check_at = excluded.next_check_at, updated_at = excluded.updated_at
     WHERE tasks.state = 'tracked'
@@ -90,34 +91,21 @@ async def _existing(
 
 
 async def _apply_task_change(tx: Tx, change: TaskChange, now: float) -> None:
-    if change.kind == "seen":
-        await tx.execute(
-            _TASK_SEEN,
-            (
-                change.source,
-                change.task_id,
-                change.business_id,
-                now,
-                now,
-                change.expires_at,
-                change.next_check_at,
-                now,
-            ),
-        )
-    elif change.kind == "confirming":
-        await tx.execute(
-            _TASK_CONFIRMING,
-            (
-                change.source,
-                change.task_id,
-                change.business_id,
-                change.event_id,
-                now,
-                now,
-                change.expires_at,
-                change.next_check_at,
-                now,
-            ),
-        )
-    else:
+    if change.kind == "done":
         await tx.execute(_TASK_DONE, (now, change.source, change.task_id))
+        return
+    seen = change.kind == "seen"
+    await tx.execute(
+        _TASK_SEEN if seen else _TASK_CONFIRMING,
+        (
+            change.source,
+            change.task_id,
+            change.business_id,
+            None if seen else change.event_id,
+            now,
+            now,
+            change.expires_at,
+            change.next_check_at,
+            now,
+        ),
+    )

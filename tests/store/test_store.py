@@ -130,3 +130,15 @@ def test_database_urls() -> None:
     for bad in ("sqlite://rel.db", "sqlite:///:memory:", "mysql://x", "nonsense", "postgresql://"):
         with pytest.raises(Exception, match="database URL"):
             open_store(bad)
+
+
+async def test_callbacks_track_their_task_until_a_final_one(store: Store) -> None:
+    from receiver.store import Tracking
+
+    tracking = Tracking(600, 3600)
+    await store.store(receipt("t1", "in_progress", tracking=tracking))
+    [task] = await store.list_tasks()
+    assert (task.task_id, task.state, task.event_id) == ("t1", "tracked", None)
+    await store.store(receipt("t1", "completed", terminal=True, tracking=tracking))
+    [task] = await store.list_tasks()
+    assert task.state == "done"
