@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from . import errors
 from .admin.access import AdminAccess
@@ -21,7 +23,7 @@ from .admin.api import AdminAPI
 from .admin.dashboard import Dashboard
 from .admin.openapi import document
 from .errors import HTTPError, ServiceUnavailable, StoreError
-from .ingest import Ingest
+from .ingest import Ingest, hook_path_params
 from .logs import RequestLog
 from .metrics import Metrics
 from .responses import JSONResponse, error_response
@@ -114,10 +116,9 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
         for route in AdminAPI(settings, store, router, wake).routes()
         if isinstance(route, Route)
     ]
-    app = Starlette(
+    app = _App(
+        ingest,
         routes=[
-            Route("/hooks/{source}/{token}", ingest.receive, methods=["POST"]),
-            Route("/hooks/{source}", ingest.receive, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
@@ -139,6 +140,27 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     app.state.worker = deliverer
     app.state.metrics = metrics
     return app
+
+
+class _App(Starlette):
+    """Starlette, with the callbacks of providers answered ahead of its middleware stack.
+
+    ``/hooks/...`` is the path every callback takes; the other routes are the operators'.
+    """
+
+    def __init__(self, hooks: Ingest, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._hooks = hooks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            params = hook_path_params(scope)
+            if params is not None:
+                scope["app"] = self
+                scope["path_params"] = params
+                await self._hooks(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 async def url_tokens(settings: Settings, store: Store) -> URLTokens:

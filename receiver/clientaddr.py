@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -18,6 +19,7 @@ def parse_network(value: str) -> IPNetwork:
     return network
 
 
+@functools.lru_cache(maxsize=4096)  # the same peers and proxies call again and again
 def parse_address(value: str) -> IPAddress | None:
     """The address in ``value`` (brackets and IPv4-mapped forms unwrapped), or None."""
     text = value.strip()

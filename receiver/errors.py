@@ -112,6 +112,12 @@ class RequestTimeout(HTTPError):
     code = "request_timeout"
 
 
+class ClientDisconnected(HTTPError):
+    """The client closed the connection before its body arrived."""
+
+    code = "client_disconnected"
+
+
 class PayloadTooLarge(HTTPError):
     """The request body is larger than the configured limit."""
 

@@ -5,17 +5,43 @@ Identifiers made by one process sort in the order they were made, even within a 
 
 from __future__ import annotations
 
-import secrets
+import os
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32
 _RANDOM_BITS = 80
 _RANDOM_MAX = (1 << _RANDOM_BITS) - 1
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # ten bits as two characters
+_SHIFTS = range(120, -1, -10)  # 13 pairs: the 128 bits, with two leading zero bits
+_POOL_SIZE = 4096
 
 _lock = threading.Lock()
+_pool_lock = threading.Lock()
 _last_ms = 0
 _last_random = 0
+_pool = b""
+_pool_at = 0
+
+
+def random_bytes(n: int) -> bytes:
+    """``n`` bytes from the operating system's CSPRNG, read a few kilobytes at a time (one
+    system call per id would cost more than the rest of making it)."""
+    global _pool, _pool_at
+    with _pool_lock:
+        if _pool_at + n > len(_pool):
+            _pool, _pool_at = os.urandom(max(_POOL_SIZE, n)), 0
+        chunk = _pool[_pool_at : _pool_at + n]
+        _pool_at += n
+    return chunk
+
+
+def _forget_pool() -> None:
+    global _pool, _pool_at
+    _pool, _pool_at = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_pool)  # a forked child never reuses its parent's
 
 
 def _next_value() -> int:
@@ -25,7 +51,7 @@ def _next_value() -> int:
         if ms <= _last_ms and _last_random < _RANDOM_MAX:
             ms, random = _last_ms, _last_random + 1
         else:
-            random = secrets.randbits(_RANDOM_BITS)
+            random = int.from_bytes(random_bytes(_RANDOM_BITS // 8))
         _last_ms, _last_random = ms, random
     return (ms << _RANDOM_BITS) | random
 
@@ -33,11 +59,7 @@ def _next_value() -> int:
 def ulid() -> str:
     """A 26-character ULID string."""
     value = _next_value()
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def new_id(prefix: str) -> str:

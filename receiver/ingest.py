@@ -11,20 +11,21 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from . import redact
 from .auth import SECRET_HEADER, SourceAuth
 from .clientaddr import AddressSet, client_address
 from .errors import (
+    ClientDisconnected,
     HTTPError,
     InvalidJSON,
+    MethodNotAllowed,
     PayloadTooLarge,
     RequestTimeout,
     ServiceUnavailable,
@@ -33,10 +34,10 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .ids import new_id
+from .logs import REQUEST_ID, begin_request, log_request
 from .metrics import Metrics
 from .normalize import new_events
 from .reconciler import tracking
-from .responses import JSONResponse, error_response
 from .routing import Router
 from .settings import Settings, SourceConfig
 from .sources import KINDS, Kind
@@ -47,6 +48,7 @@ logger = logging.getLogger("photohook.ingest")
 
 #: How long a callback may wait for its commit before the provider is told to retry (503).
 COMMIT_TIMEOUT = 10.0
+_SECRET_HEADER = SECRET_HEADER.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,43 +93,92 @@ class Ingest:
             for name, config in self._settings.sources.items()
         }
 
-    async def receive(self, request: Request) -> Response:
-        started = time.perf_counter()
-        source = request.path_params["source"]
-        try:
-            stored = await self._receive(request)
-        except HTTPError as error:
-            request.state.outcome = error.code
-            self._metrics.callback(source, "rejected", error.code, time.perf_counter() - started)
-            return error_response(error)
-        outcome = "duplicate" if stored.duplicate else "accepted"
-        request.state.outcome = outcome
-        self._metrics.callback(source, outcome, "", time.perf_counter() - started)
-        return JSONResponse(
-            {"ok": True, "event_ids": stored.event_ids, "duplicate": stored.duplicate}
-        )
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /hooks/{source}[/{token}]`` as a plain ASGI endpoint, with the source and token
+        in ``scope["path_params"]`` (see :func:`hook_path_params`).
 
-    async def _receive(self, request: Request) -> Stored:
-        source = self._sources.get(request.path_params["source"])
+        Every callback takes this path, so it is answered without a Request object or the
+        middleware stack of the other routes; it logs its own access line and ``X-Request-ID``.
+        """
+        started = time.perf_counter()
+        request_id, reset = begin_request()
+        source = scope["path_params"]["source"]
+        status = 500
+        outcome = ""
+        try:
+            try:
+                stored = await self._receive(scope, receive)
+            except HTTPError as error:
+                status, outcome = error.status_code, error.code
+                headers = _headers(error.headers, request_id)
+                body = orjson.dumps(error.body())
+                self._metrics.callback(source, "rejected", outcome, time.perf_counter() - started)
+            else:
+                status = 200
+                outcome = "duplicate" if stored.duplicate else "accepted"
+                headers = _headers(None, request_id)
+                body = orjson.dumps(
+                    {"ok": True, "event_ids": stored.event_ids, "duplicate": stored.duplicate}
+                )
+                self._metrics.callback(source, outcome, "", time.perf_counter() - started)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            log_request(scope["method"], scope["path"], status, outcome, started)
+            REQUEST_ID.reset(reset)
+
+    async def _receive(self, scope: Scope, receive: Receive) -> Stored:
+        if scope["method"] != "POST":
+            raise MethodNotAllowed(headers={"Allow": "POST"})
+        try:
+            return await self._store_callback(scope, receive)
+        except HTTPError:
+            raise
+        except Exception:
+            # Our fault, never the provider's: 503 so that it sends the callback again.
+            logger.exception("storing a callback failed")
+            raise ServiceUnavailable() from None
+
+    async def _store_callback(self, scope: Scope, receive: Receive) -> Stored:
+        committing = False
+        try:
+            # One deadline for the whole request: the body's, then the commit's.
+            async with asyncio.timeout(self._settings.body_timeout) as deadline:
+                source, receipt = await self._receipt(scope, receive)
+                committing = True
+                deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
+                stored = await self._store.store(receipt)
+        except TimeoutError:
+            if not committing:
+                raise RequestTimeout(
+                    f"the body did not arrive within {self._settings.body_timeout:g}s"
+                ) from None
+            logger.error(
+                "storing a callback of source %s took over %ss", receipt.source, COMMIT_TIMEOUT
+            )
+            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+        except StoreError as exc:
+            logger.error("cannot store a callback of source %s: %s", receipt.source, exc)
+            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+        if stored.new_event_ids:
+            new = set(stored.new_event_ids)
+            self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)
+        if stored.deliveries or (stored.new_event_ids and source.tracking is not None):
+            self._wake()  # new deliveries to send, or a task to track or confirm
+        return stored
+
+    async def _receipt(self, scope: Scope, receive: Receive) -> tuple[_Source, Receipt]:
+        """Authenticate, read and validate the callback: what is to be stored."""
+        params = scope["path_params"]
+        source = self._sources.get(params["source"])
         if source is None:
             raise UnknownSource()
-        headers = request.headers
-        peer = request.client.host if request.client else None
-        forwarded = headers.getlist("x-forwarded-for") if self._trusted_proxies else ()
-        client = client_address(peer, forwarded, self._trusted_proxies)
-        source.auth.check(
-            token=request.path_params.get("token"),
-            client=client,
-            secret=headers.get(SECRET_HEADER),
-        )
-        _check_media_type(headers.get("content-type"), headers.get("content-encoding"))
-        try:
-            async with asyncio.timeout(self._settings.body_timeout):
-                body = await _read_body(request, self._max_body)
-        except TimeoutError:
-            raise RequestTimeout(
-                f"the body did not arrive within {self._settings.body_timeout:g}s"
-            ) from None
+        headers = _RequestHeaders(scope["headers"], forwarded=bool(self._trusted_proxies))
+        peer = scope["client"][0] if scope.get("client") else None
+        client = client_address(peer, headers.forwarded_for, self._trusted_proxies)
+        source.auth.check(token=params.get("token"), client=client, secret=headers.secret)
+        _check_media_type(headers.content_type, headers.content_encoding)
+        body = await _read_body(receive, headers.content_length, self._max_body)
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -144,32 +195,69 @@ class Ingest:
             payload=document,
             received_at=received_at,
         )
-        receipt = Receipt(
+        return source, Receipt(
             id=new_id("rcv"),
             source=name,
             received_at=received_at,
             peer=peer,
             client=str(client) if client is not None else None,
-            headers=redact.headers_json(request.scope["headers"]),
+            headers=redact.headers_json(scope["headers"]),
             body=body,
             body_sha256=hashlib.sha256(body).digest(),
             events=events,
         )
-        try:
-            async with asyncio.timeout(COMMIT_TIMEOUT):
-                stored = await self._store.store(receipt)
-        except StoreError as exc:
-            logger.error("cannot store a callback of source %s: %s", name, exc)
-            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
-        except TimeoutError:
-            logger.error("storing a callback of source %s took over %ss", name, COMMIT_TIMEOUT)
-            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
-        if stored.new_event_ids:
-            new = set(stored.new_event_ids)
-            self._metrics.stored(n.event.type for n in events if n.event.id in new)
-        if stored.deliveries or (stored.new_event_ids and source.tracking is not None):
-            self._wake()  # new deliveries to send, or a task to track or confirm
-        return stored
+
+
+def hook_path_params(scope: Scope) -> dict[str, str] | None:
+    """``{"source": ..., "token"?: ...}`` when the request is for ``/hooks/{source}[/{token}]``
+    (below the mount point, if any), else None."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if not path.startswith("/hooks/"):
+        return None
+    parts = path[len("/hooks/") :].split("/")
+    if len(parts) > 2 or not all(parts):
+        return None
+    return dict(zip(("source", "token"), parts, strict=False))
+
+
+class _RequestHeaders:
+    """The few request headers ingest reads, found in one pass (the first of each name)."""
+
+    __slots__ = (
+        "content_encoding",
+        "content_length",
+        "content_type",
+        "forwarded_for",
+        "secret",
+    )
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]], *, forwarded: bool) -> None:
+        self.content_type: str | None = None
+        self.content_encoding: str | None = None
+        self.content_length: str | None = None
+        self.secret: str | None = None
+        self.forwarded_for: list[str] = []
+        for name, value in raw:
+            if name == b"content-type":
+                self.content_type = self.content_type or value.decode("latin-1")
+            elif name == b"content-length":
+                self.content_length = self.content_length or value.decode("latin-1")
+            elif name == b"content-encoding":
+                self.content_encoding = self.content_encoding or value.decode("latin-1")
+            elif name == _SECRET_HEADER:
+                self.secret = self.secret if self.secret is not None else value.decode("latin-1")
+            elif forwarded and name == b"x-forwarded-for":
+                self.forwarded_for.append(value.decode("latin-1"))
+
+
+def _headers(extra: dict[str, str] | None, request_id: str) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
+    if extra:
+        headers.extend((name.lower().encode(), value.encode()) for name, value in extra.items())
+    return headers
 
 
 def _check_media_type(content_type: str | None, content_encoding: str | None) -> None:
@@ -180,8 +268,7 @@ def _check_media_type(content_type: str | None, content_encoding: str | None) ->
         raise UnsupportedMediaType("the body must not be compressed (Content-Encoding)")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     if declared is not None:
         if not declared.isdigit():
             raise HTTPError("Content-Length is not a number")
@@ -189,9 +276,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import secrets
 import sys
 import time
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import redact
+from .ids import random_bytes
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 access_logger = logging.getLogger("photohook.access")
@@ -42,6 +42,25 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+def begin_request() -> tuple[str, contextvars.Token[str]]:
+    """A new request id, set for the log lines of this request; reset it with the token."""
+    request_id = random_bytes(8).hex()
+    return request_id, REQUEST_ID.set(request_id)
+
+
+def log_request(method: str, path: str, status: int, outcome: str, started: float) -> None:
+    """The access line of a request (the token of a hook path masked)."""
+    if access_logger.isEnabledFor(logging.INFO):
+        access_logger.info(
+            "%s %s %d%s %.1fms",
+            method,
+            redact.path(path),
+            status,
+            f" {outcome}" if outcome else "",
+            (time.perf_counter() - started) * 1000,
+        )
+
+
 class RequestLog:
     """One log line per request (token masked), and an ``X-Request-ID`` on every answer.
 
@@ -55,9 +74,8 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = secrets.token_hex(8)
-        reset = REQUEST_ID.set(request_id)
         started = time.perf_counter()
+        request_id, reset = begin_request()
         status = 0
 
         async def send_with_id(message: Message) -> None:
@@ -73,21 +91,19 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if access_logger.isEnabledFor(logging.INFO):
-                outcome = scope.get("state", {}).get("outcome", "")
-                access_logger.info(
-                    "%s %s %d%s %.1fms",
-                    scope["method"],
-                    redact.path(scope["path"]),
-                    status or 500,
-                    f" {outcome}" if outcome else "",
-                    (time.perf_counter() - started) * 1000,
-                )
+            outcome = scope.get("state", {}).get("outcome", "")
+            log_request(scope["method"], scope["path"], status or 500, outcome, started)
             REQUEST_ID.reset(reset)
 
 
 def configure_logging(level: str = "info", log_format: str = "text") -> None:
     """Send every log record (photohook's and uvicorn's) to stderr in one format."""
+    # No format of ours shows threads, processes or the calling function: not looking them up
+    # for every record is the logging HOWTO's advice for speed.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JSONFormatter())

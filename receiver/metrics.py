@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 
@@ -81,19 +82,27 @@ class Metrics:
             registry=self.registry,
         )
 
+        # labels() takes a lock and checks its values on every call: on the paths taken for
+        # every callback and every attempt, each child is looked up once.
+        self._callbacks = functools.lru_cache(maxsize=1024)(self.callbacks.labels)
+        self._ingest_seconds = functools.lru_cache(maxsize=1024)(self.ingest_seconds.labels)
+        self._events = functools.lru_cache(maxsize=1024)(self.events.labels)
+        self._deliveries = functools.lru_cache(maxsize=1024)(self.deliveries.labels)
+        self._attempt_seconds = functools.lru_cache(maxsize=1024)(self.attempt_seconds.labels)
+
     def callback(self, source: str, outcome: str, reason: str, seconds: float) -> None:
         if source not in self.sources:
             source = UNKNOWN_SOURCE
-        self.callbacks.labels(source, outcome, reason).inc()
-        self.ingest_seconds.labels(source).observe(seconds)
+        self._callbacks(source, outcome, reason).inc()
+        self._ingest_seconds(source).observe(seconds)
 
     def stored(self, event_types: Iterable[str]) -> None:
         for event_type in event_types:
-            self.events.labels(event_type).inc()
+            self._events(event_type).inc()
 
     def attempt(self, destination: str, outcome: str, seconds: float) -> None:
-        self.deliveries.labels(destination, outcome).inc()
-        self.attempt_seconds.labels(destination).observe(seconds)
+        self._deliveries(destination, outcome).inc()
+        self._attempt_seconds(destination).observe(seconds)
 
     def reconciled(self, source: str, outcome: str) -> None:
         self.reconciler.labels(source, outcome).inc()

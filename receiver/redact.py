@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +25,7 @@ _SENSITIVE_WORDS = (b"secret", b"token", b"signature", b"password", b"api-key", 
 _HOOK_PATH = re.compile(r"^(/hooks/[^/]+/)[^/?]+")
 
 
+@functools.lru_cache(maxsize=1024)  # header names repeat from request to request
 def is_sensitive(name: bytes) -> bool:
     name = name.lower()
     return name in _SENSITIVE_HEADERS or any(word in name for word in _SENSITIVE_WORDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -342,6 +343,81 @@ async def test_wrong_method_is_405(client: httpx.AsyncClient, method: str) -> No
     response = await client.request(method, hook("fotor"))
     assert_error(response, 405, "method_not_allowed")
     assert "POST" in response.headers["allow"]
+
+
+@pytest.mark.parametrize("path", ["/hooks/fotor/token/more", "/hooks/fotor/", "/hooks//token"])
+async def test_other_paths_under_hooks_are_404(client: httpx.AsyncClient, path: str) -> None:
+    assert_error(await client.post(path, json={}), 404, "not_found")
+
+
+async def test_every_answer_has_a_request_id_and_an_access_line(
+    client: httpx.AsyncClient, post: Post, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="photohook.access")
+    accepted = await post("fotor", fixture("fotor/upscale-completed"))
+    refused = await client.post("/hooks/fotor/not-a-token", json={})
+    ids = [accepted.headers["x-request-id"], refused.headers["x-request-id"]]
+    assert all(len(request_id) == 16 for request_id in ids) and ids[0] != ids[1]
+    lines = [r.getMessage() for r in caplog.records if r.name == "photohook.access"]
+    assert lines[0].startswith("POST /hooks/fotor/<token> 200 accepted ")
+    assert lines[1].startswith("POST /hooks/fotor/<token> 401 unauthorized ")
+    assert TOKENS.token("fotor") not in caplog.text and "not-a-token" not in caplog.text
+
+
+async def test_a_client_gone_before_its_body_is_refused_and_nothing_is_stored(
+    app: Starlette,
+) -> None:
+    body = json.dumps(fixture("fotor/upscale-completed")).encode()
+    messages = iter(
+        [
+            {"type": "http.request", "body": body[:10], "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    path = hook("fotor")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 400
+        assert json.loads(sent[1]["body"])["error"]["code"] == "client_disconnected"
+        assert await events(app) == []
+
+
+async def test_our_own_fault_is_503_with_the_traceback_logged(
+    app: Starlette, post: Post, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr("receiver.ingest.new_events", broken)
+    response = await post("fotor", fixture("fotor/upscale-completed"))
+    assert_error(response, 503, "unavailable")
+    assert "a bug of ours" not in response.text
+    failure = next(r for r in caplog.records if r.name == "photohook.ingest")
+    assert failure.exc_info is not None and "a bug of ours" in str(failure.exc_info[1])
+    monkeypatch.undo()
+    assert (await post("fotor", fixture("fotor/upscale-completed"))).status_code == 200
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
