@@ -124,7 +124,10 @@ class Ingest:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:
-            log_request(scope["method"], scope["path"], status, outcome, started)
+            path: str = scope["path"]
+            if "token" in scope["path_params"]:
+                path = path.rpartition("/")[0] + "/<token>"
+            log_request(scope["method"], path, status, outcome, started)
             REQUEST_ID.reset(reset)
 
     async def _receive(self, scope: Scope, receive: Receive) -> Stored:

@@ -36,6 +36,22 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """``time level logger: message``; the time's date and seconds are formatted once a second."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        self._second = -1
+        self._seconds_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._seconds_text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
+        return f"{self._seconds_text},{int(record.msecs):03d}"
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
@@ -49,16 +65,11 @@ def begin_request() -> tuple[str, contextvars.Token[str]]:
 
 
 def log_request(method: str, path: str, status: int, outcome: str, started: float) -> None:
-    """The access line of a request (the token of a hook path masked)."""
+    """The access line of a request; ``path`` must have its secrets masked already."""
     if access_logger.isEnabledFor(logging.INFO):
-        access_logger.info(
-            "%s %s %d%s %.1fms",
-            method,
-            redact.path(path),
-            status,
-            f" {outcome}" if outcome else "",
-            (time.perf_counter() - started) * 1000,
-        )
+        elapsed = (time.perf_counter() - started) * 1000
+        outcome = f" {outcome}" if outcome else ""
+        access_logger.info(f"{method} {path} {status}{outcome} {elapsed:.1f}ms")
 
 
 class RequestLog:
@@ -92,7 +103,8 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:
             outcome = scope.get("state", {}).get("outcome", "")
-            log_request(scope["method"], scope["path"], status or 500, outcome, started)
+            path = redact.path(scope["path"])
+            log_request(scope["method"], path, status or 500, outcome, started)
             REQUEST_ID.reset(reset)
 
 
@@ -108,7 +120,7 @@ def configure_logging(level: str = "info", log_format: str = "text") -> None:
     if log_format == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -22,7 +22,7 @@ _SENSITIVE_HEADERS = frozenset(
     }
 )
 _SENSITIVE_WORDS = (b"secret", b"token", b"signature", b"password", b"api-key", b"apikey")
-_HOOK_PATH = re.compile(r"^(/hooks/[^/]+/)[^/?]+")
+_HOOK_PATH = re.compile(r"(/hooks/[^/]+/)[^/?]+")  # anywhere: below a mount point too
 
 
 @functools.lru_cache(maxsize=1024)  # header names repeat from request to request

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
@@ -19,7 +21,10 @@ from tests.integration.servers import eventually
 KEY = "embedding-key"
 
 
-async def test_mounted_with_a_callable_handler(tmp_path: Path) -> None:
+async def test_mounted_with_a_callable_handler(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="photohook.access")
     received: list[Event] = []
 
     async def remember(event: Event) -> None:
@@ -58,3 +63,9 @@ async def test_mounted_with_a_callable_handler(tmp_path: Path) -> None:
             await eventually(lambda: len(received) == 1)
             assert received[0].id == response.json()["event_ids"][0]
             assert (await client.get("/photohook/healthz")).json() == {"ok": True}
+            # Below the mount point too, the token is masked in the access lines.
+            await client.get(f"/photohook/hooks/fotor/{token}")
+    lines = [r.getMessage() for r in caplog.records if r.name == "photohook.access"]
+    assert lines[0].startswith("POST /photohook/hooks/fotor/<token> 200 accepted")
+    assert any(line.startswith("GET /photohook/hooks/fotor/<token> 405") for line in lines)
+    assert token not in caplog.text
