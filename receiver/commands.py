@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from . import redact
+from . import eventloop, redact
 from .destinations import HTTPDestination
 from .durations import format_duration
 from .events import Event, format_time, format_timestamp
@@ -61,7 +61,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    asyncio.run(run())
+    eventloop.run(run())
     return 0
 
 
@@ -339,7 +339,7 @@ def with_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
         finally:
             await store.close()
 
-    return asyncio.run(run())
+    return eventloop.run(run())
 
 
 def _next(delivery: Delivery) -> str:

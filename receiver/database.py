@@ -4,13 +4,13 @@ engines (SQLite to PostgreSQL, say) as a stream of JSON lines."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Iterable
 from typing import IO, Any
 
 import orjson
 
+from . import eventloop
 from .commands import with_store
 from .errors import StoreError
 from .redact import url as masked
@@ -62,7 +62,7 @@ def import_(settings: Settings, args: argparse.Namespace) -> int:
     again after an interruption."""
     source = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115
     try:
-        return asyncio.run(_import(settings, source))
+        return eventloop.run(_import(settings, source))
     finally:
         if args.input:
             source.close()

@@ -3,7 +3,6 @@ that share the listening socket."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from typing import Any
@@ -12,6 +11,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
+from . import eventloop
 from .app import create_app
 from .protocol import guarded_protocol
 from .settings import Settings
@@ -44,7 +44,7 @@ def serve(settings: Settings, *, worker: bool = True) -> None:
     }
     # Open the database first: an unreachable or unmigrated one is one clear error line, not a
     # failed lifespan; and with several processes, migrations run once, before they start.
-    asyncio.run(_prepare_database(settings))
+    eventloop.run(_prepare_database(settings))
     if settings.processes == 1:
         uvicorn.Server(uvicorn.Config(create_app(settings, worker=worker), **options)).run()
         return
