@@ -110,16 +110,16 @@ class Ingest:
                 stored = await self._receive(scope, receive)
             except HTTPError as error:
                 status, outcome = error.status_code, error.code
-                headers = _headers(error.headers, request_id)
                 body = orjson.dumps(error.body())
+                headers = _headers(body, error.headers, request_id)
                 self._metrics.callback(source, "rejected", outcome, time.perf_counter() - started)
             else:
                 status = 200
                 outcome = "duplicate" if stored.duplicate else "accepted"
-                headers = _headers(None, request_id)
                 body = orjson.dumps(
                     {"ok": True, "event_ids": stored.event_ids, "duplicate": stored.duplicate}
                 )
+                headers = _headers(body, None, request_id)
                 self._metrics.callback(source, outcome, "", time.perf_counter() - started)
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
@@ -256,8 +256,14 @@ class _RequestHeaders:
                 self.forwarded_for.append(value.decode("latin-1"))
 
 
-def _headers(extra: dict[str, str] | None, request_id: str) -> list[tuple[bytes, bytes]]:
-    headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
+def _headers(
+    body: bytes, extra: dict[str, str] | None, request_id: str
+) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
     if extra:
         headers.extend((name.lower().encode(), value.encode()) for name, value in extra.items())
     return headers

@@ -356,6 +356,8 @@ async def test_every_answer_has_a_request_id_and_an_access_line(
     caplog.set_level(logging.INFO, logger="photohook.access")
     accepted = await post("fotor", fixture("fotor/upscale-completed"))
     refused = await client.post("/hooks/fotor/not-a-token", json={})
+    for response in (accepted, refused):  # not chunked: the length is known
+        assert response.headers["content-length"] == str(len(response.content))
     ids = [accepted.headers["x-request-id"], refused.headers["x-request-id"]]
     assert all(len(request_id) == 16 for request_id in ids) and ids[0] != ids[1]
     lines = [r.getMessage() for r in caplog.records if r.name == "photohook.access"]
