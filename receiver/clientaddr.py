@@ -69,7 +69,7 @@ def client_address(
     if peer is None:
         return None
     address = parse_address(peer)
-    if address is None or address not in trusted_proxies:
+    if address is None or not trusted_proxies or address not in trusted_proxies:
         return address
     hops = [hop for header in forwarded_for for hop in header.split(",")]
     for hop in reversed(hops):
