@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 
 import orjson
@@ -16,6 +17,22 @@ def test_ids_are_unique_sortable_and_carry_their_time() -> None:
     assert made == sorted(made)
     assert all(i.startswith("evt_") and len(i) == 30 for i in made)
     assert before <= ids.timestamp_ms(made[0]) <= ids.timestamp_ms(made[-1]) <= after
+
+
+def test_pooled_random_bytes_never_repeat_and_a_forked_child_reads_its_own() -> None:
+    chunks = [ids.random_bytes(10) for _ in range(2000)]  # several refills of the pool
+    assert len(set(chunks)) == len(chunks) and all(len(c) == 10 for c in chunks)
+    ids.random_bytes(1)  # the pool now holds bytes the parent has not used
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next bytes and leave at once
+        os.write(writer, ids.random_bytes(16))
+        os._exit(0)
+    os.close(writer)
+    child = os.read(reader, 16)
+    os.close(reader)
+    os.waitpid(pid, 0)
+    assert len(child) == 16 and child != ids.random_bytes(16)
 
 
 @pytest.mark.parametrize(
