@@ -11,7 +11,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,6 +62,7 @@ class SQLiteStore(SQLStore):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._watch: asyncio.Task[None] | None = None
 
     async def _connect(self, *, migrate: bool) -> None:
         try:
@@ -83,7 +84,39 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc}") from exc
 
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` soon after another process commits (new deliveries, say).
+
+        SQLite has no notifications; but a connection's ``PRAGMA data_version`` changes exactly
+        when another connection has committed, so the writer's is read every 10 ms. A
+        ``photohook worker`` beside ``serve --no-worker`` starts on a new delivery within that,
+        not at its next sweep. A change that brings no due delivery costs one empty claim.
+        """
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._watch_commits(wake), name="photohook-watch")
+
+    async def _watch_commits(self, wake: Callable[[], None]) -> None:
+        seen: int | None = None
+        while True:
+            await asyncio.sleep(_WATCH_INTERVAL)
+            try:
+                async with self._write_lock:
+                    if self._writer is None:
+                        return
+                    [(version,)] = await self._writer.execute_fetchall("PRAGMA data_version")
+            except sqlite3.Error as exc:  # the sweep still runs; look again next time
+                logger.warning("cannot watch for other processes' commits: %s", exc)
+                continue
+            if seen is not None and version != seen:
+                wake()
+            seen = version
+
     async def _disconnect(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         for connection in (self._reader, self._writer):
             if connection is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -135,6 +168,8 @@ class SQLiteStore(SQLStore):
 
 
 _APPLIED = "SELECT version FROM schema_migrations"
+#: Seconds between looks at whether another process has committed.
+_WATCH_INTERVAL = 0.01
 _BUSY_TIMEOUT = 5.0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -141,7 +142,7 @@ async def test_processes_starting_together_migrate_once(database_url: str) -> No
 
 
 async def test_workers_elsewhere_are_woken_by_new_deliveries(postgres_url: str) -> None:
-    """On PostgreSQL, NOTIFY wakes workers of other processes (on SQLite they sweep)."""
+    """On PostgreSQL, NOTIFY wakes workers of other processes."""
     receiver, worker = open_store(postgres_url), open_store(postgres_url)
     await receiver.open()
     await worker.open()
@@ -154,6 +155,28 @@ async def test_workers_elsewhere_are_woken_by_new_deliveries(postgres_url: str) 
         assert not woken.is_set()  # nothing to deliver, nobody woken
         await receiver.store(receipt("t1", destinations=("app",)))
         await asyncio.wait_for(woken.wait(), 5)
+    finally:
+        await worker.close()
+        await receiver.close()
+
+
+async def test_on_sqlite_workers_elsewhere_are_woken_by_other_commits(tmp_path: Path) -> None:
+    """SQLite has no NOTIFY: a worker's store wakes it when another process commits, and not
+    for its own commits."""
+    url = f"sqlite:///{tmp_path / 'photohook.db'}"
+    receiver, worker = open_store(url), open_store(url)
+    await receiver.open()
+    await worker.open()
+    try:
+        woken = asyncio.Event()
+        await worker.listen(woken.set)
+        await worker.sync_destinations(["app"])  # its own commit
+        await asyncio.sleep(0.1)
+        assert not woken.is_set()
+        started = time.monotonic()
+        await receiver.store(receipt("t1", destinations=("app",)))
+        await asyncio.wait_for(woken.wait(), 5)
+        assert time.monotonic() - started < 0.5  # well before the 1 s sweep
     finally:
         await worker.close()
         await receiver.close()
