@@ -203,6 +203,7 @@ def delivery(args: argparse.Namespace, workdir: Path) -> DeliveryResult:
 
 @dataclass
 class LatencyResult:
+    layout: str
     rate: float
     callbacks: int
     delivered: int
@@ -210,23 +211,35 @@ class LatencyResult:
     p99_ms: float
 
 
-def latency(args: argparse.Namespace, workdir: Path) -> LatencyResult:
-    """End to end, callback acknowledged to sink received, at a fixed rate."""
+def latency(args: argparse.Namespace, workdir: Path, *, split: bool) -> LatencyResult:
+    """End to end, callback acknowledged to sink received, at a fixed rate: with the worker in
+    ``serve``'s process, or (``split``) in a ``photohook worker`` beside ``serve --no-worker``, as
+    the Procfile runs them."""
     import asyncio
 
+    layout = "serve --no-worker + photohook worker" if split else "serve"
+    where = workdir / ("latency-split" if split else "latency")
+    where.mkdir()
     sink = Server(
-        "latency-sink", [*UVICORN, "--port", "{port}", "bench.apps:latency_sink"], workdir, "sink"
+        "latency-sink", [*UVICORN, "--port", "{port}", "bench.apps:latency_sink"], where, "sink"
     )
     sink.start()
-    where = workdir / "latency"
-    where.mkdir()
     (where / "photohook.toml").write_text(
         "[server]\nallow_private_destinations = true\n"
         f'[destinations.sink]\nurl = "{sink.base}/hook"\n[[routes]]\nto = ["sink"]\n'
     )
-    server = Server("photohook", [*PHOTOHOOK, "serve", "--port", "{port}"], where, "photohook")
+    no_worker = ["--no-worker"] if split else []
+    server = Server(
+        "photohook", [*PHOTOHOOK, "serve", *no_worker, "--port", "{port}"], where, "photohook"
+    )
+    worker = Server("worker", [*PHOTOHOOK, "worker"], where, "photohook")
     try:
         server.start()
+        if split:
+            worker.process = subprocess.Popen(
+                worker.command, cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            time.sleep(2)  # its start-up
         acknowledged = asyncio.run(
             load.paced(server.url(), rate=args.rate, seconds=args.latency_seconds, connections=16)
         )
@@ -238,10 +251,12 @@ def latency(args: argparse.Namespace, workdir: Path) -> LatencyResult:
                 break
             time.sleep(0.2)
     finally:
+        worker.stop()
         server.stop()
         sink.stop()
     delays = sorted(max(0.0, arrivals[t] - acknowledged[t]) for t in acknowledged if t in arrivals)
     return LatencyResult(
+        layout,
         args.rate,
         len(acknowledged),
         len(delays),
@@ -327,7 +342,7 @@ def main() -> None:
         workdir = Path(temporary)
         rows, tool = ingest(args, workdir)
         delivered = delivery(args, workdir)
-        latencies = latency(args, workdir)
+        latencies = [latency(args, workdir, split=split) for split in (False, True)]
         soaked = soak(args, workdir) if args.soak else None
         scaled = scaleout.run(args, workdir) if args.postgres else None
 
@@ -355,11 +370,13 @@ def main() -> None:
         f"bodies, 8 at a time, on the same event loop: {delivered.ceiling_rate:,.0f}/s; ratio "
         f"{delivered.ratio:.2f}.\n"
     )
-    deliveries += (
-        f"\nEnd to end (callback acknowledged to sink received), {latencies.callbacks} callbacks "
-        f"at {latencies.rate:g}/s with one route: p50 {latencies.p50_ms:.1f} ms, p99 "
-        f"{latencies.p99_ms:.1f} ms ({latencies.delivered} delivered).\n"
-    )
+    for measured in latencies:
+        deliveries += (
+            f"\nEnd to end (callback acknowledged to sink received), `{measured.layout}`, "
+            f"{measured.callbacks} callbacks at {measured.rate:g}/s with one route: p50 "
+            f"{measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms ({measured.delivered} "
+            "delivered).\n"
+        )
     if soaked is not None:
         deliveries += (
             f"\n## Soak\n\n{soaked.seconds:g} s at {soaked.rate:g} callbacks/s, RSS sampled every "
@@ -399,6 +416,7 @@ def main() -> None:
                 "settings": {k: str(v) for k, v in vars(args).items()},
                 "ingest": [asdict(row) for row in rows],
                 "delivery": asdict(delivered) | {"ratio": delivered.ratio},
+                "latency": [asdict(measured) for measured in latencies],
                 "postgres": None
                 if scaled is None
                 else {
