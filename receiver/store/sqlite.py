@@ -97,6 +97,7 @@ class SQLiteStore(SQLStore):
 
     async def _watch_commits(self, wake: Callable[[], None]) -> None:
         seen: int | None = None
+        failing = False
         while True:
             await asyncio.sleep(_WATCH_INTERVAL)
             try:
@@ -105,8 +106,11 @@ class SQLiteStore(SQLStore):
                         return
                     [(version,)] = await self._writer.execute_fetchall("PRAGMA data_version")
             except sqlite3.Error as exc:  # the sweep still runs; look again next time
-                logger.warning("cannot watch for other processes' commits: %s", exc)
+                if not failing:
+                    logger.warning("cannot watch for other processes' commits: %s", exc)
+                failing = True
                 continue
+            failing = False
             if seen is not None and version != seen:
                 wake()
             seen = version
