@@ -187,10 +187,13 @@ def delivery(args: argparse.Namespace, workdir: Path) -> DeliveryResult:
 
         # Timed from the first arrival: the worker's start-up (imports, opening the database)
         # is not delivery.
-        while (first := delivered()) == 0:
+        deadline = time.monotonic() + 600
+        while (first := delivered()) == 0 and time.monotonic() < deadline:
             time.sleep(0.005)
         started = time.perf_counter()
         while delivered() < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker delivered {delivered()} of {count} in 600 s")
             time.sleep(0.01)
         photohook_rate = (count - first) / (time.perf_counter() - started)
         worker.stop()

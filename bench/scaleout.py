@@ -167,10 +167,13 @@ def _deliver(
     ]
     try:
         # Timed from the first arrival, as for SQLite: start-up is not delivery.
-        while (first := delivered() - before) == 0:
+        deadline = time.monotonic() + 600
+        while (first := delivered() - before) == 0 and time.monotonic() < deadline:
             time.sleep(0.005)
         started = time.perf_counter()
         while delivered() - before < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{workers} workers delivered too little in 600 s")
             time.sleep(0.01)
         return (count - first) / (time.perf_counter() - started)
     finally:
