@@ -25,7 +25,7 @@ from .ids import ulid
 from .metrics import Metrics
 from .reconciler import Reconciler
 from .routing import Router
-from .senders import HandlerSender, HTTPSender, Result, sender_for
+from .senders import HandlerSender, HTTPSender, Result, http_transport, sender_for
 from .settings import SourceConfig
 from .store import Claim, Outcome, Store
 
@@ -62,10 +62,12 @@ class _Lane:
     more than that across all workers; a claim that arrives while a finished delivery's task is
     still winding down waits its turn here."""
 
-    def __init__(self, worker: Worker, destination: Destination, client: httpx.AsyncClient):
+    def __init__(
+        self, worker: Worker, destination: Destination, transport: httpx.AsyncBaseTransport
+    ) -> None:
         self.worker = worker
         self.destination = destination
-        self.sender: HTTPSender | HandlerSender = sender_for(destination, client)
+        self.sender: HTTPSender | HandlerSender = sender_for(destination, transport)
         self.rate = _RateLimit(destination.rate_limit) if destination.rate_limit else None
         self.in_flight: set[asyncio.Task[None]] = set()
         self.waiting: collections.deque[Claim] = collections.deque()
@@ -144,14 +146,8 @@ class Worker:
         self.metrics = metrics
         self.id = f"{socket.gethostname()}:{os.getpid()}:{ulid()[-6:]}"
         self._sweep_interval = sweep_interval
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(
-                max_connections=sum(d.max_in_flight for d in destinations.values()) or 1
-            ),
-        )
-        self._lanes = {name: _Lane(self, d, self._client) for name, d in destinations.items()}
+        self._transport = http_transport(sum(d.max_in_flight for d in destinations.values()) or 1)
+        self._lanes = {name: _Lane(self, d, self._transport) for name, d in destinations.items()}
         # Twice the longest wait: a claim may wait for a delivery in flight before its own.
         self._lease = LEASE_MARGIN + 2 * max(
             (
@@ -205,7 +201,7 @@ class Worker:
                 task.cancel()
             if pending:
                 logger.warning("left %d deliveries in flight to be retried", len(pending))
-        await self._client.aclose()
+        await self._transport.aclose()
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -161,6 +161,24 @@ async def test_redirects_are_failures_and_never_followed(
     assert listener.received == []
 
 
+async def test_each_delivery_stands_alone_and_its_answer_is_recorded_as_sent(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    # An answer's cookie never rides along with the next delivery, and no compression is offered,
+    # so the recorded response body is the bytes the destination sent.
+    sink = Sink(script=lambda n: Reply(headers={"Set-Cookie": f"session={n}; Path=/"}))
+    app = await photohook(destination("app", sink_url(sink)) + '[[routes]]\nto = ["app"]\n')
+    await app.send()
+    await eventually(lambda: _states(app, {"app": "delivered"}))
+    await app.send(taskId="second-task")
+    await eventually(lambda: len(sink.received) == 2)
+    assert all("cookie" not in r.headers for r in sink.received)
+    assert all("accept-encoding" not in r.headers for r in sink.received)
+    [delivery, *_] = await app.deliveries()
+    [attempt] = (await app.store.attempts([delivery.id]))[delivery.id]
+    assert attempt.response_body == "ok"
+
+
 async def test_a_slow_destination_does_not_delay_the_others(
     photohook: Start, sink_url: Callable[[Sink], str]
 ) -> None:

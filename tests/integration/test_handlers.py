@@ -164,8 +164,8 @@ async def test_the_resolved_address_is_checked_again_at_connect_time(
     destination = HTTPDestination(name="app", url=f"http://localhost:{port}/hook")
     import httpx
 
-    async with httpx.AsyncClient() as client:
-        result = await HTTPSender(destination, client).send(_event())
+    async with httpx.AsyncHTTPTransport() as transport:
+        result = await HTTPSender(destination, transport).send(_event())
     assert not result.attempt.ok
     assert result.attempt.error is not None
     assert result.attempt.error.startswith("refused: localhost (")
