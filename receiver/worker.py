@@ -9,7 +9,6 @@ processes, and leases that expired when a worker died.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import os
@@ -35,7 +34,7 @@ logger = logging.getLogger("photohook.worker")
 SWEEP_INTERVAL = 1.0
 #: Seconds that deliveries in flight get to finish when the worker stops.
 GRACE_PERIOD = 10.0
-#: How long a lease outlives a claim's longest wait (its turn in the lane, the rate limit, the
+#: How long a lease outlives a claim's longest wait (its turn under the rate limit, the
 #: attempt's timeout).
 LEASE_MARGIN = 5.0
 
@@ -58,9 +57,10 @@ class _RateLimit:
 
 
 class _Lane:
-    """One destination's deliveries, at most ``max_in_flight`` in flight. The store leases no
-    more than that across all workers; a claim that arrives while a finished delivery's task is
-    still winding down waits its turn here."""
+    """One destination's deliveries, at most ``max_in_flight`` under way: leased and not yet
+    answered. The store leases no more than that across all workers. A delivery whose answer
+    has come frees its place at once, while its outcome is still being committed, so the next
+    one is claimed and sent without waiting for that commit."""
 
     def __init__(
         self, worker: Worker, destination: Destination, transport: httpx.AsyncBaseTransport
@@ -69,31 +69,31 @@ class _Lane:
         self.destination = destination
         self.sender: HTTPSender | HandlerSender = sender_for(destination, transport)
         self.rate = _RateLimit(destination.rate_limit) if destination.rate_limit else None
-        self.in_flight: set[asyncio.Task[None]] = set()
-        self.waiting: collections.deque[Claim] = collections.deque()
+        self.under_way = 0  # claimed and not yet answered
+        self.tasks: set[asyncio.Task[None]] = set()  # until each outcome is recorded
 
-    def free(self) -> bool:
-        """Whether there is room for another delivery."""
-        return not self.waiting and len(self.in_flight) < self.destination.max_in_flight
+    def room(self) -> int:
+        """How many more deliveries may be claimed."""
+        return self.destination.max_in_flight - self.under_way
 
     def start(self, claim: Claim) -> None:
-        if len(self.in_flight) >= self.destination.max_in_flight:
-            self.waiting.append(claim)
-            return
+        self.under_way += 1
         task = asyncio.create_task(self._deliver(claim), name=f"deliver-{claim.delivery.id}")
-        self.in_flight.add(task)
+        self.tasks.add(task)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self.in_flight.discard(task)
-        if self.waiting and not self.worker.stopping:
-            self.start(self.waiting.popleft())
-        self.worker.wake()  # room to claim more, and a later event of the task may be unblocked
+        self.tasks.discard(task)
+        self.worker.wake()  # a later event of the task may be unblocked
 
     async def _deliver(self, claim: Claim) -> None:
-        if self.rate is not None:
-            await self.rate.wait()
-        result = await self.sender.send(claim.event)
+        try:
+            if self.rate is not None:
+                await self.rate.wait()
+            result = await self.sender.send(claim.event)
+        finally:
+            self.under_way -= 1
+            self.worker.wake()  # room to claim another
         outcome = self._outcome(claim, result)
         logger.info(
             "delivery %s of %s to %s: %s%s",
@@ -148,7 +148,9 @@ class Worker:
         self._sweep_interval = sweep_interval
         self._transport = http_transport(sum(d.max_in_flight for d in destinations.values()) or 1)
         self._lanes = {name: _Lane(self, d, self._transport) for name, d in destinations.items()}
-        # Twice the longest wait: a claim may wait for a delivery in flight before its own.
+        # Twice the longest a claim can take (its turn under the rate limit, then the attempt's
+        # timeout): its outcome must be committed before the lease runs out, or another worker
+        # sends it again.
         self._lease = LEASE_MARGIN + 2 * max(
             (
                 d.timeout + (d.max_in_flight / d.rate_limit if d.rate_limit else 0)
@@ -181,10 +183,6 @@ class Worker:
         if self.reconciler.enabled:
             await self.reconciler.start()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
     async def stop(self, grace: float = GRACE_PERIOD) -> None:
         """Stop claiming; give deliveries in flight ``grace`` seconds, then leave the rest leased
         (their leases expire and another worker sends them again)."""
@@ -194,7 +192,7 @@ class Worker:
             await self.reconciler.stop()
         if self._task is not None:
             await self._task
-        in_flight = [task for lane in self._lanes.values() for task in lane.in_flight]
+        in_flight = [task for lane in self._lanes.values() for task in lane.tasks]
         if in_flight:
             _, pending = await asyncio.wait(in_flight, timeout=grace)
             for task in pending:
@@ -218,15 +216,15 @@ class Worker:
 
     async def _claim_and_start(self) -> float:
         """Claim and start what is due; return how long to wait (0: look again at once)."""
-        limits = {
-            name: lane.destination.max_in_flight
-            for name, lane in self._lanes.items()
-            if lane.free()
-        }
-        if not limits:
-            return self._sweep_interval  # every lane is full; a finished delivery wakes us
+        lanes = {name: lane for name, lane in self._lanes.items() if lane.room() > 0}
+        if not lanes:
+            return self._sweep_interval  # every lane is full; an answered delivery wakes us
+        limits = {name: lane.destination.max_in_flight for name, lane in lanes.items()}
+        busy = {name: lane.under_way for name, lane in lanes.items()}
         try:
-            claims, next_due = await self.store.claim(limits, self.id, self._lease, time.time())
+            claims, next_due = await self.store.claim(
+                limits, self.id, self._lease, time.time(), busy
+            )
         except StoreError as exc:
             logger.error("cannot claim deliveries: %s", exc)
             return self._sweep_interval

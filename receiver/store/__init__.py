@@ -68,9 +68,17 @@ class Store(Protocol):
         """Make sure every configured destination has a state (active when new)."""
 
     async def claim(
-        self, limits: Mapping[str, int], worker_id: str, lease_seconds: float, now: float
+        self,
+        limits: Mapping[str, int],
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        busy: Mapping[str, int] | None = None,
     ) -> tuple[list[Claim], float | None]:
-        """Lease up to ``limits[destination]`` due deliveries of each active destination.
+        """Lease due deliveries of each active destination, so that no more than
+        ``limits[destination]`` are under way at once across all workers: the leases of other
+        workers count against it, and so does ``busy[destination]``, how many of its deliveries
+        this worker has under way (by default, all its own leases).
 
         A delivery is due when its time has come, it is not leased (or its lease expired), and no
         earlier event of the same task waits for the same destination. Also returns when the next

@@ -33,10 +33,21 @@ _DUE = f"""
 
 
 async def claim(
-    tx: Tx, limits: Mapping[str, int], worker_id: str, lease_seconds: float, now: float
+    tx: Tx,
+    limits: Mapping[str, int],
+    worker_id: str,
+    lease_seconds: float,
+    now: float,
+    busy: Mapping[str, int] | None = None,
 ) -> tuple[list[Claim], float | None]:
-    """Lease due deliveries, at most ``limits[destination]`` of a destination leased at once
-    across all workers; and when the next delivery of a destination with room falls due."""
+    """Lease due deliveries, at most ``limits[destination]`` of a destination at once across all
+    workers; and when the next delivery of a destination with room falls due.
+
+    Every other worker's leases count against the limit. So do this worker's own, unless it
+    says how many of its deliveries of each destination are under way (``busy``): a delivery
+    whose request is over but whose outcome is not yet committed is still leased, but no longer
+    in flight, and its place can be taken.
+    """
     states = {str(name): str(state) for name, state in await tx.fetch(_DESTINATION_STATES)}
     if any(state != "active" for state in states.values()):
         await _hold_inactive(tx, now)
@@ -48,15 +59,16 @@ async def claim(
             f" ORDER BY name{tx.dialect.for_update}",
             active,
         )
-    leased: dict[str, int] = {}
+    leased: dict[str, int] = dict(busy or {})
     if active:
+        others = " AND lease_owner != ?" if busy is not None else ""
         for name, count in await tx.fetch(
             "SELECT destination, COUNT(*) FROM deliveries"  # noqa: S608
-            f" WHERE destination IN ({marks(len(active))}) AND lease_expires_at > ?"
+            f" WHERE destination IN ({marks(len(active))}) AND lease_expires_at > ?{others}"
             " AND state IN ('pending', 'retrying') GROUP BY destination",
-            (*active, now),
+            (*active, now, *((worker_id,) if busy is not None else ())),
         ):
-            leased[name] = count
+            leased[name] = leased.get(name, 0) + count
     claimed: list[str] = []
     with_room: list[str] = []
     for destination in active:

@@ -177,11 +177,16 @@ class SQLStore:
         )
 
     async def claim(
-        self, limits: Mapping[str, int], worker_id: str, lease_seconds: float, now: float
+        self,
+        limits: Mapping[str, int],
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        busy: Mapping[str, int] | None = None,
     ) -> tuple[list[Claim], float | None]:
         return await self._run(
             "cannot claim deliveries",
-            lambda tx: outbox.claim(tx, limits, worker_id, lease_seconds, now),
+            lambda tx: outbox.claim(tx, limits, worker_id, lease_seconds, now, busy),
         )
 
     async def finish(self, outcome: Outcome) -> None:

@@ -65,6 +65,21 @@ async def test_claims_lease_and_respect_the_limit(store: Store) -> None:
     assert next_due is not None and next_due > time.time() + 50  # when the leases expire
 
 
+async def test_a_worker_saying_what_it_has_under_way_refills_places_still_leased(
+    store: Store,
+) -> None:
+    await store.sync_destinations(["app"])
+    for index in range(6):
+        await store.store(receipt(f"t{index}", destinations=("app",)))
+    now = time.time()
+    assert len((await store.claim({"app": 2}, "w1", 60, now))[0]) == 2
+    # Both answered, their outcomes not yet committed: leased still, but no longer under way.
+    assert len((await store.claim({"app": 2}, "w1", 60, now, busy={"app": 0}))[0]) == 2
+    # Another worker counts every lease w1 holds; and w1 counts what it says it has under way.
+    assert (await store.claim({"app": 2}, "w2", 60, now, busy={}))[0] == []
+    assert len((await store.claim({"app": 2}, "w1", 60, now, busy={"app": 1}))[0]) == 1
+
+
 async def test_an_expired_lease_comes_back(store: Store) -> None:
     await store.sync_destinations(["app"])
     await store.store(receipt("t1", destinations=("app",)))
