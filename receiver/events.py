@@ -68,7 +68,9 @@ class Event:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a ``Z``: sortable as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def format_timestamp(seconds: float) -> str:

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
 
 from receiver import durations, ids, redact
+from receiver.events import format_time, parse_time
 
 
 def test_ids_are_unique_sortable_and_carry_their_time() -> None:
@@ -33,6 +35,22 @@ def test_pooled_random_bytes_never_repeat_and_a_forked_child_reads_its_own() -> 
     os.close(reader)
     os.waitpid(pid, 0)
     assert len(child) == 16 and child != ids.random_bytes(16)
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (datetime(2026, 11, 22, 12, 0, 5, 123, tzinfo=UTC), "2026-11-22T12:00:05.000123Z"),
+        (datetime(2026, 11, 22, 12, 0, 5, tzinfo=UTC), "2026-11-22T12:00:05.000000Z"),
+        (
+            datetime(2026, 11, 22, 13, 30, tzinfo=timezone(timedelta(hours=1, minutes=30))),
+            "2026-11-22T12:00:00.000000Z",
+        ),
+    ],
+)
+def test_times_are_stored_as_sortable_utc_text(moment: datetime, text: str) -> None:
+    assert format_time(moment) == text
+    assert parse_time(text) == moment
 
 
 @pytest.mark.parametrize(
