@@ -77,6 +77,7 @@ class Ingest:
         self._router = router
         self._wake = wake
         self._max_body = settings.max_body_bytes
+        self._access_log = settings.access_log
         self._trusted_proxies: AddressSet = settings.trusted_proxies
         self._sources: dict[str, _Source] = {}
 
@@ -124,10 +125,11 @@ class Ingest:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:
-            path: str = scope["path"]
-            if "token" in scope["path_params"]:
-                path = path.rpartition("/")[0] + "/<token>"
-            log_request(scope["method"], path, status, outcome, started)
+            if status != 200 or self._access_log:
+                path: str = scope["path"]
+                if "token" in scope["path_params"]:
+                    path = path.rpartition("/")[0] + "/<token>"
+                log_request(scope["method"], path, status, outcome, started)
             REQUEST_ID.reset(reset)
 
     async def _receive(self, scope: Scope, receive: Receive) -> Stored:

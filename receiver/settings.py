@@ -95,6 +95,7 @@ class Settings:
     retention: float | None = None  # seconds; None keeps everything
     log_level: str = "info"
     log_format: str = "text"
+    access_log: bool = True  # a line per accepted callback (refusals and failures always)
     migrate: bool = True  # apply pending database migrations at start-up
     processes: int = 1  # how many processes `serve` runs (WEB_CONCURRENCY)
 
@@ -131,6 +132,7 @@ class Settings:
         body_timeout = server.take_duration("body_timeout", 30.0)
         if header_timeout <= 0 or body_timeout <= 0:
             raise server.error("header_timeout", "timeouts must be more than 0")
+        access_log = server.take_bool("access_log", True)
         retention = server.take_duration("retention", 0) or None
         if retention is not None and retention < MINIMUM_RETENTION:
             raise server.error(
@@ -203,6 +205,7 @@ class Settings:
             body_timeout=body_timeout,
             log_level=level,
             log_format=fmt,
+            access_log=access_log,
             migrate=migrate,
             processes=resolved_processes,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -364,6 +365,18 @@ async def test_every_answer_has_a_request_id_and_an_access_line(
     assert lines[0].startswith("POST /hooks/fotor/<token> 200 accepted ")
     assert lines[1].startswith("POST /hooks/fotor/<token> 401 unauthorized ")
     assert TOKENS.token("fotor") not in caplog.text and "not-a-token" not in caplog.text
+
+
+async def test_without_the_access_log_only_refusals_are_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="photohook.access")
+    async with asgi_client(create_app(dataclasses.replace(settings, access_log=False))) as client:
+        accepted = await client.post(hook("fotor"), json=fixture("fotor/upscale-completed"))
+        refused = await client.post("/hooks/fotor/not-a-token", json={})
+    assert (accepted.status_code, refused.status_code) == (200, 401)
+    lines = [r.getMessage() for r in caplog.records if r.name == "photohook.access"]
+    assert len(lines) == 1 and lines[0].startswith("POST /hooks/fotor/<token> 401 unauthorized ")
 
 
 async def test_a_client_gone_before_its_body_is_refused_and_nothing_is_stored(
