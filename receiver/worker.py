@@ -9,6 +9,7 @@ processes, and leases that expired when a worker died.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -16,15 +17,13 @@ import socket
 import time
 from collections.abc import Mapping
 
-import httpx
-
 from .destinations import Destination
 from .errors import StoreError
 from .ids import ulid
 from .metrics import Metrics
 from .reconciler import Reconciler
 from .routing import Router
-from .senders import HandlerSender, HTTPSender, Result, http_transport, sender_for
+from .senders import HandlerSender, HTTPSender, Result, sender_for
 from .settings import SourceConfig
 from .store import Claim, Outcome, Store
 
@@ -58,27 +57,33 @@ class _RateLimit:
 
 class _Lane:
     """One destination's deliveries, at most ``max_in_flight`` under way: leased and not yet
-    answered. The store leases no more than that across all workers. A delivery whose answer
+    answered. The store leases no more than that across all workers. Each place in the lane has
+    a sender of its own (an HTTP destination's keeps its connection). A delivery whose answer
     has come frees its place at once, while its outcome is still being committed, so the next
     one is claimed and sent without waiting for that commit."""
 
-    def __init__(
-        self, worker: Worker, destination: Destination, transport: httpx.AsyncBaseTransport
-    ) -> None:
+    def __init__(self, worker: Worker, destination: Destination) -> None:
         self.worker = worker
         self.destination = destination
-        self.sender: HTTPSender | HandlerSender = sender_for(destination, transport)
+        self.senders = [sender_for(destination) for _ in range(destination.max_in_flight)]
+        self._free = collections.deque(self.senders)
         self.rate = _RateLimit(destination.rate_limit) if destination.rate_limit else None
-        self.under_way = 0  # claimed and not yet answered
         self.tasks: set[asyncio.Task[None]] = set()  # until each outcome is recorded
+
+    @property
+    def under_way(self) -> int:
+        """Deliveries claimed and not yet answered."""
+        return len(self.senders) - len(self._free)
 
     def room(self) -> int:
         """How many more deliveries may be claimed."""
-        return self.destination.max_in_flight - self.under_way
+        return len(self._free)
 
     def start(self, claim: Claim) -> None:
-        self.under_way += 1
-        task = asyncio.create_task(self._deliver(claim), name=f"deliver-{claim.delivery.id}")
+        sender = self._free.popleft()  # a claim never exceeds the room
+        task = asyncio.create_task(
+            self._deliver(claim, sender), name=f"deliver-{claim.delivery.id}"
+        )
         self.tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -86,13 +91,13 @@ class _Lane:
         self.tasks.discard(task)
         self.worker.wake()  # a later event of the task may be unblocked
 
-    async def _deliver(self, claim: Claim) -> None:
+    async def _deliver(self, claim: Claim, sender: HTTPSender | HandlerSender) -> None:
         try:
             if self.rate is not None:
                 await self.rate.wait()
-            result = await self.sender.send(claim.event)
+            result = await sender.send(claim.event)
         finally:
-            self.under_way -= 1
+            self._free.append(sender)
             self.worker.wake()  # room to claim another
         outcome = self._outcome(claim, result)
         logger.info(
@@ -146,8 +151,7 @@ class Worker:
         self.metrics = metrics
         self.id = f"{socket.gethostname()}:{os.getpid()}:{ulid()[-6:]}"
         self._sweep_interval = sweep_interval
-        self._transport = http_transport(sum(d.max_in_flight for d in destinations.values()) or 1)
-        self._lanes = {name: _Lane(self, d, self._transport) for name, d in destinations.items()}
+        self._lanes = {name: _Lane(self, d) for name, d in destinations.items()}
         # Twice the longest a claim can take (its turn under the rate limit, then the attempt's
         # timeout): its outcome must be committed before the lease runs out, or another worker
         # sends it again.
@@ -199,7 +203,9 @@ class Worker:
                 task.cancel()
             if pending:
                 logger.warning("left %d deliveries in flight to be retried", len(pending))
-        await self._transport.aclose()
+        for lane in self._lanes.values():
+            for sender in lane.senders:
+                await sender.aclose()
 
     async def _run(self) -> None:
         while not self._stopping:

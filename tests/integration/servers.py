@@ -58,6 +58,7 @@ class Received:
     body: bytes
     verified: bool | None
     at: float
+    port: int  # the client's: which connection it came over
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -89,7 +90,14 @@ class Sink:
         with self._lock:
             number = len(self.received)
             self.received.append(
-                Received(headers.get("webhook-id"), headers, body, verified, time.monotonic())
+                Received(
+                    headers.get("webhook-id"),
+                    headers,
+                    body,
+                    verified,
+                    time.monotonic(),
+                    request.client.port if request.client else 0,
+                )
             )
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)

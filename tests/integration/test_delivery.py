@@ -179,6 +179,20 @@ async def test_each_delivery_stands_alone_and_its_answer_is_recorded_as_sent(
     assert attempt.response_body == "ok"
 
 
+async def test_connections_are_kept_alive_one_per_place_in_flight(
+    photohook: Start, sink_url: Callable[[Sink], str]
+) -> None:
+    sink = Sink(script=lambda n: Reply(delay=0.05))
+    app = await photohook(
+        destination("app", sink_url(sink), "max_in_flight = 2") + '[[routes]]\nto = ["app"]\n'
+    )
+    for index in range(8):
+        await app.send(taskId=f"task-{index}")
+    await eventually(lambda: app.all_in("delivered", 8))
+    assert sink.most_in_flight == 2
+    assert len({r.port for r in sink.received}) == 2
+
+
 async def test_a_slow_destination_does_not_delay_the_others(
     photohook: Start, sink_url: Callable[[Sink], str]
 ) -> None:

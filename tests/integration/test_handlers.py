@@ -162,10 +162,10 @@ async def test_the_resolved_address_is_checked_again_at_connect_time(
     port = sink_url(sink).rsplit(":", 1)[1]
     # As if DNS now answered with loopback for a name that passed the configuration check.
     destination = HTTPDestination(name="app", url=f"http://localhost:{port}/hook")
-    import httpx
 
-    async with httpx.AsyncHTTPTransport() as transport:
-        result = await HTTPSender(destination, transport).send(_event())
+    sender = HTTPSender(destination)
+    result = await sender.send(_event())
+    await sender.aclose()
     assert not result.attempt.ok
     assert result.attempt.error is not None
     assert result.attempt.error.startswith("refused: localhost (")
