@@ -80,6 +80,8 @@ class SQLiteStore(SQLStore):
                     if "locked" not in str(exc) or time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.05)
+            # Waits for another process's write lock are ours to make (see _begin).
+            await self._writer.execute("PRAGMA busy_timeout = 0")
             self._reader = await _connect(self.path)
             await self._reader.execute("PRAGMA query_only = 1")
         except sqlite3.Error as exc:
@@ -149,7 +151,7 @@ class SQLiteStore(SQLStore):
         if db is None:
             raise StoreError("the store is not open")
         async with self._write_lock:
-            await db.execute("BEGIN IMMEDIATE")
+            await _begin(db)
             try:
                 yield _Tx(db)
                 await db.execute("COMMIT")
@@ -194,6 +196,19 @@ _WATCH_INTERVAL = 0.01
 _WATCH_QUIET_INTERVAL = 0.05
 _WATCH_QUIET_AFTER = 1.0
 _BUSY_TIMEOUT = 5.0
+
+
+async def _begin(db: aiosqlite.Connection) -> None:
+    """``BEGIN IMMEDIATE``, waiting for another process's write lock a millisecond at a time."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.001)
 
 
 async def _connect(path: str) -> aiosqlite.Connection:

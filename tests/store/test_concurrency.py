@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -180,3 +181,28 @@ async def test_on_sqlite_workers_elsewhere_are_woken_by_other_commits(tmp_path: 
     finally:
         await worker.close()
         await receiver.close()
+
+
+async def test_on_sqlite_a_write_waits_for_another_process_lock_then_gives_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """photohook waits for another process's write lock itself, a millisecond at a time (SQLite's
+    own wait sleeps 1, 2, 5, 10... ms), and gives up after the busy timeout."""
+    path = tmp_path / "photohook.db"
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    holder = sqlite3.connect(path, isolation_level=None)  # another process, as SQLite sees it
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(store.store(receipt("t1")))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        holder.execute("COMMIT")
+        assert (await asyncio.wait_for(waiting, 5)).new_event_ids
+        monkeypatch.setattr("receiver.store.sqlite._BUSY_TIMEOUT", 0.2)
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="locked"):
+            await asyncio.wait_for(store.store(receipt("t2")), 5)
+    finally:
+        holder.close()
+        await store.close()
