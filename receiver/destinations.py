@@ -37,7 +37,7 @@ class HTTPDestination:
     secrets: tuple[Secret, ...] = ()
     timeout: float = 15.0
     retry: RetrySchedule = field(default_factory=RetrySchedule)
-    max_in_flight: int = 8
+    max_in_flight: int = 16
     rate_limit: float | None = None  # attempts per second
     headers: Mapping[str, str] = field(default_factory=dict)
     transform: Transform | None = None
@@ -62,7 +62,7 @@ class HandlerDestination:
     handler: Handler
     timeout: float = 30.0
     retry: RetrySchedule = field(default_factory=RetrySchedule)
-    max_in_flight: int = 8
+    max_in_flight: int = 16
     rate_limit: float | None = None
 
     @property
@@ -85,7 +85,7 @@ def read_destination(table: Table, name: str, *, allow_private: bool) -> Destina
             table.duration_of("retry_schedule", index, item) for index, item in enumerate(schedule)
         )
     retry = RetrySchedule(delays=delays)
-    max_in_flight = table.take_int("max_in_flight", 8, minimum=1)
+    max_in_flight = table.take_int("max_in_flight", 16, minimum=1)
     rate_limit = _rate(table)
     if handler_path is not None:
         handler = _resolve(table, "handler", handler_path)
