@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import subprocess
 import tempfile
 import time
@@ -43,8 +44,10 @@ from .servers import UVICORN, Server
 CLIENTS = 64
 
 
-async def _run(requests: int, bare: bool, log_level: str) -> None:
+async def _run(requests: int, bare: bool, log_level: str, database: Path | None) -> None:
     workdir = Path(tempfile.mkdtemp())
+    if database is not None:
+        shutil.copyfile(database, workdir / "photohook.db")  # each run starts from the same file
     settings = Settings.load(
         database_url=f"sqlite:///{workdir / 'photohook.db'}",
         environ={"PHOTOHOOK_LOG_LEVEL": log_level},
@@ -67,12 +70,14 @@ async def _run(requests: int, bare: bool, log_level: str) -> None:
 
         await send_all()  # warm-up
         statuses.clear()
-        cpu, wall = time.process_time(), time.perf_counter()
+        before, wall = os.times(), time.perf_counter()
         await send_all()
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        after, wall = os.times(), time.perf_counter() - wall
+    user, system = after.user - before.user, after.system - before.system
     print(
         f"{'bare' if bare else 'photohook'}: {requests} requests, "
-        f"{cpu / requests * 1e6:.0f} us CPU and {wall / requests * 1e6:.0f} us wall each; "
+        f"{(user + system) / requests * 1e6:.0f} us CPU ({user / requests * 1e6:.0f} user, "
+        f"{system / requests * 1e6:.0f} system) and {wall / requests * 1e6:.0f} us wall each; "
         f"statuses {statuses}"
     )
 
@@ -176,6 +181,11 @@ def main() -> None:
     parser.add_argument("requests", type=int, nargs="?", default=20000)
     parser.add_argument("--bare", action="store_true", help="the bare Starlette app (a) instead")
     parser.add_argument("--log-level", default="info", help="photohook's log level (info)")
+    parser.add_argument(
+        "--database",
+        type=Path,
+        help="ingest into a copy of this SQLite file (one bench.growth filled, say)",
+    )
     parser.add_argument("--delivery", action="store_true", help="the worker's cost instead")
     parser.add_argument(
         "--callgrind", action="store_true", help="with --delivery: count the delivery alone"
@@ -184,7 +194,7 @@ def main() -> None:
     if args.delivery:
         eventloop.run(_deliver(args.requests, args.log_level, args.callgrind))
     else:
-        eventloop.run(_run(args.requests, args.bare, args.log_level))
+        eventloop.run(_run(args.requests, args.bare, args.log_level, args.database))
 
 
 if __name__ == "__main__":
