@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from . import redact
 from .auth import SECRET_HEADER, SourceAuth
 from .clientaddr import AddressSet, client_address
+from .deadlines import Deadlines
 from .errors import (
     ClientDisconnected,
     HTTPError,
@@ -80,6 +81,8 @@ class Ingest:
         self._access_log = settings.access_log
         self._trusted_proxies: AddressSet = settings.trusted_proxies
         self._sources: dict[str, _Source] = {}
+        #: The requests' deadlines; its ``run()`` must be running (the app's lifespan runs it).
+        self.deadlines = Deadlines()
 
     def start(self, tokens: URLTokens) -> None:
         """Make the endpoint ready, once the URL token keys are known."""
@@ -146,14 +149,18 @@ class Ingest:
 
     async def _store_callback(self, scope: Scope, receive: Receive) -> Stored:
         committing = False
+        task = asyncio.current_task()
+        assert task is not None
         try:
             # One deadline for the whole request: the body's, then the commit's.
-            async with asyncio.timeout(self._settings.body_timeout) as deadline:
-                source, receipt = await self._receipt(scope, receive)
-                committing = True
-                deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
-                stored = await self._store.store(receipt)
-        except TimeoutError:
+            self.deadlines.set(task, self._settings.body_timeout)
+            source, receipt = await self._receipt(scope, receive)
+            committing = True
+            self.deadlines.set(task, COMMIT_TIMEOUT)
+            stored = await self._store.store(receipt)
+        except asyncio.CancelledError:
+            if not self.deadlines.clear(task) or task.cancelling():
+                raise  # not (only) the deadline: the server is stopping, say
             if not committing:
                 raise RequestTimeout(
                     f"the body did not arrive within {self._settings.body_timeout:g}s"
@@ -165,6 +172,8 @@ class Ingest:
         except StoreError as exc:
             logger.error("cannot store a callback of source %s: %s", receipt.source, exc)
             raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+        finally:
+            self.deadlines.clear(task)
         if stored.new_event_ids:
             new = set(stored.new_event_ids)
             self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)

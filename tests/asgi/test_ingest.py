@@ -389,10 +389,56 @@ async def test_a_client_gone_before_its_body_is_refused_and_nothing_is_stored(
             {"type": "http.disconnect"},
         ]
     )
-    sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return next(messages)
+
+    async with app.router.lifespan_context(app):
+        status, answer, _ = await _call(app, receive)
+        assert status == 400
+        assert answer["error"]["code"] == "client_disconnected"
+        assert await events(app) == []
+
+
+async def test_a_body_slower_than_body_timeout_gets_408(settings: Settings) -> None:
+    app = create_app(dataclasses.replace(settings, body_timeout=0.3))
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()  # the body never comes
+        raise AssertionError("unreachable")
+
+    async with app.router.lifespan_context(app):
+        status, answer, _ = await asyncio.wait_for(_call(app, receive), 5)
+        assert status == 408
+        assert answer["error"]["code"] == "request_timeout"
+        assert await events(app) == []
+
+
+async def test_a_commit_slower_than_its_deadline_gets_503_to_be_sent_again(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("receiver.ingest.COMMIT_TIMEOUT", 0.3)
+    body = json.dumps(fixture("fotor/upscale-completed")).encode()
+    messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def stuck(receipt: object) -> None:
+        await asyncio.Event().wait()
+
+    async with app.router.lifespan_context(app):
+        monkeypatch.setattr(app.state.store, "store", stuck)
+        status, answer, headers = await asyncio.wait_for(_call(app, receive), 5)
+    assert status == 503
+    assert answer["error"]["code"] == "unavailable"
+    assert headers[b"retry-after"] == b"5"
+    assert "took over 0.3s" in caplog.text
+
+
+async def _call(app: Starlette, receive: Any) -> tuple[int, dict[str, Any], dict[bytes, bytes]]:
+    """A callback to ``app`` as uvicorn would make it: the status, JSON and headers answered."""
+    sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -412,11 +458,8 @@ async def test_a_client_gone_before_its_body_is_refused_and_nothing_is_stored(
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
     }
-    async with app.router.lifespan_context(app):
-        await app(scope, receive, send)
-        assert sent[0]["status"] == 400
-        assert json.loads(sent[1]["body"])["error"]["code"] == "client_disconnected"
-        assert await events(app) == []
+    await app(scope, receive, send)
+    return sent[0]["status"], json.loads(sent[1]["body"]), dict(sent[0]["headers"])
 
 
 async def test_our_own_fault_is_503_with_the_traceback_logged(
