@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message
 
 from receiver import Settings, create_app, eventloop
@@ -44,11 +47,15 @@ from .servers import UVICORN, Server
 CLIENTS = 64
 
 
-async def _run(requests: int, bare: bool, log_level: str, database: Path | None) -> None:
-    workdir = Path(tempfile.mkdtemp())
-    if database is not None:
-        shutil.copyfile(database, workdir / "photohook.db")  # each run starts from the same file
+@contextlib.asynccontextmanager
+async def _photohook(
+    workdir: Path, log_level: str, config: str = ""
+) -> AsyncIterator[tuple[Starlette, Settings, str]]:
+    """photohook's application on ``workdir/photohook.db``, its lifespan running; with its
+    settings and the Fotor hook path."""
+    (workdir / "photohook.toml").write_text(config)
     settings = Settings.load(
+        config_file=workdir / "photohook.toml",
         database_url=f"sqlite:///{workdir / 'photohook.db'}",
         environ={"PHOTOHOOK_LOG_LEVEL": log_level},
     )
@@ -56,8 +63,15 @@ async def _run(requests: int, bare: bool, log_level: str, database: Path | None)
     photohook = create_app(settings, worker=False)
     async with photohook.router.lifespan_context(photohook):
         tokens = await url_tokens(settings, photohook.state.store)
+        yield photohook, settings, f"/hooks/fotor/{tokens.token('fotor')}"
+
+
+async def _run(requests: int, bare: bool, log_level: str, database: Path | None) -> None:
+    workdir = Path(tempfile.mkdtemp())
+    if database is not None:
+        shutil.copyfile(database, workdir / "photohook.db")  # each run starts from the same file
+    async with _photohook(workdir, log_level) as (photohook, _, path):
         app: ASGIApp = apps.bare if bare else photohook
-        path = f"/hooks/fotor/{tokens.token('fotor')}"
         statuses: dict[int, int] = {}
 
         async def client(first: int, prefix: str) -> None:
@@ -122,21 +136,11 @@ async def _deliver(count: int, log_level: str, callgrind: bool) -> None:
     sink = Server("sink", [*UVICORN, "--port", "{port}", "bench.apps:sink"], workdir, "sink")
     sink.start()
     try:
-        config = workdir / "photohook.toml"
-        config.write_text(
+        config = (
             "[server]\nallow_private_destinations = true\n"
             f'[destinations.sink]\nurl = "{sink.base}/hook"\n[[routes]]\nto = ["sink"]\n'
         )
-        settings = Settings.load(
-            config_file=config,
-            database_url=f"sqlite:///{workdir / 'photohook.db'}",
-            environ={"PHOTOHOOK_LOG_LEVEL": log_level},
-        )
-        configure_logging(settings.log_level, settings.log_format)
-        photohook = create_app(settings, worker=False)
-        async with photohook.router.lifespan_context(photohook):
-            tokens = await url_tokens(settings, photohook.state.store)
-            path = f"/hooks/fotor/{tokens.token('fotor')}"
+        async with _photohook(workdir, log_level, config) as (photohook, settings, path):
             statuses: dict[int, int] = {}
             await asyncio.gather(
                 *(
