@@ -423,7 +423,7 @@ def main() -> None:
             {
                 "date": date,
                 "tool": tool,
-                "settings": {k: str(v) for k, v in vars(args).items()},
+                "settings": {k: str(v) for k, v in vars(args).items() if k != "out"},
                 "ingest": [asdict(row) for row in rows],
                 "delivery": asdict(delivered) | {"ratio": delivered.ratio},
                 "latency": [asdict(measured) for measured in latencies],
