@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -186,8 +187,7 @@ async def test_connections_are_kept_alive_one_per_place_in_flight(
     app = await photohook(
         destination("app", sink_url(sink), "max_in_flight = 2") + '[[routes]]\nto = ["app"]\n'
     )
-    for index in range(8):
-        await app.send(taskId=f"task-{index}")
+    await asyncio.gather(*(app.send(taskId=f"task-{index}") for index in range(8)))
     await eventually(lambda: app.all_in("delivered", 8))
     assert sink.most_in_flight == 2
     assert len({r.port for r in sink.received}) == 2
