@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sys
 import time
@@ -131,15 +132,7 @@ async def send_test(
     started = time.perf_counter()
     show_progress = progress is not None and count >= 100
 
-    async def sender() -> None:
-        # A connection and a client of its own: httpx's shared pool looks at every connection on
-        # every request, and slows down as concurrency grows.
-        async with httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=1), timeout=30, trust_env=False
-        ) as client:
-            await send_each(client)
-
-    async def send_each(client: httpx.AsyncClient) -> None:
+    async def sender(client: httpx.AsyncClient) -> None:
         for index in queue:
             body = (
                 fotor_body(status, task_type, index)
@@ -166,7 +159,18 @@ async def send_test(
                 progress.write(f"\r[{'#' * done}{'.' * (30 - done)}] {summary.sent}/{count}")
                 progress.flush()
 
-    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    # A client, so a connection, per sender: httpx's shared pool looks at every connection on
+    # every request, and slows down as concurrency grows.
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    limits=httpx.Limits(max_connections=1), timeout=30, trust_env=False
+                )
+            )
+            for _ in range(concurrency)
+        ]
+        await asyncio.gather(*(sender(client) for client in clients))
     summary.seconds = time.perf_counter() - started
     if show_progress and progress is not None:
         progress.write("\n")

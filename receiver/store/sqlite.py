@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,20 +68,17 @@ class SQLiteStore(SQLStore):
     async def _connect(self, *, migrate: bool) -> None:
         try:
             self._writer = await _connect(self.path)
-            # While another process turns a new file to WAL, SQLite answers "locked" at once
-            # rather than waiting for busy_timeout: try again for as long as that would wait.
-            deadline = time.monotonic() + _BUSY_TIMEOUT
-            while True:
-                try:
-                    await self._writer.execute("PRAGMA journal_mode = WAL")
-                    await self._migrate(apply=migrate)
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.05)
-            # Waits for another process's write lock are ours to make (see _begin).
-            await self._writer.execute("PRAGMA busy_timeout = 0")
+            writer = self._writer
+            # Waits for another process's write lock are ours to make (see _while_locked).
+            await writer.execute("PRAGMA busy_timeout = 0")
+
+            async def prepare() -> None:
+                await writer.execute("PRAGMA journal_mode = WAL")
+                await self._migrate(apply=migrate)
+
+            # While another process turns a new file to WAL, SQLite answers "locked" however
+            # long it would wait: try again, less often than for a transaction.
+            await _while_locked(prepare, pause=0.05)
             self._reader = await _connect(self.path)
             await self._reader.execute("PRAGMA query_only = 1")
         except sqlite3.Error as exc:
@@ -151,7 +148,7 @@ class SQLiteStore(SQLStore):
         if db is None:
             raise StoreError("the store is not open")
         async with self._write_lock:
-            await _begin(db)
+            await _while_locked(lambda: db.execute("BEGIN IMMEDIATE"), pause=0.001)
             try:
                 yield _Tx(db)
                 await db.execute("COMMIT")
@@ -198,17 +195,19 @@ _WATCH_QUIET_AFTER = 1.0
 _BUSY_TIMEOUT = 5.0
 
 
-async def _begin(db: aiosqlite.Connection) -> None:
-    """``BEGIN IMMEDIATE``, waiting for another process's write lock a millisecond at a time."""
+async def _while_locked(attempt: Callable[[], Awaitable[object]], *, pause: float) -> None:
+    """Run ``attempt`` again every ``pause`` seconds while another process holds SQLite's write
+    lock, for up to the busy timeout. The writer connection waits here rather than in SQLite,
+    whose own wait sleeps 1, 2, 5, 10, 15... ms between looks."""
     deadline = time.monotonic() + _BUSY_TIMEOUT
     while True:
         try:
-            await db.execute("BEGIN IMMEDIATE")
+            await attempt()
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(pause)
 
 
 async def _connect(path: str) -> aiosqlite.Connection:
