@@ -22,7 +22,7 @@ import httpx
 from receiver import eventloop
 
 from . import growth, load, scaleout
-from .servers import PHOTOHOOK, ROOT, UVICORN, Server
+from .servers import PHOTOHOOK, ROOT, UVICORN, Server, settle
 
 
 @dataclass
@@ -95,6 +95,9 @@ def ingest(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], str]:
             load.run(urls[server.name], seconds=args.warmup, connections=args.connections)
         for _ in range(args.rounds):
             for server in servers:
+                # (d) goes on delivering its backlog after its run: no run shares the machine
+                # with that, or with anything else the last one left.
+                settle([*servers, sink])
                 cpu = server.cpu_seconds()
                 measured = load.run(
                     urls[server.name], seconds=args.seconds, connections=args.connections
@@ -360,7 +363,8 @@ def main() -> None:
     header = (
         f"# photohook benchmark, {date}\n\n"
         f"{os.cpu_count()} cores; load by {tool}, {args.connections} connections, "
-        f"{args.rounds} rounds of {args.seconds:g} s after {args.warmup:g} s of warm-up, medians; "
+        f"{args.rounds} rounds of {args.seconds:g} s after {args.warmup:g} s of warm-up, medians, "
+        "each run started once every server was idle; "
         "~400-byte Fotor bodies with unique task ids; every photohook 200 is durable "
         "(SQLite WAL, synchronous=FULL).\n\n"
     )

@@ -112,3 +112,18 @@ class Server:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def settle(
+    servers: list[Server], *, idle: float = 0.05, window: float = 0.5, limit: float = 60.0
+) -> None:
+    """Wait until ``servers`` together use less than ``idle`` of a core over ``window`` seconds
+    (a photohook with routes goes on delivering its backlog after its load stops), at most
+    ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = sum(server.cpu_seconds() for server in servers)
+        time.sleep(window)
+        if sum(server.cpu_seconds() for server in servers) - before < idle * window:
+            return
+    print(f"warning: the servers were still busy after {limit:g} s; measuring anyway")
