@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,11 +24,20 @@ from tests.helpers import free_port
 
 
 @contextmanager
-def running(app: Any, *, lifespan: str = "on") -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
+def running(app: Any, *, lifespan: str = "on", certificate: Path | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL. With
+    ``certificate`` (a PEM file holding the key and the chain) it serves HTTPS, its URL naming
+    the host ``localhost``."""
     port = free_port()
+    tls = {"ssl_certfile": certificate, "ssl_keyfile": certificate} if certificate else {}
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan=lifespan,
+        access_log=False,
+        **tls,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
@@ -38,7 +48,7 @@ def running(app: Any, *, lifespan: str = "on") -> Iterator[str]:
             raise RuntimeError("the server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"https://localhost:{port}" if certificate else f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(15)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
-from receiver import __version__
+import trustme
+
+from receiver import __version__, senders
 from tests.helpers import fixture
 
 from .conftest import SECRET
-from .servers import Reply, Sink, eventually
+from .servers import Reply, Sink, eventually, running
 
 Start = Callable[..., Any]
 
@@ -191,6 +195,46 @@ async def test_connections_are_kept_alive_one_per_place_in_flight(
     await eventually(lambda: app.all_in("delivered", 8))
     assert sink.most_in_flight == 2
     assert len({r.port for r in sink.received}) == 2
+
+
+async def test_https_destinations_are_verified_against_the_name_in_their_url(
+    photohook: Start, stack: ExitStack, tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    ca.configure_trust(senders.tls_context())  # what every delivery of this process trusts
+    certificates = {}
+    for name in ("localhost", "elsewhere.example"):
+        certificates[name] = tmp_path / f"{name}.pem"
+        ca.issue_cert(name).private_key_and_cert_chain_pem.write_to_path(certificates[name])
+    sink, impostor = Sink(secret=SECRET), Sink()
+    url = stack.enter_context(
+        running(sink.app, lifespan="off", certificate=certificates["localhost"])
+    )
+    wrong = stack.enter_context(
+        running(impostor.app, lifespan="off", certificate=certificates["elsewhere.example"])
+    )
+    app = await photohook(
+        destination("app", url, "max_in_flight = 2")
+        + destination("wrong", wrong, "retry_schedule = []")
+        + '[[routes]]\nto = ["app", "wrong"]\n'
+    )
+    # Connected to the checked address, the TLS name is still the URL's; each place's own
+    # connection trusts the same authorities.
+    await asyncio.gather(*(app.send(taskId=f"task-{index}") for index in range(4)))
+    await eventually(lambda: _https_settled(app))
+    assert len(sink.received) == 4
+    assert all(received.verified for received in sink.received)
+    assert impostor.received == []
+    wrong_deliveries = await app.deliveries(destination="wrong")
+    assert {d.state for d in wrong_deliveries} == {"dead"}
+    assert all("CERTIFICATE_VERIFY_FAILED" in (d.last_error or "") for d in wrong_deliveries)
+
+
+async def _https_settled(app: Any) -> bool:
+    states = [(d.destination, d.state) for d in await app.deliveries()]
+    return len(states) == 8 and all(
+        state == ("delivered" if name == "app" else "dead") for name, state in states
+    )
 
 
 async def test_a_slow_destination_does_not_delay_the_others(
