@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -22,7 +22,9 @@ from ..events import format_time
 from .migrations import not_migrated, pending
 from .records import Receipt, Stored
 from .sqlstore import SQLStore
-from .tx import Dialect, Row
+from .tx import Dialect, Row, Tx
+
+T = TypeVar("T")
 
 logger = logging.getLogger("photohook.store")
 
@@ -154,6 +156,10 @@ class PostgresStore(SQLStore):
             with contextlib.suppress(*self.errors):
                 await asyncio.wait_for(self._pool.close(), 10)
             self._pool = None
+
+    async def _in_transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        async with self._transaction() as tx:
+            return await work(tx)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_Tx]:

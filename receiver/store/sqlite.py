@@ -1,28 +1,33 @@
-"""The embedded store: SQLite in WAL mode with ``synchronous=FULL``, through aiosqlite.
+"""The embedded store: SQLite in WAL mode with ``synchronous=FULL``.
 
-One connection writes, through the group committer; another reads, so that listing never waits
-for a commit. ``BEGIN IMMEDIATE`` makes writers take turns, across processes too.
+One connection writes (:mod:`.sqlite_writer`: each transaction whole, in its thread), fed by the
+group committer; another reads, through aiosqlite, so that listing never waits for a commit.
+``BEGIN IMMEDIATE`` makes writers take turns, across processes too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from ..errors import StoreError
 from ..events import format_time
 from .migrations import not_migrated, pending
+from .sqlite_writer import Writer
 from .sqlstore import SQLStore
-from .tx import Dialect, Row
+from .tx import Dialect, Row, Tx
+
+T = TypeVar("T")
 
 logger = logging.getLogger("photohook.store")
 
@@ -33,6 +38,8 @@ DIALECT = Dialect(
 
 
 class _Tx:
+    """Reads, through aiosqlite."""
+
     dialect = DIALECT
 
     def __init__(self, db: aiosqlite.Connection) -> None:
@@ -49,7 +56,7 @@ class _Tx:
         return list(await self._db.execute_fetchall(sql, parameters))
 
     async def notify(self) -> None:
-        """Nothing to do: workers in this process are woken directly, others sweep."""
+        """Reads notify no one."""
 
 
 class SQLiteStore(SQLStore):
@@ -60,26 +67,24 @@ class SQLiteStore(SQLStore):
     def __init__(self, path: str, *, max_batch: int = 256) -> None:
         super().__init__(max_batch=max_batch)
         self.path = path
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: Writer | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
         self._watch: asyncio.Task[None] | None = None
 
     async def _connect(self, *, migrate: bool) -> None:
         try:
-            self._writer = await _connect(self.path)
-            writer = self._writer
-            # Waits for another process's write lock are ours to make (see _while_locked).
-            await writer.execute("PRAGMA busy_timeout = 0")
+            writer = self._writer = Writer(DIALECT, busy_timeout=_BUSY_TIMEOUT)
+            await writer.open(self.path)
 
             async def prepare() -> None:
                 await writer.execute("PRAGMA journal_mode = WAL")
-                await self._migrate(apply=migrate)
+                await writer.transaction(functools.partial(_migrate, apply=migrate))
 
             # While another process turns a new file to WAL, SQLite answers "locked" however
             # long it would wait: try again, less often than for a transaction.
             await _while_locked(prepare, pause=0.05)
-            self._reader = await _connect(self.path)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._reader.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT * 1000)}")
             await self._reader.execute("PRAGMA query_only = 1")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc}") from exc
@@ -115,11 +120,10 @@ class SQLiteStore(SQLStore):
             if looked and written == seen_file and not failing:
                 continue  # nobody has written since the last look
             looked, seen_file, last_write = True, written, loop.time()
+            if self._writer is None:
+                return
             try:
-                async with self._write_lock:
-                    if self._writer is None:
-                        return
-                    [(version,)] = await self._writer.execute_fetchall("PRAGMA data_version")
+                [(version,)] = await self._writer.execute("PRAGMA data_version")
             except sqlite3.Error as exc:  # the sweep still runs; look again next time
                 if not failing:
                     logger.warning("cannot watch for other processes' commits: %s", exc)
@@ -136,27 +140,17 @@ class SQLiteStore(SQLStore):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
-        for connection in (self._reader, self._writer):
-            if connection is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    await connection.close()
+        if self._reader is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await self._reader.close()
+        if self._writer is not None:
+            await self._writer.close()
         self._reader = self._writer = None
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Tx]:
-        db = self._writer
-        if db is None:
+    async def _in_transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        if self._writer is None:
             raise StoreError("the store is not open")
-        async with self._write_lock:
-            await _while_locked(lambda: db.execute("BEGIN IMMEDIATE"), pause=0.001)
-            try:
-                yield _Tx(db)
-                await db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        await db.execute("ROLLBACK")
-                raise
+        return await self._writer.transaction(work)
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[_Tx]:
@@ -164,29 +158,26 @@ class SQLiteStore(SQLStore):
             raise StoreError("the store is not open")
         yield _Tx(self._reader)
 
-    async def _migrate(self, *, apply: bool) -> None:
-        assert self._writer is not None
-        async with self._transaction():
-            db = self._writer
-            await db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            applied = {row[0] for row in await db.execute_fetchall(_APPLIED)}
-            todo = pending("sqlite", applied)
-            if todo and not apply:
-                raise not_migrated(todo)
-            for migration in todo:
-                for statement in migration.statements():
-                    await db.execute(statement)
-                await db.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, format_time(datetime.now(UTC))),
-                )
-                logger.info("applied migration %04d_%s", migration.version, migration.name)
+
+async def _migrate(tx: Tx, *, apply: bool) -> None:
+    await tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    applied = {row[0] for row in await tx.fetch("SELECT version FROM schema_migrations")}
+    todo = pending("sqlite", applied)
+    if todo and not apply:
+        raise not_migrated(todo)
+    for migration in todo:
+        for statement in migration.statements():
+            await tx.execute(statement)
+        await tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, format_time(datetime.now(UTC))),
+        )
+        logger.info("applied migration %04d_%s", migration.version, migration.name)
 
 
-_APPLIED = "SELECT version FROM schema_migrations"
 #: Seconds between looks at whether another process has committed: while the database is being
 #: written, and once it has been quiet for a second (a wake-up costs CPU even when idle).
 _WATCH_INTERVAL = 0.01
@@ -196,9 +187,8 @@ _BUSY_TIMEOUT = 5.0
 
 
 async def _while_locked(attempt: Callable[[], Awaitable[object]], *, pause: float) -> None:
-    """Run ``attempt`` again every ``pause`` seconds while another process holds SQLite's write
-    lock, for up to the busy timeout. The writer connection waits here rather than in SQLite,
-    whose own wait sleeps 1, 2, 5, 10, 15... ms between looks."""
+    """Run ``attempt`` again every ``pause`` seconds while SQLite answers "locked", for up to
+    the busy timeout (the writer connection does not wait in SQLite)."""
     deadline = time.monotonic() + _BUSY_TIMEOUT
     while True:
         try:
@@ -208,14 +198,3 @@ async def _while_locked(attempt: Callable[[], Awaitable[object]], *, pause: floa
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(pause)
-
-
-async def _connect(path: str) -> aiosqlite.Connection:
-    db = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        await db.execute("PRAGMA synchronous = FULL")
-        await db.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT * 1000)}")
-    except BaseException:
-        await db.close()
-        raise
-    return db

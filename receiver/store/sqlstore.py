@@ -1,6 +1,6 @@
 """The store both engines share: every operation written once, as SQL over a :class:`Tx`.
 
-An engine supplies connections and transactions (:meth:`SQLStore._transaction` and
+An engine supplies connections and transactions (:meth:`SQLStore._in_transaction` and
 :meth:`SQLStore._reading`), its migrations, and the exceptions its driver raises.
 """
 
@@ -74,7 +74,9 @@ class SQLStore:
     async def _disconnect(self) -> None:
         raise NotImplementedError
 
-    def _transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]:
+    async def _in_transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """``work`` in a write transaction: committed when it returns, rolled back when it
+        raises. ``work`` awaits nothing but its statements."""
         raise NotImplementedError
 
     def _reading(self) -> contextlib.AbstractAsyncContextManager[Tx]:
@@ -104,8 +106,7 @@ class SQLStore:
         another process's transaction (the engine's ``transient`` errors)."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with self._transaction() as tx:
-                    return await work(tx)
+                return await self._in_transaction(work)
             except self.transient as exc:
                 if attempt == _ATTEMPTS:
                     raise StoreError(f"{doing}: {exc}") from exc

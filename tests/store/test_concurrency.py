@@ -13,6 +13,9 @@ import pytest
 
 from receiver.errors import StoreError
 from receiver.store import DeliveryQuery, EventQuery, Outcome, Store, open_store
+from receiver.store.sqlite import DIALECT
+from receiver.store.sqlite_writer import Writer
+from receiver.store.tx import Tx
 
 from .factories import receipt
 from .test_outbox import ok_attempt
@@ -189,6 +192,7 @@ async def test_on_sqlite_a_write_waits_for_another_process_lock_then_gives_up(
     """photohook waits for another process's write lock itself, a millisecond at a time (SQLite's
     own wait sleeps 1, 2, 5, 10... ms), and gives up after the busy timeout."""
     path = tmp_path / "photohook.db"
+    monkeypatch.setattr("receiver.store.sqlite._BUSY_TIMEOUT", 1.0)
     store = open_store(f"sqlite:///{path}")
     await store.open()
     holder = sqlite3.connect(path, isolation_level=None)  # another process, as SQLite sees it
@@ -199,10 +203,42 @@ async def test_on_sqlite_a_write_waits_for_another_process_lock_then_gives_up(
         assert not waiting.done()
         holder.execute("COMMIT")
         assert (await asyncio.wait_for(waiting, 5)).new_event_ids
-        monkeypatch.setattr("receiver.store.sqlite._BUSY_TIMEOUT", 0.2)
         holder.execute("BEGIN IMMEDIATE")
         with pytest.raises(StoreError, match="locked"):
             await asyncio.wait_for(store.store(receipt("t2")), 5)
     finally:
         holder.close()
         await store.close()
+
+
+async def test_on_sqlite_a_transaction_runs_whole_without_the_event_loop(tmp_path: Path) -> None:
+    """The write lock, which other processes wait for, is held for the SQL alone: a transaction
+    commits in the writer's thread while the event loop is busy with something else."""
+    path = tmp_path / "photohook.db"
+    writer = Writer(DIALECT, busy_timeout=1.0)
+    await writer.open(str(path))
+    try:
+        await writer.execute("CREATE TABLE t (n INTEGER)")
+
+        async def insert(tx: Tx) -> None:
+            for n in range(3):
+                await tx.execute("INSERT INTO t (n) VALUES (?)", (n,))
+
+        writing = asyncio.create_task(writer.transaction(insert))
+        await asyncio.sleep(0)  # the transaction is handed to the writer's thread
+        time.sleep(0.5)  # noqa: ASYNC251 -- the event loop is busy elsewhere
+        with sqlite3.connect(path) as other:
+            assert other.execute("SELECT COUNT(*) FROM t").fetchone() == (3,)
+        await writing
+
+        async def strays(tx: Tx) -> None:
+            await tx.execute("INSERT INTO t (n) VALUES (?)", (4,))
+            await asyncio.sleep(0)  # not a statement: it would hold the lock across the loop
+
+        with pytest.raises(RuntimeError, match="awaited something other"):
+            await writer.transaction(strays)
+        assert await writer.execute("SELECT COUNT(*) FROM t") == [(3,)]  # rolled back
+        await writer.transaction(insert)  # and the connection is fine
+        assert await writer.execute("SELECT COUNT(*) FROM t") == [(6,)]
+    finally:
+        await writer.close()

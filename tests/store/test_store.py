@@ -110,7 +110,9 @@ async def test_writes_fail_with_store_error_and_recover(tmp_path: Path) -> None:
     await store.open()
     try:
         assert store._writer is not None
-        await store._writer.execute("PRAGMA query_only = 1")  # a real refusal by SQLite
+        await store._writer.call(
+            lambda db: db.execute("PRAGMA query_only = 1")
+        )  # a real refusal by SQLite
         with pytest.raises(StoreError):
             await store.store(receipt("t1"))
         with pytest.raises(StoreError):
