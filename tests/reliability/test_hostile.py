@@ -339,19 +339,26 @@ def test_slow_clients_neither_block_callbacks_nor_stay_open(server: tuple[Serve,
 
         asyncio.run(run())
 
-    unloaded = asyncio.run(latencies(40))
+    unloaded = asyncio.run(latencies(80))
     started, closed = threading.Event(), []
     thread = threading.Thread(target=trickling, args=(started, closed))
     thread.start()
     started.wait(10)
     time.sleep(0.5)
-    loaded = asyncio.run(latencies(40))
+    loaded = asyncio.run(latencies(80))
     thread.join(30)
-    p99 = lambda values: statistics.quantiles(values, n=100)[98]  # noqa: E731
+
+    def p(values: list[float], percent: int) -> float:
+        return statistics.quantiles(values, n=100)[percent - 1]
+
     print(
-        f"\n{slow} trickling clients: callback p99 {p99(unloaded) * 1000:.1f} ms unloaded, "
-        f"{p99(loaded) * 1000:.1f} ms loaded; trickles closed after at most {max(closed):.1f}s"
+        f"\n{slow} trickling clients: callback p50/p90 {p(unloaded, 50) * 1000:.1f}/"
+        f"{p(unloaded, 90) * 1000:.1f} ms unloaded, {p(loaded, 50) * 1000:.1f}/"
+        f"{p(loaded, 90) * 1000:.1f} ms loaded; trickles closed after at most {max(closed):.1f}s"
     )
     assert len(closed) == slow
-    assert p99(loaded) <= 2 * p99(unloaded) + 0.002  # 2 ms of slack for a shared machine
+    # Blocked by the trickles, most callbacks would wait; one slow fsync on a shared machine is
+    # not that, so the p99 of 80 (their slowest) is not compared. 2 ms of slack for the machine.
+    for percent in (50, 90):
+        assert p(loaded, percent) <= 2 * p(unloaded, percent) + 0.002
     assert max(closed) < 2 + 2  # header_timeout / body_timeout is 2s
