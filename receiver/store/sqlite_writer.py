@@ -4,9 +4,9 @@ transaction runs whole, in one trip to that thread.
 The shared SQL is written as coroutines over a :class:`~.tx.Tx`. Over this connection they never
 suspend, since every statement runs at once in the thread; so a transaction is driven to its end
 there, from ``BEGIN IMMEDIATE`` to ``COMMIT``. SQLite's write lock, which every other process
-waits for, is then held for the SQL alone. With a statement per trip (as through aiosqlite), it
-was held across trips through the event loop: eight for a claim, each as slow as the loop was
-busy, while a ``serve`` beside the worker could not commit the callbacks it was answering.
+waits for, is then held for the SQL alone. With a trip per statement, as through aiosqlite, it
+would be held across trips through the event loop (eight for a claim, each as slow as the loop
+is busy), and a ``serve`` beside the worker could not commit the callbacks it is answering.
 """
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ class Writer:
         tried again every millisecond, for up to the busy timeout."""
         deadline = time.monotonic() + self._busy_timeout
         while True:
-            began, result = await self.call(functools.partial(_whole, work, self._dialect))
-            if began:
-                return result  # type: ignore[return-value]
-            if time.monotonic() > deadline:
-                raise sqlite3.OperationalError("database is locked")
+            try:
+                return await self.call(functools.partial(_whole, work, self._dialect))
+            except _Busy:
+                if time.monotonic() > deadline:
+                    raise sqlite3.OperationalError("database is locked") from None
             await asyncio.sleep(_LOCK_PAUSE)
 
     async def close(self) -> None:
@@ -76,6 +76,10 @@ class Writer:
 
     async def _in_thread(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+
+class _Busy(Exception):
+    """Another process holds the write lock."""
 
 
 class _ThreadTx:
@@ -111,16 +115,14 @@ def _open(path: str) -> sqlite3.Connection:
     return db
 
 
-def _whole(
-    work: Callable[[Tx], Awaitable[T]], dialect: Dialect, db: sqlite3.Connection
-) -> tuple[bool, T | None]:
-    """(True, what ``work`` returned), committed; or (False, None) when another process holds
-    the write lock."""
+def _whole(work: Callable[[Tx], Awaitable[T]], dialect: Dialect, db: sqlite3.Connection) -> T:
+    """What ``work`` returned, committed; :class:`_Busy` when another process holds the write
+    lock."""
     try:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc):
-            return False, None
+            raise _Busy from None
         raise
     try:
         result = _drive(work(_ThreadTx(db, dialect)))
@@ -130,7 +132,7 @@ def _whole(
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
         raise
-    return True, result
+    return result
 
 
 def _drive(work: Awaitable[T]) -> T:
