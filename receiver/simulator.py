@@ -129,7 +129,6 @@ async def send_test(
     summary = Summary()
     headers = {"X-WEBHOOK-SECRET": secret} if secret else {}
     queue = iter(range(count))
-    started = time.perf_counter()
     show_progress = progress is not None and count >= 100
 
     async def sender(client: httpx.AsyncClient) -> None:
@@ -160,16 +159,19 @@ async def send_test(
                 progress.flush()
 
     # A client, so a connection, per sender: httpx's shared pool looks at every connection on
-    # every request, and slows down as concurrency grows.
+    # every request, and slows down as concurrency grows. They share one TLS context, which
+    # httpx would otherwise build for each client (25 ms apiece).
+    tls = httpx.create_ssl_context(trust_env=False)
     async with contextlib.AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(
                 httpx.AsyncClient(
-                    limits=httpx.Limits(max_connections=1), timeout=30, trust_env=False
+                    verify=tls, limits=httpx.Limits(max_connections=1), timeout=30, trust_env=False
                 )
             )
             for _ in range(concurrency)
         ]
+        started = time.perf_counter()
         await asyncio.gather(*(sender(client) for client in clients))
     summary.seconds = time.perf_counter() - started
     if show_progress and progress is not None:
