@@ -232,7 +232,7 @@ class Worker:
                 limits, self.id, self._lease, time.time(), busy
             )
         except StoreError as exc:
-            logger.error("cannot claim deliveries: %s", exc)
+            logger.error("%s", exc)  # it says what it was doing
             return self._sweep_interval
         for claim in claims:
             self._lanes[claim.delivery.destination].start(claim)

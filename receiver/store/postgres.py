@@ -21,7 +21,7 @@ from ..errors import StoreError
 from ..events import format_time
 from .migrations import not_migrated, pending
 from .records import Receipt, Stored
-from .sqlstore import SQLStore
+from .sqlstore import SQLStore, reason
 from .tx import Dialect, Row, Tx
 
 T = TypeVar("T")
@@ -52,28 +52,48 @@ _LISTEN_CHECK = 5.0
 #: were stored since the last refresh (as autovacuum would, were it on).
 _ANALYZE_AFTER = 1000
 POOL_SIZE = 10
+# A network that drops packets without a word (a partition, a host gone in a failover) closes
+# nothing: without limits, one silent connection would hold every commit queued behind it until
+# TCP gives up, many minutes later.
+#: Seconds a statement of a write (storing callbacks, a worker's claim) may take before asyncpg
+#: cancels it. A callback's commit is answered 503 past ``COMMIT_TIMEOUT`` (as long) anyway.
+STATEMENT_TIMEOUT = 10.0
+#: Seconds a write transaction may take in all before its connection is closed. Cancelling a
+#: statement waits for the server to acknowledge it, which over a dead network never happens.
+WRITE_TIMEOUT = 2 * STATEMENT_TIMEOUT
+#: Seconds a read may take (an operator's query of a large database, say), then the same.
+READ_TIMEOUT = 60.0
+#: Seconds to open a connection (asyncpg's default is a minute).
+CONNECT_TIMEOUT = 5.0
+#: A 200 means the commit is on disk, whatever the server's default says.
+_SETTINGS = {"synchronous_commit": "on"}
+#: The server ends a session left idle inside a transaction this long: the other half of a
+#: connection this process gave up on, whose row locks (a destination's, while claiming) would
+#: otherwise outlive it by hours. A live process never leaves a transaction idle for more than a
+#: moment, and gives up on its own after ``WRITE_TIMEOUT``.
+_IDLE_IN_TRANSACTION = f"{WRITE_TIMEOUT:g}s"
 
 
 class _Tx:
     dialect = DIALECT
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, timeout: float | None) -> None:
         self._connection = connection
+        self._timeout = timeout
         self._notified = False
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
-        status = await self._connection.execute(_numbered(sql), *parameters)
+        status = await self._connection.execute(_numbered(sql), *parameters, timeout=self._timeout)
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self._connection.executemany(_numbered(sql), rows)
+            await self._connection.executemany(_numbered(sql), rows, timeout=self._timeout)
 
     async def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
-        return [
-            tuple(record) for record in await self._connection.fetch(_numbered(sql), *parameters)
-        ]
+        records = await self._connection.fetch(_numbered(sql), *parameters, timeout=self._timeout)
+        return [tuple(record) for record in records]
 
     async def notify(self) -> None:
         if not self._notified:
@@ -104,16 +124,22 @@ class PostgresStore(SQLStore):
 
     async def _connect(self, *, migrate: bool) -> None:
         try:
+            await self._migrate(apply=migrate)
             self._pool = await asyncpg.create_pool(
                 self.dsn,
                 min_size=1,
                 max_size=self._pool_size,
-                # A 200 means the commit is on disk, whatever the server's default says.
-                server_settings={"synchronous_commit": "on"},
+                timeout=CONNECT_TIMEOUT,
+                # The bound on what the statements below do not set themselves: BEGIN, COMMIT,
+                # ROLLBACK, and the reset of a connection handed back.
+                command_timeout=STATEMENT_TIMEOUT,
+                server_settings={
+                    **_SETTINGS,
+                    "idle_in_transaction_session_timeout": _IDLE_IN_TRANSACTION,
+                },
             )
-            await self._migrate(apply=migrate)
         except (*self.errors, ValueError) as exc:
-            raise StoreError(f"cannot open the PostgreSQL database: {exc}") from exc
+            raise StoreError(f"cannot open the PostgreSQL database: {reason(exc)}") from exc
 
     async def _write_batch(self, receipts: Sequence[Receipt]) -> list[Stored]:
         stored = await super()._write_batch(receipts)
@@ -135,7 +161,7 @@ class PostgresStore(SQLStore):
                 )
             self._analyze_after = max(_ANALYZE_AFTER, int(events) // 10)
         except (*self.errors, StoreError) as exc:
-            logger.warning("cannot refresh the planner's statistics: %s", exc)
+            logger.warning("cannot refresh the planner's statistics: %s", reason(exc))
         finally:
             self._analyzing = None
 
@@ -150,11 +176,13 @@ class PostgresStore(SQLStore):
             self._watch = None
         if self._listener is not None:
             with contextlib.suppress(*self.errors):
-                await self._listener.close()
+                await self._listener.close(timeout=CONNECT_TIMEOUT)
             self._listener = None
         if self._pool is not None:
-            with contextlib.suppress(*self.errors):
+            try:
                 await asyncio.wait_for(self._pool.close(), 10)
+            except (TimeoutError, *self.errors):
+                self._pool.terminate()
             self._pool = None
 
     async def _in_transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
@@ -163,38 +191,74 @@ class PostgresStore(SQLStore):
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_Tx]:
-        if self._pool is None:
-            raise StoreError("the store is not open")
-        async with self._pool.acquire() as connection, connection.transaction():
-            yield _Tx(connection)
+        async with self._connection(WRITE_TIMEOUT) as connection, connection.transaction():
+            yield _Tx(connection, STATEMENT_TIMEOUT)
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[_Tx]:
+        async with self._connection(READ_TIMEOUT) as connection:
+            yield _Tx(connection, READ_TIMEOUT)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, seconds: float) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool, closed at once if the block is still running after
+        ``seconds`` (the block then fails with :class:`TimeoutError`). After any timeout, every
+        connection of the pool is replaced as it is next used: the network that failed one has
+        likely failed the others idle beside it, each of which would cost a timeout in turn."""
         if self._pool is None:
             raise StoreError("the store is not open")
+        fired = False
+
+        def close(connection: asyncpg.Connection) -> None:
+            nonlocal fired
+            fired = True
+            connection.terminate()
+
         async with self._pool.acquire() as connection:
-            yield _Tx(connection)
+            watchdog = asyncio.get_running_loop().call_later(seconds, close, connection)
+            try:
+                yield connection
+            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                if not fired:
+                    raise
+                await self._pool.expire_connections()
+                raise TimeoutError(f"no answer within {seconds:g}s") from exc
+            except TimeoutError:
+                await self._pool.expire_connections()
+                raise
+            finally:
+                watchdog.cancel()
 
     async def _migrate(self, *, apply: bool) -> None:
-        async with self._transaction() as tx:
-            await tx.fetch("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-            await tx.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            applied = {
-                int(row[0]) for row in await tx.fetch("SELECT version FROM schema_migrations")
-            }
-            todo = pending("postgresql", applied)
-            if todo and not apply:
-                raise not_migrated(todo)
-            for migration in todo:
-                await tx._connection.execute(migration.sql)
+        """Apply pending migrations, on a connection of their own and without a time limit:
+        building an index on a large table takes as long as it takes."""
+        connection = await asyncpg.connect(
+            self.dsn, timeout=CONNECT_TIMEOUT, server_settings=_SETTINGS
+        )
+        try:
+            async with connection.transaction():
+                tx = _Tx(connection, None)
+                await tx.fetch("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
                 await tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, format_time(datetime.now(UTC))),
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
                 )
-                logger.info("applied migration %04d_%s", migration.version, migration.name)
+                applied = {
+                    int(row[0]) for row in await tx.fetch("SELECT version FROM schema_migrations")
+                }
+                todo = pending("postgresql", applied)
+                if todo and not apply:
+                    raise not_migrated(todo)
+                for migration in todo:
+                    await connection.execute(migration.sql)
+                    await tx.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at)"
+                        " VALUES (?, ?, ?)",
+                        (migration.version, migration.name, format_time(datetime.now(UTC))),
+                    )
+                    logger.info("applied migration %04d_%s", migration.version, migration.name)
+        finally:
+            await connection.close(timeout=CONNECT_TIMEOUT)
 
     async def listen(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` whenever a transaction of any process makes deliveries due; the
@@ -204,24 +268,36 @@ class PostgresStore(SQLStore):
             wake()
 
         async def connect() -> None:
-            self._listener = await asyncpg.connect(self.dsn)
+            self._listener = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT)
             await self._listener.add_listener(CHANNEL, notified)
+
+        async def answers() -> bool:
+            # A network that drops packets closes nothing: ask.
+            listener = self._listener
+            if listener is None or listener.is_closed():
+                return False
+            try:
+                await listener.execute("SELECT 1", timeout=_LISTEN_CHECK)
+            except (TimeoutError, *self.errors):
+                listener.terminate()
+                return False
+            return True
 
         async def watch() -> None:
             while True:
                 await asyncio.sleep(_LISTEN_CHECK)
-                if self._listener is None or self._listener.is_closed():
+                if not await answers():
                     try:
                         await connect()
                     except (TimeoutError, *self.errors) as exc:
-                        logger.warning("cannot listen for new deliveries: %s", exc)
+                        logger.warning("cannot listen for new deliveries: %s", reason(exc))
                     else:
                         wake()  # whatever was notified while it was down
 
         try:
             await connect()
         except (TimeoutError, *self.errors) as exc:
-            raise StoreError(f"cannot listen for new deliveries: {exc}") from exc
+            raise StoreError(f"cannot listen for new deliveries: {reason(exc)}") from exc
         self._watch = asyncio.create_task(watch(), name="photohook-listen")
 
 

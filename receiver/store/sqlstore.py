@@ -109,10 +109,10 @@ class SQLStore:
                 return await self._in_transaction(work)
             except self.transient as exc:
                 if attempt == _ATTEMPTS:
-                    raise StoreError(f"{doing}: {exc}") from exc
+                    raise StoreError(f"{doing}: {reason(exc)}") from exc
                 await asyncio.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311
             except self.errors as exc:
-                raise StoreError(f"{doing}: {exc}") from exc
+                raise StoreError(f"{doing}: {reason(exc)}") from exc
         raise AssertionError("unreachable")
 
     @contextlib.asynccontextmanager
@@ -121,7 +121,7 @@ class SQLStore:
             async with self._reading() as tx:
                 yield tx
         except self.errors as exc:
-            raise StoreError(f"cannot read the database: {exc}") from exc
+            raise StoreError(f"cannot read the database: {reason(exc)}") from exc
 
     async def store(self, receipt: Receipt) -> Stored:
         return await self._commits.submit(receipt)
@@ -327,3 +327,10 @@ async def _set_meta(tx: Tx, key: str, value: str | None) -> None:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, in words: some drivers' errors have none (a timeout, say)."""
+    if isinstance(exc, TimeoutError):
+        return "the database did not answer in time"
+    return str(exc) or type(exc).__name__
