@@ -34,6 +34,11 @@ class StoreError(PhotohookError):
     """The database could not complete the operation."""
 
 
+class StoreUnavailable(StoreError):
+    """The database could not be reached, or did not answer in time: any operation would have
+    failed alike, whatever its data."""
+
+
 class HTTPError(PhotohookError):
     """The request could not be handled."""
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailable
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,7 +23,9 @@ class GroupCommit(Generic[T, R]):
     While a batch is being committed the next one gathers, so the number of commits follows the
     database's speed rather than the request rate. ``write_batch`` must be atomic: it commits all
     of a batch or none. When a batch fails, each of its items is written again alone, so one
-    item's failure never rolls back another's.
+    item's failure never rolls back another's; unless the database itself is out of reach
+    (:class:`StoreUnavailable`), when the whole batch fails at once: one by one, each would wait
+    out the same timeout.
     """
 
     def __init__(self, write_batch: WriteBatch[T, R], *, max_batch: int = 256) -> None:
@@ -70,8 +72,9 @@ class GroupCommit(Generic[T, R]):
         try:
             results = await self._write_batch([item for item, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
+            if len(batch) == 1 or isinstance(exc, StoreUnavailable):
+                for _, future in batch:
+                    _settle(future, exc)
                 return
             logger.warning("a batch of %d writes failed (%s); retrying each alone", len(batch), exc)
             for entry in batch:

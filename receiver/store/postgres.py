@@ -105,6 +105,7 @@ class PostgresStore(SQLStore):
     """A :class:`~receiver.store.Store` in a PostgreSQL database shared by many processes."""
 
     errors = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+    unavailable = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
     transient = (
         asyncpg.UniqueViolationError,
         asyncpg.DeadlockDetectedError,

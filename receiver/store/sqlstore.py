@@ -22,7 +22,7 @@ from collections.abc import (
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailable
 from ..events import Event, format_time
 from ..tokens import generate_key
 from . import outbox, pruning, queries, tasks, transfer, writes
@@ -57,6 +57,9 @@ class SQLStore:
     #: Errors that mean a transaction met a concurrent one (a deadlock, a unique key inserted
     #: meanwhile): running it again sees the other's result.
     transient: tuple[type[BaseException], ...] = ()
+    #: Errors that mean the database is out of reach, whatever the operation: raised as
+    #: :class:`StoreUnavailable`, so that group commit does not try each item of a batch alone.
+    unavailable: tuple[type[BaseException], ...] = ()
 
     def __init__(self, *, max_batch: int = 256) -> None:
         self._commits: GroupCommit[Receipt, Stored] = GroupCommit(
@@ -112,8 +115,12 @@ class SQLStore:
                     raise StoreError(f"{doing}: {reason(exc)}") from exc
                 await asyncio.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311
             except self.errors as exc:
-                raise StoreError(f"{doing}: {reason(exc)}") from exc
+                raise self._failure(doing, exc) from exc
         raise AssertionError("unreachable")
+
+    def _failure(self, doing: str, exc: BaseException) -> StoreError:
+        kind = StoreUnavailable if isinstance(exc, self.unavailable) else StoreError
+        return kind(f"{doing}: {reason(exc)}")
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[Tx]:
@@ -121,7 +128,7 @@ class SQLStore:
             async with self._reading() as tx:
                 yield tx
         except self.errors as exc:
-            raise StoreError(f"cannot read the database: {reason(exc)}") from exc
+            raise self._failure("cannot read the database", exc) from exc
 
     async def store(self, receipt: Receipt) -> Stored:
         return await self._commits.submit(receipt)

@@ -487,9 +487,7 @@ async def test_database_failure_is_503_and_ingest_recovers(
     app: Starlette, client: httpx.AsyncClient, post: Post
 ) -> None:
     store = app.state.store
-    await store._writer.call(
-        lambda db: db.execute("PRAGMA query_only = 1")
-    )  # SQLite now refuses every write
+    await store._writer.execute("PRAGMA query_only = 1")  # SQLite now refuses every write
     response = await post("fotor", fixture("fotor/upscale-completed"))
     assert_error(response, 503, "unavailable")
     assert response.headers["retry-after"] == "5"

@@ -16,7 +16,7 @@ import pytest
 
 from receiver.ingest import COMMIT_TIMEOUT
 from receiver.store.postgres import WRITE_TIMEOUT
-from tests.integration.servers import Reply, Sink, running
+from tests.integration.servers import Sink, running
 
 from .helpers import Serve, fotor_body, run_cli, send_all, sink_config, wait_until
 from .partition import Partition
@@ -33,7 +33,7 @@ def test_a_partitioned_database_gets_503_then_heals_without_a_restart(
     tmp_path: Path, postgres_url: str
 ) -> None:
     parts = urlsplit(postgres_url)
-    sink = Sink(script=lambda n: Reply())
+    sink = Sink()
     with (
         Partition(parts.hostname or "127.0.0.1", parts.port or 5432) as network,
         running(sink.app, lifespan="off") as sink_url,

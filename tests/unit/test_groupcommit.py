@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from receiver.errors import StoreError
+from receiver.errors import StoreError, StoreUnavailable
 from receiver.store.groupcommit import GroupCommit
 
 
@@ -43,6 +43,23 @@ async def test_one_failing_item_does_not_roll_back_the_others() -> None:
     assert isinstance(outcomes[7], ValueError)
     assert [o for i, o in enumerate(outcomes) if i != 7] == [i * 10 for i in range(20) if i != 7]
     assert 7 not in [i for batch in recorder.batches for i in batch]
+
+
+async def test_an_unreachable_database_fails_the_batch_at_once() -> None:
+    """Tried one by one, each item would wait out the same timeout in turn."""
+    calls: list[list[int]] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        await asyncio.sleep(0.001)
+        raise StoreUnavailable("cannot store: the database did not answer in time")
+
+    commits = GroupCommit(write)
+    commits.start()
+    outcomes = await asyncio.gather(*(commits.submit(i) for i in range(20)), return_exceptions=True)
+    await commits.stop()
+    assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
+    assert sorted(i for batch in calls for i in batch) == list(range(20))  # each tried once
 
 
 async def test_batches_are_capped() -> None:
