@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -210,9 +209,7 @@ def _worker_rate(bodies: list[dict[str, object]], where: Path, sink: Server) -> 
         return int(httpx.get(f"{sink.base}/count").text) - already
 
     worker = Server("worker", [*PHOTOHOOK, "worker"], where, "photohook")
-    worker.process = subprocess.Popen(
-        worker.command, cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    worker.launch()
     try:
         # Timed from the first arrival: the worker's start-up (imports, opening the database)
         # is not delivery.
@@ -264,9 +261,7 @@ def latency(args: argparse.Namespace, workdir: Path, *, split: bool) -> LatencyR
     try:
         server.start()
         if split:
-            worker.process = subprocess.Popen(
-                worker.command, cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            worker.launch()
             time.sleep(2)  # its start-up
         acknowledged = asyncio.run(
             load.paced(server.url(), rate=args.rate, seconds=args.latency_seconds, connections=16)

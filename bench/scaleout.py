@@ -8,7 +8,6 @@ import asyncio
 import json
 import secrets
 import statistics
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -157,14 +156,11 @@ def _deliver(
 
     before = delivered()
     processes = [
-        subprocess.Popen(
-            [*PHOTOHOOK, "worker", "--db", url],
-            cwd=where,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(workers)
+        Server(f"worker-{n}", [*PHOTOHOOK, "worker", "--db", url], where, "photohook")
+        for n in range(workers)
     ]
+    for process in processes:
+        process.launch()
     try:
         # Timed from the first arrival, as for SQLite: start-up is not delivery.
         deadline = time.monotonic() + 600
@@ -178,5 +174,4 @@ def _deliver(
         return (count - first) / (time.perf_counter() - started)
     finally:
         for process in processes:
-            process.terminate()
-            process.wait(30)
+            process.stop()

@@ -59,6 +59,20 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Launch the server and wait until it answers."""
+        self.launch()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.base}/healthz", timeout=0.5)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def launch(self) -> None:
+        """Start the process (a server, or a worker that serves nothing), its log in
+        ``workdir/<name>.log``: a log written somewhere costs what it costs in production."""
         env = {
             **self.env,
             "PYTHONPATH": str(ROOT.parent),
@@ -71,14 +85,6 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=(self.workdir / f"{self.name}.log").open("wb"),
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.base}/healthz", timeout=0.5)
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not start")
 
     def url(self) -> str:
         if self.path == "photohook":

@@ -93,31 +93,38 @@ def log_request(method: str, path: str, status: int, outcome: str, started: floa
     if access_logger.isEnabledFor(logging.INFO):
         elapsed = (time.perf_counter() - started) * 1000
         outcome = f" {outcome}" if outcome else ""
-        message = f"{method} {path} {status}{outcome} {elapsed:.1f}ms"
-        output = _sole_output()
-        if output is None:
-            access_logger.info(message)
-        else:
-            output.access(message)
+        log_often(access_logger, f"{method} {path} {status}{outcome} {elapsed:.1f}ms")
 
 
-#: Seconds an access line may wait in memory before it is written.
-ACCESS_FLUSH_INTERVAL = 0.05
-#: Access lines written at once however recent, so that a burst never piles up in memory.
-ACCESS_FLUSH_LINES = 256
+def log_often(logger: logging.Logger, message: str) -> None:
+    """``logger.info(message)``, for a line logged many times a second (a request's, a
+    delivery's): written with the others of its moment (see :class:`_Output`)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    output = _sole_output(logger)
+    if output is None:
+        logger.info(message)
+    else:
+        output.soon(logger.name, message)
+
+
+#: Seconds a frequent line (see :func:`log_often`) may wait in memory before it is written.
+FLUSH_INTERVAL = 0.05
+#: Waiting lines written at once however recent, so that a burst never piles up in memory.
+FLUSH_LINES = 256
 
 
 class _Output(logging.StreamHandler[TextIO]):
     """photohook's one log handler: every record to stderr, in one format.
 
-    An access line, one per request, comes through :meth:`access` without a ``LogRecord`` and
-    waits in memory for up to :data:`ACCESS_FLUSH_INTERVAL`, to be written with the others of
-    that moment: one write for many requests. Building a record and writing each line on its
-    own cost a callback a quarter of its CPU (most of it the write, and the thread switches
-    that releasing the GIL around it invites). Any other record first writes the access lines
+    A frequent line, one per request or per delivery, comes through :meth:`soon` without a
+    ``LogRecord`` and waits in memory for up to :data:`FLUSH_INTERVAL`, to be written with the
+    others of that moment: one write for many. Building a record and writing each request's line
+    on its own cost a callback a quarter of its CPU (most of it the write, and the thread
+    switches that releasing the GIL around it invites). Any other record first writes the lines
     waiting before it, then itself, at once; so the order of lines is kept, and a warning or an
-    error is never late. A process killed outright loses the last moment's access lines; every
-    accepted callback is in the database all the same.
+    error is never late. A process killed outright loses the last moment's lines; every accepted
+    callback and every attempt is in the database all the same.
     """
 
     def __init__(self, formatter: JSONFormatter | TextFormatter) -> None:
@@ -126,20 +133,20 @@ class _Output(logging.StreamHandler[TextIO]):
         self._line = formatter.line
         self._waiting: list[str] = []
 
-    def access(self, message: str) -> None:
-        """Write the access line ``message`` soon (at once, outside an event loop)."""
-        line = self._line(time.time(), "INFO", access_logger.name, message, REQUEST_ID.get())
+    def soon(self, name: str, message: str) -> None:
+        """Write logger ``name``'s INFO line ``message`` soon (at once, outside an event loop)."""
+        line = self._line(time.time(), "INFO", name, message, REQUEST_ID.get())
         self.acquire()
         try:
             self._waiting.append(line + self.terminator)
             waiting = len(self._waiting)
         finally:
             self.release()
-        if waiting >= ACCESS_FLUSH_LINES:
+        if waiting >= FLUSH_LINES:
             self.flush()
         elif waiting == 1:
             try:
-                asyncio.get_running_loop().call_later(ACCESS_FLUSH_INTERVAL, self.flush)
+                asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
             except RuntimeError:
                 self.flush()
 
@@ -167,11 +174,10 @@ class _Output(logging.StreamHandler[TextIO]):
 _output: _Output | None = None
 
 
-def _sole_output() -> _Output | None:
-    """photohook's handler, when :func:`configure_logging` installed it and an access line would
-    reach it and nothing else; otherwise (a test capturing records, an application embedding
-    photohook with a logging set-up of its own) the line is logged as a record."""
-    logger = access_logger
+def _sole_output(logger: logging.Logger) -> _Output | None:
+    """photohook's handler, when :func:`configure_logging` installed it and a record of
+    ``logger`` would reach it and nothing else; otherwise (a test capturing records, an
+    application embedding photohook with a logging set-up of its own) None."""
     if _output is None or logger.filters:
         return None
     while logger.parent is not None:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from .destinations import Destination
 from .errors import StoreError
 from .ids import ulid
+from .logs import log_often
 from .metrics import Metrics
 from .reconciler import Reconciler
 from .routing import Router
@@ -100,13 +101,11 @@ class _Lane:
             self._free.append(sender)
             self.worker.wake()  # room to claim another
         outcome = self._outcome(claim, result)
-        logger.info(
-            "delivery %s of %s to %s: %s%s",
-            claim.delivery.id,
-            claim.event.id,
-            self.destination.name,
-            outcome.state,
-            f" ({result.attempt.error})" if result.attempt.error else "",
+        error = f" ({result.attempt.error})" if result.attempt.error else ""
+        log_often(
+            logger,
+            f"delivery {claim.delivery.id} of {claim.event.id} to {self.destination.name}: "
+            f"{outcome.state}{error}",
         )
         if self.worker.metrics is not None:
             seconds = result.attempt.duration_ms / 1000

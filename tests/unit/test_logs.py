@@ -76,7 +76,7 @@ async def test_access_lines_are_written_together_soon_and_before_any_later_recor
     for n in range(3):
         log_request("POST", f"/hooks/fotor/{n}", 200, "accepted", time.perf_counter())
     assert stream.getvalue() == ""  # waiting to be written as one
-    await asyncio.sleep(logs.ACCESS_FLUSH_INTERVAL * 3)
+    await asyncio.sleep(logs.FLUSH_INTERVAL * 3)
     assert [line["message"].split()[1] for line in lines_of(stream)] == [
         "/hooks/fotor/0",
         "/hooks/fotor/1",
@@ -91,9 +91,9 @@ async def test_access_lines_are_written_together_soon_and_before_any_later_recor
         "cannot store a callback",
     ]
 
-    for n in range(logs.ACCESS_FLUSH_LINES):
+    for n in range(logs.FLUSH_LINES):
         log_request("POST", f"/hooks/fotor/{n}", 200, "accepted", time.perf_counter())
-    assert len(lines_of(stream)) == 5 + logs.ACCESS_FLUSH_LINES  # a burst is written at once
+    assert len(lines_of(stream)) == 5 + logs.FLUSH_LINES  # a burst is written at once
 
 
 def test_outside_an_event_loop_an_access_line_is_written_at_once(
