@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from .store import Store
+from .tallies import Tally, TallyHistogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 UNKNOWN_SOURCE = "(unknown)"
@@ -21,34 +21,34 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.sources = frozenset(sources)
         self.destinations = frozenset(destinations)
-        self.callbacks = Counter(
+        # Counted for every callback and every attempt: plain numbers, not the library's
+        # (see receiver.tallies).
+        self.callbacks = Tally(
             "photohook_callbacks",
             "Callbacks received, by source and outcome (accepted, duplicate, rejected).",
             ["source", "outcome", "reason"],
-            registry=self.registry,
+            self.registry,
         )
-        self.ingest_seconds = Histogram(
+        self.ingest_seconds = TallyHistogram(
             "photohook_ingest_duration_seconds",
             "Time from a callback's arrival to its answer.",
             ["source"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            _LATENCY_BUCKETS,
+            self.registry,
         )
-        self.events = Counter(
-            "photohook_events", "Events stored, by type.", ["type"], registry=self.registry
-        )
-        self.deliveries = Counter(
+        self.events = Tally("photohook_events", "Events stored, by type.", ["type"], self.registry)
+        self.deliveries = Tally(
             "photohook_delivery_attempts",
             "Delivery attempts, by destination and the state they left the delivery in.",
             ["destination", "outcome"],
-            registry=self.registry,
+            self.registry,
         )
-        self.attempt_seconds = Histogram(
+        self.attempt_seconds = TallyHistogram(
             "photohook_delivery_attempt_duration_seconds",
             "Duration of delivery attempts.",
             ["destination"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            _LATENCY_BUCKETS,
+            self.registry,
         )
         self.queue_depth = Gauge(
             "photohook_queue_depth",
@@ -82,27 +82,19 @@ class Metrics:
             registry=self.registry,
         )
 
-        # labels() takes a lock and checks its values on every call: on the paths taken for
-        # every callback and every attempt, each child is looked up once.
-        self._callbacks = functools.lru_cache(maxsize=1024)(self.callbacks.labels)
-        self._ingest_seconds = functools.lru_cache(maxsize=1024)(self.ingest_seconds.labels)
-        self._events = functools.lru_cache(maxsize=1024)(self.events.labels)
-        self._deliveries = functools.lru_cache(maxsize=1024)(self.deliveries.labels)
-        self._attempt_seconds = functools.lru_cache(maxsize=1024)(self.attempt_seconds.labels)
-
     def callback(self, source: str, outcome: str, reason: str, seconds: float) -> None:
         if source not in self.sources:
             source = UNKNOWN_SOURCE
-        self._callbacks(source, outcome, reason).inc()
-        self._ingest_seconds(source).observe(seconds)
+        self.callbacks.inc((source, outcome, reason))
+        self.ingest_seconds.observe((source,), seconds)
 
     def stored(self, event_types: Iterable[str]) -> None:
         for event_type in event_types:
-            self._events(event_type).inc()
+            self.events.inc((event_type,))
 
     def attempt(self, destination: str, outcome: str, seconds: float) -> None:
-        self._deliveries(destination, outcome).inc()
-        self._attempt_seconds(destination).observe(seconds)
+        self.deliveries.inc((destination, outcome))
+        self.attempt_seconds.observe((destination,), seconds)
 
     def reconciled(self, source: str, outcome: str) -> None:
         self.reconciler.labels(source, outcome).inc()
