@@ -13,13 +13,17 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32
 _RANDOM_BITS = 80
 _RANDOM_MAX = (1 << _RANDOM_BITS) - 1
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # ten bits as two characters
-_SHIFTS = range(120, -1, -10)  # 13 pairs: the 128 bits, with two leading zero bits
+# The 128 bits, with two leading zero bits, as 13 pairs: the first 11 (108 bits) change only
+# when the millisecond does or a count carries past the last 20 bits.
+_HEAD_SHIFTS = range(100, -1, -10)
 _POOL_SIZE = 4096
 
 _lock = threading.Lock()
 _pool_lock = threading.Lock()
 _last_ms = 0
 _last_random = 0
+_last_high = -1
+_last_head = ""
 _pool = b""
 _pool_at = 0
 
@@ -44,8 +48,9 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)  # a forked child never reuses its parent's
 
 
-def _next_value() -> int:
-    global _last_ms, _last_random
+def _next() -> tuple[str, int]:
+    """The next ULID's first 22 characters, and its last 20 bits."""
+    global _last_ms, _last_random, _last_high, _last_head
     ms = time.time_ns() // 1_000_000
     with _lock:
         if ms <= _last_ms and _last_random < _RANDOM_MAX:
@@ -53,13 +58,17 @@ def _next_value() -> int:
         else:
             random = int.from_bytes(random_bytes(_RANDOM_BITS // 8))
         _last_ms, _last_random = ms, random
-    return (ms << _RANDOM_BITS) | random
+        high = (ms << 60) | (random >> 20)
+        if high != _last_high:
+            _last_high = high
+            _last_head = "".join([_PAIRS[(high >> shift) & 1023] for shift in _HEAD_SHIFTS])
+        return _last_head, random & 0xFFFFF
 
 
 def ulid() -> str:
     """A 26-character ULID string."""
-    value = _next_value()
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+    head, low = _next()
+    return head + _PAIRS[low >> 10] + _PAIRS[low & 1023]
 
 
 def new_id(prefix: str) -> str:

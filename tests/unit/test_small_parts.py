@@ -21,6 +21,25 @@ def test_ids_are_unique_sortable_and_carry_their_time() -> None:
     assert before <= ids.timestamp_ms(made[0]) <= ids.timestamp_ms(made[-1]) <= after
 
 
+def _value(ulid: str) -> int:
+    value = 0
+    for char in ulid:
+        value = value * 32 + ids._ALPHABET.index(char)
+    return value
+
+
+def test_ids_within_a_millisecond_count_up_by_one_across_every_carry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A clock behind the last id's millisecond: the ids count up from there.
+    ms = time.time_ns() // 1_000_000 + 60_000
+    monkeypatch.setattr(ids, "_last_ms", ms)
+    for start in ((1 << 20) - 3, (1 << 40) - 2, (1 << 70) - 2):
+        monkeypatch.setattr(ids, "_last_random", start)
+        values = [_value(ids.ulid()) for _ in range(5)]
+        assert values == [(ms << 80) + start + n for n in range(1, 6)]
+
+
 def test_pooled_random_bytes_never_repeat_and_a_forked_child_reads_its_own() -> None:
     chunks = [ids.random_bytes(10) for _ in range(2000)]  # several refills of the pool
     assert len(set(chunks)) == len(chunks) and all(len(c) == 10 for c in chunks)
