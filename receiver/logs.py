@@ -135,7 +135,12 @@ class _Output(logging.StreamHandler[TextIO]):
 
     def soon(self, name: str, message: str) -> None:
         """Write logger ``name``'s INFO line ``message`` soon (at once, outside an event loop)."""
-        line = self._line(time.time(), "INFO", name, message, REQUEST_ID.get())
+        try:
+            line = self._line(time.time(), "INFO", name, message, REQUEST_ID.get())
+        except Exception:
+            # As for a record that cannot be formatted: reported on stderr, never raised.
+            self.handleError(logging.makeLogRecord({"name": name, "msg": message}))
+            return
         self.acquire()
         try:
             self._waiting.append(line + self.terminator)

@@ -130,3 +130,14 @@ def test_an_access_line_is_formatted_as_its_record_would_be(
         created, "INFO", "photohook.access", "GET / 200 1.0ms", "0123456789abcdef"
     )
     assert line == formatter.format(record)
+
+
+def test_a_line_that_cannot_be_formatted_is_reported_not_raised(
+    output: tuple[logging.StreamHandler[io.StringIO], io.StringIO],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler, stream = output
+    alone(handler)
+    log_request("POST", "/hooks/\udc80", 200, "accepted", time.perf_counter())  # no UTF-8
+    assert stream.getvalue() == ""
+    assert "Logging error" in capsys.readouterr().err
