@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import select
 import sys
 import time
 from datetime import UTC, datetime
@@ -112,6 +113,10 @@ def log_often(logger: logging.Logger, message: str) -> None:
 FLUSH_INTERVAL = 0.05
 #: Waiting lines written at once however recent, so that a burst never piles up in memory.
 FLUSH_LINES = 256
+#: The most characters written in one go. A write of up to PIPE_BUF bytes to a pipe is never
+#: interleaved with another process's (the processes of ``serve --processes`` share stderr),
+#: and a character takes at most 4 bytes.
+_ATOMIC_CHARS = select.PIPE_BUF // 4
 
 
 class _Output(logging.StreamHandler[TextIO]):
@@ -168,12 +173,26 @@ class _Output(logging.StreamHandler[TextIO]):
             self.release()
 
     def _write_waiting(self) -> None:
-        if self._waiting:
-            lines = "".join(self._waiting)
-            self._waiting.clear()
-            # When stderr is gone, the lines are dropped, as logging drops a record it cannot write.
-            with contextlib.suppress(OSError, ValueError):
-                self.stream.write(lines)
+        """Write the waiting lines, whole lines at a time, in writes of at most
+        :data:`_ATOMIC_CHARS`."""
+        lines, self._waiting = self._waiting, []
+        chunk: list[str] = []
+        size = 0
+        # When stderr is gone, the lines are dropped, as logging drops a record it cannot write.
+        with contextlib.suppress(OSError, ValueError):
+            for line in lines:
+                if chunk and size + len(line) > _ATOMIC_CHARS:
+                    self._write("".join(chunk))
+                    chunk.clear()
+                    size = 0
+                chunk.append(line)
+                size += len(line)
+            if chunk:
+                self._write("".join(chunk))
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
 
 
 _output: _Output | None = None

@@ -141,3 +141,29 @@ def test_a_line_that_cannot_be_formatted_is_reported_not_raised(
     log_request("POST", "/hooks/\udc80", 200, "accepted", time.perf_counter())  # no UTF-8
     assert stream.getvalue() == ""
     assert "Logging error" in capsys.readouterr().err
+
+
+class _Writes(io.StringIO):
+    """A stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_lines_are_written_whole_in_writes_another_process_cannot_tear(
+    output: tuple[logging.StreamHandler[io.StringIO], io.StringIO],
+) -> None:
+    handler, _ = output
+    stream = _Writes()
+    handler.setStream(stream)
+    alone(handler)
+    for n in range(logs.FLUSH_LINES):  # written at once, as a burst is
+        log_request("POST", f"/hooks/fotor/{'x' * (n % 50)}", 200, "accepted", time.perf_counter())
+    assert len(lines_of(stream)) == logs.FLUSH_LINES
+    assert len(stream.writes) > 1
+    assert all(len(w) <= logs._ATOMIC_CHARS and w.endswith("\n") for w in stream.writes)
