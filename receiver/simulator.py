@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import httpx
 
 from . import eventloop
+from .senders import tls_context
 
 FOTOR_STATUS = {"in_progress": 0, "completed": 1, "failed": 2}
 CROPPHOTO_STATUS = {"in_progress": "processing", "completed": "completed", "failed": "failed"}
@@ -159,9 +160,9 @@ async def send_test(
                 progress.flush()
 
     # A client, so a connection, per sender: httpx's shared pool looks at every connection on
-    # every request, and slows down as concurrency grows. They share one TLS context, which
-    # httpx would otherwise build for each client (25 ms apiece).
-    tls = httpx.create_ssl_context(trust_env=False)
+    # every request, and slows down as concurrency grows. They share the deliveries' one TLS
+    # context, which httpx would otherwise build for each client (25 ms apiece).
+    tls = tls_context()
     async with contextlib.AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(
