@@ -61,9 +61,14 @@ def test_two_receivers_three_workers_one_database(tmp_path: Path, postgres_url: 
             for process in (*workers, *receivers):
                 process.stop()
 
-    events = json.loads(
-        run_cli("events", "--json", "--limit", "100000", cwd=tmp_path, env=env).stdout
-    )
+    listed = run_cli("events", "--json", "--limit", "100000", cwd=tmp_path, env=env)
+    # Once, in one CI run of many, the listing came back cut short, with neither its exit status
+    # nor its stderr kept: they are the first thing to see if it happens again.
+    assert listed.returncode == 0, (listed.returncode, listed.stderr[-2000:])
+    try:
+        events = json.loads(listed.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"{len(listed.stdout)} characters, stderr: {listed.stderr!r}") from exc
     keys = [(e["task_id"], e["status"]) for e in events]
     assert len(keys) == len(set(keys)) == len(expected)  # every callback stored once
 
