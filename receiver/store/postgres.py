@@ -142,9 +142,9 @@ class PostgresStore(SQLStore):
         except (*self.errors, ValueError) as exc:
             raise StoreError(f"cannot open the PostgreSQL database: {reason(exc)}") from exc
 
-    async def _write_batch(self, receipts: Sequence[Receipt]) -> list[Stored]:
-        stored = await super()._write_batch(receipts)
-        self._stored_since_analyze += len(receipts)
+    async def store(self, receipt: Receipt) -> Stored:
+        stored = await super().store(receipt)
+        self._stored_since_analyze += 1
         if self._stored_since_analyze >= self._analyze_after and self._analyzing is None:
             self._stored_since_analyze = 0
             self._analyzing = asyncio.create_task(self._analyze(), name="photohook-analyze")

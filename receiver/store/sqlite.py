@@ -1,8 +1,8 @@
 """The embedded store: SQLite in WAL mode with ``synchronous=FULL``.
 
-One connection writes (:mod:`.sqlite_writer`: each transaction whole, in its thread), fed by the
-group committer; another reads, through aiosqlite, so that listing never waits for a commit.
-``BEGIN IMMEDIATE`` makes writers take turns, across processes too.
+One connection writes (:mod:`.sqlite_writer`: each transaction whole, in its thread, where group
+commit takes its batches); another reads, through aiosqlite, so that listing never waits for a
+commit. ``BEGIN IMMEDIATE`` makes writers take turns, across processes too.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import aiosqlite
 
 from ..errors import StoreError
 from ..events import format_time
+from .groupcommit import Committer, ThreadGroupCommit
 from .migrations import not_migrated, pending
 from .sqlite_writer import Writer
-from .sqlstore import SQLStore
+from .sqlstore import BatchWork, SQLStore
 from .tx import Dialect, Row, Tx
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 logger = logging.getLogger("photohook.store")
 
@@ -65,15 +67,15 @@ class SQLiteStore(SQLStore):
     errors = (sqlite3.Error,)
 
     def __init__(self, path: str, *, max_batch: int = 256) -> None:
+        self._writer = Writer(DIALECT, busy_timeout=_BUSY_TIMEOUT)
         super().__init__(max_batch=max_batch)
         self.path = path
-        self._writer: Writer | None = None
         self._reader: aiosqlite.Connection | None = None
         self._watch: asyncio.Task[None] | None = None
 
     async def _connect(self, *, migrate: bool) -> None:
         try:
-            writer = self._writer = Writer(DIALECT, busy_timeout=_BUSY_TIMEOUT)
+            writer = self._writer
             await writer.open(self.path)
 
             async def prepare() -> None:
@@ -120,7 +122,7 @@ class SQLiteStore(SQLStore):
             if looked and written == seen_file and not failing:
                 continue  # nobody has written since the last look
             looked, seen_file, last_write = True, written, loop.time()
-            if self._writer is None:
+            if not self._writer.opened:
                 return
             try:
                 [(version,)] = await self._writer.execute("PRAGMA data_version")
@@ -143,14 +145,28 @@ class SQLiteStore(SQLStore):
         if self._reader is not None:
             with contextlib.suppress(sqlite3.Error):
                 await self._reader.close()
-        if self._writer is not None:
-            await self._writer.close()
-        self._reader = self._writer = None
+        await self._writer.close()
+        self._reader = None
 
     async def _in_transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
-        if self._writer is None:
+        if not self._writer.opened:
             raise StoreError("the store is not open")
         return await self._writer.transaction(work)
+
+    def _group_commit(
+        self, doing: str, work: BatchWork[Item, T], max_batch: int
+    ) -> Committer[Item, T]:
+        """Committed from the writer's thread, which takes what is waiting as it begins each
+        transaction (see :class:`~.groupcommit.ThreadGroupCommit`)."""
+
+        def write_batch(items: Sequence[Item]) -> Sequence[T]:
+            now = time.time()
+            try:
+                return self._writer.transact_here(lambda tx: work(tx, items, now))
+            except sqlite3.Error as exc:
+                raise self._failure(doing, exc) from exc
+
+        return ThreadGroupCommit(write_batch, self._writer.post, max_batch=max_batch)
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[_Tx]:

@@ -7,6 +7,9 @@ there, from ``BEGIN IMMEDIATE`` to ``COMMIT``. SQLite's write lock, which every 
 waits for, is then held for the SQL alone. With a trip per statement, as through aiosqlite, it
 would be held across trips through the event loop (eight for a claim, each as slow as the loop
 is busy), and a ``serve`` beside the worker could not commit the callbacks it is answering.
+
+Group commit goes further: its batches are begun from this thread (:meth:`Writer.post`,
+:class:`~.groupcommit.ThreadGroupCommit`), so the event loop is not on the way between two.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .tx import Dialect, Row, Tx
 
 T = TypeVar("T")
+
+logger = logging.getLogger("photohook.store")
 
 #: Seconds between attempts to take the write lock while another process holds it. SQLite's own
 #: wait (``busy_timeout``) sleeps 1, 2, 5, 10, 15... ms between looks, which made a worker and a
@@ -36,12 +42,16 @@ class Writer:
     def __init__(self, dialect: Dialect, *, busy_timeout: float) -> None:
         self._dialect = dialect
         self._busy_timeout = busy_timeout
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="photohook-sqlite-writer")
+        self._executor = _thread()
         self._db: sqlite3.Connection | None = None
 
     async def open(self, path: str) -> None:
         """Connect; ``synchronous = FULL``, and lock waits are :meth:`transaction`'s to make."""
         self._db = await self._in_thread(functools.partial(_open, path))
+
+    @property
+    def opened(self) -> bool:
+        return self._db is not None
 
     async def execute(self, sql: str) -> list[Row]:
         """One statement outside a transaction (a ``PRAGMA``, say); its rows."""
@@ -55,17 +65,33 @@ class Writer:
         return await self._in_thread(functools.partial(function, db))
 
     async def transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
-        """``work`` in a write transaction, whole, in the connection's thread: committed when it
-        returns, rolled back when it raises. While another process holds the write lock, it is
-        tried again every millisecond, for up to the busy timeout."""
+        """``work`` in a write transaction, whole, in the connection's thread (see
+        :meth:`transact_here`)."""
+        return await self._in_thread(functools.partial(self.transact_here, work))
+
+    def transact_here(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """``work`` in a write transaction: committed when it returns, rolled back when it
+        raises. Called in the connection's thread (from a function given to :meth:`post`).
+        While another process holds the write lock, it is tried again every millisecond, for up
+        to the busy timeout, the thread sleeping meanwhile: what else it has queued is write
+        transactions, which would wait for the same lock, or a look at ``data_version``, which
+        can wait."""
+        db = self._db
+        if db is None:
+            raise sqlite3.ProgrammingError("the writer is not open")
         deadline = time.monotonic() + self._busy_timeout
         while True:
             try:
-                return await self.call(functools.partial(_whole, work, self._dialect))
+                return _whole(work, self._dialect, db)
             except _Busy:
                 if time.monotonic() > deadline:
                     raise sqlite3.OperationalError("database is locked") from None
-            await asyncio.sleep(_LOCK_PAUSE)
+            time.sleep(_LOCK_PAUSE)
+
+    def post(self, function: Callable[[], None]) -> None:
+        """Run ``function`` in the connection's thread, after whatever it was given before; what
+        it raises is logged (it has no one else to tell)."""
+        self._executor.submit(function).add_done_callback(_log_failure)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -73,9 +99,20 @@ class Writer:
                 await self.call(sqlite3.Connection.close)
             self._db = None
         self._executor.shutdown(wait=False)
+        self._executor = _thread()  # a store's lifespan may open it again
 
     async def _in_thread(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+
+def _thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="photohook-sqlite-writer")
+
+
+def _log_failure(done: Future[None]) -> None:
+    exc = done.exception()
+    if exc is not None:
+        logger.error("the SQLite writer's thread failed", exc_info=exc)
 
 
 class _Busy(Exception):

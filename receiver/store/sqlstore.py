@@ -26,7 +26,7 @@ from ..errors import StoreError, StoreUnavailable
 from ..events import Event, format_time
 from ..tokens import generate_key
 from . import outbox, pruning, queries, tasks, transfer, writes
-from .groupcommit import GroupCommit
+from .groupcommit import Committer, GroupCommit
 from .records import (
     AttemptRecord,
     Claim,
@@ -45,6 +45,10 @@ from .records import (
 from .tx import Tx
 
 T = TypeVar("T")
+Item = TypeVar("Item")
+
+#: Writes a batch of items in a transaction, at a time given once for the batch; what each did.
+BatchWork = Callable[[Tx, Sequence[Item], float], Awaitable[Sequence[T]]]
 
 _ATTEMPTS = 3
 
@@ -62,11 +66,11 @@ class SQLStore:
     unavailable: tuple[type[BaseException], ...] = ()
 
     def __init__(self, *, max_batch: int = 256) -> None:
-        self._commits: GroupCommit[Receipt, Stored] = GroupCommit(
-            self._write_batch, max_batch=max_batch
+        self._commits: Committer[Receipt, Stored] = self._group_commit(
+            "could not store the callback", writes.write_batch, max_batch
         )
-        self._outcomes: GroupCommit[Outcome, None] = GroupCommit(
-            self._write_outcomes, max_batch=max_batch
+        self._outcomes: Committer[Outcome, None] = self._group_commit(
+            "cannot record a delivery attempt", _finish, max_batch
         )
 
     # What each engine provides.
@@ -84,6 +88,18 @@ class SQLStore:
 
     def _reading(self) -> contextlib.AbstractAsyncContextManager[Tx]:
         raise NotImplementedError
+
+    def _group_commit(
+        self, doing: str, work: BatchWork[Item, T], max_batch: int
+    ) -> Committer[Item, T]:
+        """Concurrent writes of ``work`` committed together: by an event-loop task, unless the
+        engine has a better place to commit them from."""
+
+        async def write_batch(items: Sequence[Item]) -> Sequence[T]:
+            now = time.time()
+            return await self._run(doing, lambda tx: work(tx, items, now))
+
+        return GroupCommit(write_batch, max_batch=max_batch)
 
     async def listen(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` when another process creates due deliveries (where the engine can)."""
@@ -132,12 +148,6 @@ class SQLStore:
 
     async def store(self, receipt: Receipt) -> Stored:
         return await self._commits.submit(receipt)
-
-    async def _write_batch(self, receipts: Sequence[Receipt]) -> list[Stored]:
-        now = time.time()
-        return await self._run(
-            "could not store the callback", lambda tx: writes.write_batch(tx, receipts, now)
-        )
 
     async def check_writable(self) -> None:
         await self._run(
@@ -199,13 +209,6 @@ class SQLStore:
 
     async def finish(self, outcome: Outcome) -> None:
         await self._outcomes.submit(outcome)
-
-    async def _write_outcomes(self, outcomes: Sequence[Outcome]) -> list[None]:
-        now = time.time()
-        await self._run(
-            "cannot record a delivery attempt", lambda tx: outbox.finish(tx, outcomes, now)
-        )
-        return [None] * len(outcomes)
 
     async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
         names = list(destinations)
@@ -323,6 +326,12 @@ class SQLStore:
 
     async def set_meta(self, key: str, value: str | None) -> None:
         await self._run(f"cannot write {key}", lambda tx: _set_meta(tx, key, value))
+
+
+async def _finish(tx: Tx, outcomes: Sequence[Outcome], now: float) -> list[None]:
+    """Record delivery attempts (:func:`.outbox.finish`); there is nothing to answer each."""
+    await outbox.finish(tx, outcomes, now)
+    return [None] * len(outcomes)
 
 
 async def _set_meta(tx: Tx, key: str, value: str | None) -> None:

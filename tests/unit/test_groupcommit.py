@@ -1,31 +1,67 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from receiver.errors import StoreError, StoreUnavailable
-from receiver.store.groupcommit import GroupCommit
+from receiver.store.groupcommit import Committer, GroupCommit, ThreadGroupCommit
 
 
 class Recorder:
-    def __init__(self, poison: int | None = None) -> None:
+    """A database that takes a millisecond per commit (more requests gather meanwhile)."""
+
+    def __init__(self, poison: int | None = None, *, unreachable: bool = False) -> None:
         self.batches: list[list[int]] = []
         self.poison = poison
+        self.unreachable = unreachable
+        self.seconds = 0.001
 
     async def write(self, items: Sequence[int]) -> list[int]:
-        await asyncio.sleep(0.001)  # a commit takes time; more requests gather meanwhile
+        await asyncio.sleep(self.seconds)
+        return self._commit(items)
+
+    def write_here(self, items: Sequence[int]) -> list[int]:
+        time.sleep(self.seconds)
+        return self._commit(items)
+
+    def _commit(self, items: Sequence[int]) -> list[int]:
+        if self.unreachable:
+            self.batches.append(list(items))
+            raise StoreUnavailable("cannot store: the database did not answer in time")
         if self.poison in items:
             raise ValueError(f"cannot write {self.poison}")
         self.batches.append(list(items))
         return [item * 10 for item in items]
 
 
-async def test_concurrent_submissions_share_commits() -> None:
+Make = Callable[..., Committer[int, int]]
+
+
+@pytest.fixture(params=["event loop", "writer thread"])
+def make(request: pytest.FixtureRequest) -> Iterator[Make]:
+    """A started group commit over a recorder, driven either way."""
+    thread = ThreadPoolExecutor(1)
+
+    def started(recorder: Recorder, max_batch: int = 256) -> Committer[int, int]:
+        commits: Committer[int, int]
+        if request.param == "event loop":
+            commits = GroupCommit(recorder.write, max_batch=max_batch)
+        else:
+            commits = ThreadGroupCommit(recorder.write_here, thread.submit, max_batch=max_batch)
+        commits.start()
+        return commits
+
+    yield started
+    thread.shutdown()
+
+
+async def test_concurrent_submissions_share_commits(make: Make) -> None:
     recorder = Recorder()
-    commits = GroupCommit(recorder.write)
-    commits.start()
+    commits = make(recorder)
     results = await asyncio.gather(*(commits.submit(i) for i in range(200)))
     await commits.stop()
     assert results == [i * 10 for i in range(200)]
@@ -34,10 +70,9 @@ async def test_concurrent_submissions_share_commits() -> None:
     assert commits.commits == len(recorder.batches)
 
 
-async def test_one_failing_item_does_not_roll_back_the_others() -> None:
+async def test_one_failing_item_does_not_roll_back_the_others(make: Make) -> None:
     recorder = Recorder(poison=7)
-    commits = GroupCommit(recorder.write)
-    commits.start()
+    commits = make(recorder)
     outcomes = await asyncio.gather(*(commits.submit(i) for i in range(20)), return_exceptions=True)
     await commits.stop()
     assert isinstance(outcomes[7], ValueError)
@@ -45,36 +80,27 @@ async def test_one_failing_item_does_not_roll_back_the_others() -> None:
     assert 7 not in [i for batch in recorder.batches for i in batch]
 
 
-async def test_an_unreachable_database_fails_the_batch_at_once() -> None:
+async def test_an_unreachable_database_fails_the_batch_at_once(make: Make) -> None:
     """Tried one by one, each item would wait out the same timeout in turn."""
-    calls: list[list[int]] = []
-
-    async def write(items: Sequence[int]) -> list[int]:
-        calls.append(list(items))
-        await asyncio.sleep(0.001)
-        raise StoreUnavailable("cannot store: the database did not answer in time")
-
-    commits = GroupCommit(write)
-    commits.start()
+    recorder = Recorder(unreachable=True)
+    commits = make(recorder)
     outcomes = await asyncio.gather(*(commits.submit(i) for i in range(20)), return_exceptions=True)
     await commits.stop()
     assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
-    assert sorted(i for batch in calls for i in batch) == list(range(20))  # each tried once
+    assert sorted(i for batch in recorder.batches for i in batch) == list(range(20))  # once each
 
 
-async def test_batches_are_capped() -> None:
+async def test_batches_are_capped(make: Make) -> None:
     recorder = Recorder()
-    commits = GroupCommit(recorder.write, max_batch=16)
-    commits.start()
+    commits = make(recorder, max_batch=16)
     await asyncio.gather(*(commits.submit(i) for i in range(100)))
     await commits.stop()
     assert max(len(batch) for batch in recorder.batches) <= 16
 
 
-async def test_stop_commits_what_was_submitted_then_refuses() -> None:
+async def test_stop_commits_what_was_submitted_then_refuses(make: Make) -> None:
     recorder = Recorder()
-    commits = GroupCommit(recorder.write)
-    commits.start()
+    commits = make(recorder)
     pending = [asyncio.ensure_future(commits.submit(i)) for i in range(10)]
     await asyncio.sleep(0)
     await commits.stop()
@@ -83,13 +109,47 @@ async def test_stop_commits_what_was_submitted_then_refuses() -> None:
         await commits.submit(99)
 
 
-async def test_a_cancelled_waiter_does_not_break_the_writer() -> None:
+async def test_a_cancelled_waiter_does_not_break_the_writer(make: Make) -> None:
     recorder = Recorder()
-    commits = GroupCommit(recorder.write)
-    commits.start()
+    commits = make(recorder)
     waiter = asyncio.ensure_future(commits.submit(1))
     await asyncio.sleep(0)
     waiter.cancel()
     assert await commits.submit(2) == 20
     await commits.stop()
     assert [1] in recorder.batches or [1, 2] in recorder.batches
+
+
+async def test_the_writer_thread_goes_on_to_the_next_batch_without_the_event_loop() -> None:
+    """What gathered during a commit is committed next, while the event loop is still busy
+    elsewhere: the thread does not wait for the loop to hand it the batch."""
+    recorder = Recorder()
+    recorder.seconds = 0.05
+    with ThreadPoolExecutor(1) as thread:
+        commits = ThreadGroupCommit(recorder.write_here, thread.submit)
+        commits.start()
+        first = asyncio.ensure_future(commits.submit(1))
+        await asyncio.sleep(0.01)  # the thread is committing [1]
+        rest = [asyncio.ensure_future(commits.submit(i)) for i in range(2, 6)]
+        await asyncio.sleep(0)  # each is waiting
+        time.sleep(0.5)  # noqa: ASYNC251 -- the event loop is busy elsewhere
+        assert recorder.batches == [[1], [2, 3, 4, 5]]
+        assert await first == 10
+        assert [await r for r in rest] == [20, 30, 40, 50]
+        await commits.stop()
+
+
+async def test_the_writer_thread_runs_other_work_between_batches() -> None:
+    """A steady stream of writes does not starve the thread's other transactions (claims)."""
+    recorder = Recorder()
+    ran: list[int] = []
+    with ThreadPoolExecutor(1) as thread:
+        commits = ThreadGroupCommit(recorder.write_here, thread.submit, max_batch=10)
+        commits.start()
+        writes = [asyncio.ensure_future(commits.submit(i)) for i in range(100)]
+        await asyncio.sleep(0)  # all are waiting; the thread has begun the first batch
+        thread.submit(lambda: ran.append(len(recorder.batches)))
+        await asyncio.gather(*writes)
+        await commits.stop()
+    assert len(recorder.batches) >= 10
+    assert ran and ran[0] <= 3  # after the first batch or so, not after all of them
