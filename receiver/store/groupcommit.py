@@ -156,6 +156,7 @@ class ThreadGroupCommit(_Policy[T, R]):
         self._post = post
         self._lock = threading.Lock()  # the pending list and the draining flag, across threads
         self._draining = False
+        self._stopped: asyncio.Future[None] | None = None  # stop() waits for the last batch
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
@@ -178,12 +179,17 @@ class ThreadGroupCommit(_Policy[T, R]):
         self._closing = True
         if self._loop is None:
             return
-        done: asyncio.Future[None] = self._loop.create_future()
-        self._post(lambda: self._drain_all(done))
-        await done
+        with self._lock:
+            if not self._draining:
+                return
+            if self._stopped is None:
+                self._stopped = self._loop.create_future()
+            stopped = self._stopped
+        await stopped
 
     def _drain(self) -> None:
-        """In the writer's thread: commit one batch, then come back if more is waiting."""
+        """In the writer's thread: commit one batch, then come back if more is waiting. Only
+        one of these is posted at a time, and only while something is waiting."""
         with self._lock:
             batch = self._take()
         try:
@@ -191,20 +197,12 @@ class ThreadGroupCommit(_Policy[T, R]):
         finally:
             with self._lock:
                 again = self._draining = bool(self._pending)
+                stopped = self._stopped
             if again:
                 self._post(self._drain)
-
-    def _drain_all(self, done: asyncio.Future[None]) -> None:
-        try:
-            while True:
-                with self._lock:
-                    batch = self._take()
-                if not batch:
-                    break
-                self._commit(batch)
-        finally:
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(_resolve, done)
+            elif stopped is not None:
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(_resolve, stopped)
 
     def _commit(self, batch: Batch[T, R]) -> None:
         try:

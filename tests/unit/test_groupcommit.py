@@ -100,11 +100,12 @@ async def test_batches_are_capped(make: Make) -> None:
 
 async def test_stop_commits_what_was_submitted_then_refuses(make: Make) -> None:
     recorder = Recorder()
-    commits = make(recorder)
+    commits = make(recorder, max_batch=3)
     pending = [asyncio.ensure_future(commits.submit(i)) for i in range(10)]
     await asyncio.sleep(0)
     await commits.stop()
     assert [await p for p in pending] == [i * 10 for i in range(10)]
+    assert [] not in recorder.batches  # nothing left for a batch queued before the stop
     with pytest.raises(StoreError):
         await commits.submit(99)
 
