@@ -67,6 +67,7 @@ class SQLiteStore(SQLStore):
     errors = (sqlite3.Error,)
 
     def __init__(self, path: str, *, max_batch: int = 256) -> None:
+        # Made before the group commits, which are given its thread.
         self._writer = Writer(DIALECT, busy_timeout=_BUSY_TIMEOUT)
         super().__init__(max_batch=max_batch)
         self.path = path
