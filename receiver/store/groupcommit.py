@@ -45,7 +45,8 @@ class Committer(Protocol[T_contra, R_co]):
 
 
 class _Policy(Generic[T, R]):
-    """What both drivers share: the batch size, the counts, and what a failed batch means.
+    """What both drivers share: the batch size, the count of commits, and what a failed batch
+    means.
 
     ``write_batch`` must be atomic: it commits all of a batch or none. When a batch fails, each
     of its items is written again alone, so one item's failure never rolls back another's;
@@ -58,7 +59,6 @@ class _Policy(Generic[T, R]):
         self._pending: Batch[T, R] = []
         self._closing = False
         self.commits = 0
-        self.committed_items = 0
 
     def _take(self) -> Batch[T, R]:
         batch = self._pending[: self._max_batch]
@@ -77,7 +77,6 @@ class _Policy(Generic[T, R]):
 
     def _committed(self, batch: Batch[T, R], results: Sequence[R]) -> None:
         self.commits += 1
-        self.committed_items += len(batch)
         self._settle(batch, results)
 
     def _settle(self, batch: Batch[T, R], outcomes: Sequence[R | Exception]) -> None:

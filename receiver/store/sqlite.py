@@ -158,7 +158,9 @@ class SQLiteStore(SQLStore):
         self, doing: str, work: BatchWork[Item, T], max_batch: int
     ) -> Committer[Item, T]:
         """Committed from the writer's thread, which takes what is waiting as it begins each
-        transaction (see :class:`~.groupcommit.ThreadGroupCommit`)."""
+        transaction (see :class:`~.groupcommit.ThreadGroupCommit`). Errors become store errors
+        as in :meth:`_run`; SQLite has no ``transient`` ones to run again (one writer at a
+        time)."""
 
         def write_batch(items: Sequence[Item]) -> Sequence[T]:
             now = time.time()
