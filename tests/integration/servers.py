@@ -24,10 +24,12 @@ from tests.helpers import free_port
 
 
 @contextmanager
-def running(app: Any, *, lifespan: str = "on", certificate: Path | None = None) -> Iterator[str]:
+def running(
+    app: Any, *, lifespan: str = "on", certificate: Path | None = None, http: Any = "auto"
+) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yields its base URL. With
     ``certificate`` (a PEM file holding the key and the chain) it serves HTTPS, its URL naming
-    the host ``localhost``."""
+    the host ``localhost``; ``http`` is uvicorn's HTTP protocol (a class, or its name)."""
     port = free_port()
     tls = {"ssl_certfile": certificate, "ssl_keyfile": certificate} if certificate else {}
     config = uvicorn.Config(
@@ -37,6 +39,7 @@ def running(app: Any, *, lifespan: str = "on", certificate: Path | None = None) 
         log_level="warning",
         lifespan=lifespan,
         access_log=False,
+        http=http,
         **tls,
     )
     server = uvicorn.Server(config)
