@@ -83,6 +83,12 @@ def ingest(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], str]:
             "photohook",
         ),
         *grown,
+        Server(
+            "f. group commit alone (plain ASGI, one COMMIT per batch)",
+            [*UVICORN, "--port", "{port}", "bench.apps:group_commit"],
+            workdir,
+            "group",
+        ),
     ]
     results: dict[str, list[tuple[load.Load, float]]] = {s.name: [] for s in servers}
     tool = ""

@@ -77,6 +77,7 @@ class Server:
             **self.env,
             "PYTHONPATH": str(ROOT.parent),
             "BENCH_NAIVE_DB": str(self.workdir / "naive.db"),
+            "BENCH_GROUP_DB": str(self.workdir / "group.db"),
         }
         self.process = subprocess.Popen(
             self.command,
