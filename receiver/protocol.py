@@ -6,11 +6,10 @@ headers within ``header_timeout`` seconds is answered 408 and closed, and header
 ``max_header_bytes`` (or ``max_headers`` lines) are answered 431 and closed, before the
 application sees them. How long the body may take is the ingest endpoint's own limit.
 
-It also writes each answer in one send. uvicorn writes a response's head when the application
-sends ``http.response.start`` and its body on ``http.response.body``: two system calls, and on
-loopback two trips through the kernel's TCP stack, for answers of a few hundred bytes. Holding a
-write until the next one (or the end of the event loop's step) cost an eighth of the CPU of a
-callback in the benchmark (see bench/results).
+It also writes each answer in one send (:class:`WriteTogether`). uvicorn writes a response's
+head when the application sends ``http.response.start`` and its body on ``http.response.body``:
+two system calls and two TCP segments for answers of a few hundred bytes. Sent together, they
+took up to an eighth off the CPU of a request in the benchmark (bench/results, eighth pass).
 """
 
 from __future__ import annotations
