@@ -180,7 +180,8 @@ class Worker:
 
     async def start(self) -> None:
         await self.store.sync_destinations(self._lanes)
-        await self.store.listen(self.wake)
+        if self._lanes or self.reconciler.enabled:  # else a wake-up has nothing to look for
+            await self.store.listen(self.wake)
         self._task = asyncio.create_task(self._run(), name="photohook-worker")
         logger.info("worker %s delivering to %s", self.id, ", ".join(self._lanes) or "nothing")
         if self.reconciler.enabled:

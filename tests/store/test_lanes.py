@@ -50,3 +50,26 @@ async def test_an_answered_delivery_frees_its_place_before_its_outcome_is_commit
 async def _all_delivered(store: Store, count: int) -> bool:
     states = [delivery.state for delivery in await store.list_deliveries(DeliveryQuery())]
     return states == ["delivered"] * count
+
+
+@pytest.mark.parametrize("routed", [False, True])
+async def test_a_worker_listens_for_commits_only_when_it_has_somewhere_to_deliver(
+    store: Store, monkeypatch: pytest.MonkeyPatch, routed: bool
+) -> None:
+    # Listening costs the receiver work on every commit (SQLite: a stat and a query every 10 ms),
+    # for nothing when no delivery can ever be due.
+    listened: list[object] = []
+
+    async def listen(wake: object) -> None:
+        listened.append(wake)
+
+    monkeypatch.setattr(store, "listen", listen)
+
+    async def handler(event: Event) -> None:
+        pass
+
+    destinations = {"app": HandlerDestination(name="app", handler=handler)} if routed else {}
+    worker = Worker(store, destinations, sweep_interval=0.05)
+    await worker.start()
+    await worker.stop()
+    assert listened == ([worker.wake] if routed else [])
