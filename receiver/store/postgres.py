@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -67,6 +68,16 @@ READ_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 5.0
 #: A 200 means the commit is on disk, whatever the server's default says.
 _SETTINGS = {"synchronous_commit": "on"}
+#: The server probes a connection silent this long, and ends its session when the peer does
+#: not answer: a process that died while the network was down left its sessions behind, and a
+#: session cut off in the middle of a statement's messages waits for the rest for ever, holding
+#: its locks. (Sessions this process gave up on, it ends itself when it can: see
+#: ``PostgresStore._end_abandoned``.) The operating system's default is two hours.
+_KEEPALIVES = {
+    "tcp_keepalives_idle": "30",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+}
 #: The server ends a session left idle inside a transaction this long: the other half of a
 #: connection this process gave up on, whose row locks (a destination's, while claiming) would
 #: otherwise outlive it by hours. A live process never leaves a transaction idle for more than a
@@ -122,6 +133,9 @@ class PostgresStore(SQLStore):
         self._stored_since_analyze = 0
         self._analyze_after = _ANALYZE_AFTER
         self._analyzing: asyncio.Task[None] | None = None
+        #: The server sessions of connections given up on, by server process id: when each was
+        #: acquired (``time.monotonic()``). See :meth:`_end_abandoned`.
+        self._abandoned: dict[int, float] = {}
 
     async def _connect(self, *, migrate: bool) -> None:
         try:
@@ -136,6 +150,7 @@ class PostgresStore(SQLStore):
                 command_timeout=STATEMENT_TIMEOUT,
                 server_settings={
                     **_SETTINGS,
+                    **_KEEPALIVES,
                     "idle_in_transaction_session_timeout": _IDLE_IN_TRANSACTION,
                 },
             )
@@ -216,19 +231,62 @@ class PostgresStore(SQLStore):
             connection.terminate()
 
         async with self._pool.acquire() as connection:
+            acquired, pid = time.monotonic(), connection.get_server_pid()
             watchdog = asyncio.get_running_loop().call_later(seconds, close, connection)
             try:
+                if self._abandoned:
+                    await self._end_abandoned(connection)
                 yield connection
             except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
                 if not fired:
                     raise
+                self._abandoned[pid] = acquired
                 await self._pool.expire_connections()
                 raise TimeoutError(f"no answer within {seconds:g}s") from exc
             except TimeoutError:
+                self._abandoned[pid] = acquired
                 await self._pool.expire_connections()
                 raise
             finally:
                 watchdog.cancel()
+
+    async def _end_abandoned(self, connection: asyncpg.Connection) -> None:
+        """End the server sessions of the connections this process gave up on, now that the
+        database answers again.
+
+        Over a network that dropped every byte, closing a connection tells the server nothing:
+        its session lives on, and with it the row locks of its transaction (a destination's, taken
+        to claim deliveries, stops every worker's deliveries to it). A session left idle in its
+        transaction ends after ``idle_in_transaction_session_timeout``, but one cut off in the
+        middle of a statement's messages waits for the rest, bound by no timeout at all, until
+        TCP gives up on the peer: hours later.
+
+        A session is only ended if it began before the connection was acquired, so a new session
+        that has since been given the same process id is left alone.
+        """
+        now = time.monotonic()
+        pids = list(self._abandoned)
+        ended = await connection.fetch(
+            # Materialized, so that the planner cannot apply pg_terminate_backend() to sessions
+            # before it has picked the given ones.
+            "WITH given AS MATERIALIZED ("
+            " SELECT a.pid FROM pg_stat_activity a"
+            " JOIN unnest($1::int[], $2::float8[]) AS abandoned (pid, age) USING (pid)"
+            " WHERE a.pid != pg_backend_pid()"
+            " AND a.backend_start < clock_timestamp() - make_interval(secs => abandoned.age))"
+            " SELECT pid FROM given WHERE pg_terminate_backend(pid)",
+            pids,
+            [now - self._abandoned[pid] for pid in pids],
+            timeout=STATEMENT_TIMEOUT,
+        )
+        for pid in pids:
+            self._abandoned.pop(pid, None)  # another connection may have ended it meanwhile
+        if ended:
+            logger.warning(
+                "ended %d database session(s) this process had given up on: %s",
+                len(ended),
+                ", ".join(str(pid) for (pid,) in ended),
+            )
 
     async def _migrate(self, *, apply: bool) -> None:
         """Apply pending migrations, on a connection of their own and without a time limit:

@@ -12,10 +12,12 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 from receiver.ingest import COMMIT_TIMEOUT
-from receiver.store.postgres import WRITE_TIMEOUT
+from receiver.store import postgres
+from receiver.store.postgres import WRITE_TIMEOUT, PostgresStore
 from tests.integration.servers import Sink, running
 
 from .helpers import Serve, fotor_body, run_cli, send_all, sink_config, wait_until
@@ -76,4 +78,50 @@ def test_a_partitioned_database_gets_503_then_heals_without_a_restart(
             serve.stop()
     log = serve.log.read_text()
     assert "the database did not answer in time" in log
+    assert "database session(s) this process had given up on" in log
     assert "Traceback" not in log
+
+
+async def test_sessions_given_up_on_are_ended_once_the_database_answers_again(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction the partition cut off lives on in the server after photohook gave up on it,
+    holding its locks: here a destination's, as a claim takes it, which would stop every worker's
+    deliveries there. Once the network mends, the store ends that session before anything else,
+    and the next claim gets the lock at once, not after the server's own timeouts (20 s idle in a
+    transaction; none at all when the cut fell between a statement's messages)."""
+    monkeypatch.setattr(postgres, "STATEMENT_TIMEOUT", 1.0)
+    monkeypatch.setattr(postgres, "WRITE_TIMEOUT", 2.0)
+    parts = urlsplit(postgres_url)
+    bystander = await asyncpg.connect(postgres_url)  # same role, not the store's: left alone
+    with Partition(parts.hostname or "127.0.0.1", parts.port or 5432) as network:
+        store = PostgresStore(_through(postgres_url, network.port))
+        await store.open()
+
+        async def claim_cut_off() -> None:
+            async with store._transaction() as tx:
+                await tx.fetch("SELECT name FROM destinations FOR UPDATE")
+                network.cut()
+                await tx.fetch("SELECT 1")
+
+        try:
+            await store.sync_destinations(["sink"])
+            with pytest.raises(TimeoutError):
+                await claim_cut_off()
+            network.mend()
+            holders = await bystander.fetch(
+                "SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE c.relname = 'destinations' AND l.mode = 'RowShareLock'"
+            )
+            assert len(holders) == 1  # the session cut off, still there
+
+            claims, _ = await store.claim({"sink": 1}, "worker", 30.0, time.time())
+
+            assert claims == []
+            assert not await bystander.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", holders[0]["pid"]
+            )
+            assert await bystander.fetchval("SELECT 1") == 1
+        finally:
+            await store.close()
+            await bystander.close()

@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 
 from receiver.store import open_store
+from receiver.store.postgres import PostgresStore
 
 from .factories import receipt
 
@@ -34,3 +35,26 @@ async def test_planner_statistics_are_refreshed_as_the_tables_grow(postgres_url:
     finally:
         await admin.close()
         await store.close()
+
+
+async def test_the_server_probes_the_stores_connections_long_before_the_systems_two_hours(
+    postgres_url: str,
+) -> None:
+    """A session whose process died while the network was down holds its locks until the server
+    notices the peer is gone; keepalives make that about a minute."""
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        async with store._reading() as tx:
+            settings = dict(
+                await tx.fetch(
+                    "SELECT name, setting FROM pg_settings WHERE name LIKE 'tcp_keepalives_%'"
+                )
+            )
+    finally:
+        await store.close()
+    assert settings == {
+        "tcp_keepalives_idle": "30",
+        "tcp_keepalives_interval": "10",
+        "tcp_keepalives_count": "3",
+    }
