@@ -83,10 +83,13 @@ class Store(Protocol):
         A delivery is due when its time has come, it is not leased (or its lease expired), and no
         earlier event of the same task waits for the same destination. Also returns when the next
         delivery of those destinations falls due (None: none is waiting).
+
+        Leases are committed without waiting for the disk (see :mod:`~.sqlstore`).
         """
 
     async def finish(self, outcome: Outcome) -> None:
-        """Record an attempt and the delivery's new state (group-committed)."""
+        """Record an attempt and the delivery's new state (group-committed, without waiting
+        for the disk: see :mod:`~.sqlstore`)."""
 
     async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
         """New pending deliveries of an event (a replay); their ids."""

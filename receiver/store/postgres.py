@@ -201,8 +201,12 @@ class PostgresStore(SQLStore):
                 self._pool.terminate()
             self._pool = None
 
-    async def _in_transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+    async def _in_transaction(
+        self, work: Callable[[Tx], Awaitable[T]], *, durable: bool = True
+    ) -> T:
         async with self._transaction() as tx:
+            if not durable:
+                await tx.execute("SET LOCAL synchronous_commit = off")
             return await work(tx)
 
     @contextlib.asynccontextmanager

@@ -149,13 +149,15 @@ class SQLiteStore(SQLStore):
         await self._writer.close()
         self._reader = None
 
-    async def _in_transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+    async def _in_transaction(
+        self, work: Callable[[Tx], Awaitable[T]], *, durable: bool = True
+    ) -> T:
         if not self._writer.opened:
             raise StoreError("the store is not open")
-        return await self._writer.transaction(work)
+        return await self._writer.transaction(work, durable=durable)
 
     def _group_commit(
-        self, doing: str, work: BatchWork[Item, T], max_batch: int
+        self, doing: str, work: BatchWork[Item, T], max_batch: int, *, durable: bool = True
     ) -> Committer[Item, T]:
         """Committed from the writer's thread, which takes what is waiting as it begins each
         transaction (see :class:`~.groupcommit.ThreadGroupCommit`). Errors become store errors
@@ -165,7 +167,7 @@ class SQLiteStore(SQLStore):
         def write_batch(items: Sequence[Item]) -> Sequence[T]:
             now = time.time()
             try:
-                return self._writer.transact_here(lambda tx: work(tx, items, now))
+                return self._writer.transact_here(lambda tx: work(tx, items, now), durable=durable)
             except sqlite3.Error as exc:
                 raise self._failure(doing, exc) from exc
 

@@ -44,10 +44,12 @@ class Writer:
         self._busy_timeout = busy_timeout
         self._executor = _thread()
         self._db: sqlite3.Connection | None = None
+        self._durable = True  # whether commits are flushed to disk: synchronous = FULL
 
     async def open(self, path: str) -> None:
         """Connect; ``synchronous = FULL``, and lock waits are :meth:`transaction`'s to make."""
         self._db = await self._in_thread(functools.partial(_open, path))
+        self._durable = True
 
     @property
     def opened(self) -> bool:
@@ -64,14 +66,16 @@ class Writer:
             raise sqlite3.ProgrammingError("the writer is not open")
         return await self._in_thread(functools.partial(function, db))
 
-    async def transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+    async def transaction(self, work: Callable[[Tx], Awaitable[T]], *, durable: bool = True) -> T:
         """``work`` in a write transaction, whole, in the connection's thread (see
         :meth:`transact_here`)."""
-        return await self._in_thread(functools.partial(self.transact_here, work))
+        return await self._in_thread(functools.partial(self.transact_here, work, durable=durable))
 
-    def transact_here(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+    def transact_here(self, work: Callable[[Tx], Awaitable[T]], *, durable: bool = True) -> T:
         """``work`` in a write transaction: committed when it returns, rolled back when it
         raises. Called in the connection's thread (from a function given to :meth:`post`).
+        The commit is flushed to disk if ``durable`` (``synchronous = FULL``); else it is only
+        written to the WAL (``NORMAL``), and flushed with the next commit that is.
         While another process holds the write lock, it is tried again every millisecond, for up
         to the busy timeout, the thread sleeping meanwhile: what else it has queued is write
         transactions, which would wait for the same lock, or a look at ``data_version``, which
@@ -79,6 +83,9 @@ class Writer:
         db = self._db
         if db is None:
             raise sqlite3.ProgrammingError("the writer is not open")
+        if durable != self._durable:
+            db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
         deadline = time.monotonic() + self._busy_timeout
         while True:
             try:

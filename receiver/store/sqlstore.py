@@ -2,6 +2,13 @@
 
 An engine supplies connections and transactions (:meth:`SQLStore._in_transaction` and
 :meth:`SQLStore._reading`), its migrations, and the exceptions its driver raises.
+
+Every commit is atomic and survives a crash of photohook's process. Most also wait until they
+are on disk (``durable``): callbacks, and whatever an operator does. A worker's leases and the
+outcomes of its attempts do not. Such a commit may be undone by a power failure or a crash of the
+machine (or of the PostgreSQL server) until the next durable commit flushes it too, and losing it
+costs no more than a delivery sent again once its lease runs out, which at-least-once delivery
+allows; waiting for the disk, each claim would keep the worker's deliveries waiting as long.
 """
 
 from __future__ import annotations
@@ -70,7 +77,7 @@ class SQLStore:
             "could not store the callback", writes.write_batch, max_batch
         )
         self._outcomes: Committer[Outcome, None] = self._group_commit(
-            "cannot record a delivery attempt", _finish, max_batch
+            "cannot record a delivery attempt", _finish, max_batch, durable=False
         )
 
     # What each engine provides.
@@ -81,23 +88,25 @@ class SQLStore:
     async def _disconnect(self) -> None:
         raise NotImplementedError
 
-    async def _in_transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
-        """``work`` in a write transaction: committed when it returns, rolled back when it
-        raises. ``work`` awaits nothing but its statements."""
+    async def _in_transaction(
+        self, work: Callable[[Tx], Awaitable[T]], *, durable: bool = True
+    ) -> T:
+        """``work`` in a write transaction: committed when it returns (on disk, if
+        ``durable``), rolled back when it raises. ``work`` awaits nothing but its statements."""
         raise NotImplementedError
 
     def _reading(self) -> contextlib.AbstractAsyncContextManager[Tx]:
         raise NotImplementedError
 
     def _group_commit(
-        self, doing: str, work: BatchWork[Item, T], max_batch: int
+        self, doing: str, work: BatchWork[Item, T], max_batch: int, *, durable: bool = True
     ) -> Committer[Item, T]:
         """Concurrent writes of ``work`` committed together: by an event-loop task, unless the
         engine has a better place to commit them from."""
 
         async def write_batch(items: Sequence[Item]) -> Sequence[T]:
             now = time.time()
-            return await self._run(doing, lambda tx: work(tx, items, now))
+            return await self._run(doing, lambda tx: work(tx, items, now), durable=durable)
 
         return GroupCommit(write_batch, max_batch=max_batch)
 
@@ -120,12 +129,14 @@ class SQLStore:
         await self._outcomes.stop()
         await self._disconnect()
 
-    async def _run(self, doing: str, work: Callable[[Tx], Awaitable[T]]) -> T:
+    async def _run(
+        self, doing: str, work: Callable[[Tx], Awaitable[T]], *, durable: bool = True
+    ) -> T:
         """Run ``work`` in a transaction; again, up to three times in all, when it collided with
         another process's transaction (the engine's ``transient`` errors)."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return await self._in_transaction(work)
+                return await self._in_transaction(work, durable=durable)
             except self.transient as exc:
                 if attempt == _ATTEMPTS:
                     raise StoreError(f"{doing}: {reason(exc)}") from exc
@@ -205,6 +216,7 @@ class SQLStore:
         return await self._run(
             "cannot claim deliveries",
             lambda tx: outbox.claim(tx, limits, worker_id, lease_seconds, now, busy),
+            durable=False,
         )
 
     async def finish(self, outcome: Outcome) -> None:

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from receiver.store import Attempt, DeliveryQuery, Outcome, Store
+import pytest
+
+from receiver.store import (
+    Attempt,
+    DeliveryQuery,
+    Outcome,
+    Store,
+    open_store,
+    outbox,
+    sqlstore,
+    writes,
+)
+from receiver.store.tx import Tx
 
 from .factories import receipt
 
 NOW = time.time()
+T = TypeVar("T")
 
 
 def ok_attempt() -> Attempt:
@@ -180,3 +195,39 @@ async def test_replay_adds_deliveries(store: Store) -> None:
 async def _only_event(store: Store) -> str:
     [delivery] = await store.list_deliveries(DeliveryQuery())
     return delivery.event_id
+
+
+async def test_callbacks_wait_for_the_disk_and_a_workers_leases_and_outcomes_do_not(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lease or an outcome lost to a power failure costs a delivery sent again, which
+    at-least-once allows; a callback answered 200 must be on disk."""
+    flushed: dict[str, set[bool]] = {}
+
+    def noting(name: str, work: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        async def spied(tx: Tx, *args: Any) -> T:
+            if tx.dialect.name == "sqlite":
+                [(level,)] = await tx.fetch("PRAGMA synchronous")
+                flushes = level == 2  # FULL
+            else:
+                [(setting,)] = await tx.fetch("SHOW synchronous_commit")
+                flushes = setting == "on"
+            flushed.setdefault(name, set()).add(flushes)
+            return await work(tx, *args)
+
+        return spied
+
+    monkeypatch.setattr(writes, "write_batch", noting("store", writes.write_batch))
+    monkeypatch.setattr(outbox, "claim", noting("claim", outbox.claim))
+    monkeypatch.setattr(sqlstore, "_finish", noting("finish", sqlstore._finish))
+    store = open_store(database_url)
+    await store.open()
+    try:
+        await store.sync_destinations(["app"])
+        for index in range(2):
+            await store.store(receipt(f"t{index}", destinations=("app",)))
+            [claim], _ = await store.claim({"app": 1}, "w1", 60, time.time())
+            await store.finish(Outcome(claim.delivery.id, "w1", ok_attempt(), "delivered"))
+    finally:
+        await store.close()
+    assert flushed == {"store": {True}, "claim": {False}, "finish": {False}}
