@@ -110,19 +110,18 @@ class SQLiteStore(SQLStore):
         wal = f"{self.path}-wal"
         seen_file: tuple[int, int] | None = None
         seen_version: int | None = None
+        seen_commits = 0
         looked = failing = False
         last_write = loop.time()
+        unsettled_since: float | None = None
         while True:
             quiet = loop.time() - last_write > _WATCH_QUIET_AFTER
             await asyncio.sleep(_WATCH_QUIET_INTERVAL if quiet else _WATCH_INTERVAL)
-            try:
-                status = os.stat(wal)
-                written = (status.st_mtime_ns, status.st_size)
-            except OSError:
-                written = None
+            commits = self._writer.commits  # before the look: see below
+            written = _written(wal)
             if looked and written == seen_file and not failing:
                 continue  # nobody has written since the last look
-            looked, seen_file, last_write = True, written, loop.time()
+            looked, last_write = True, loop.time()
             if not self._writer.opened:
                 return
             try:
@@ -135,7 +134,17 @@ class SQLiteStore(SQLStore):
             failing = False
             if seen_version is not None and version != seen_version:
                 wake()
-            seen_version = version
+            # The file changed, yet no other connection's commit shows and this process made
+            # none: another process is between writing its commit to the WAL and publishing it
+            # (it waits for the disk in between). Look again next time, for up to a second;
+            # past that, the worker's sweep covers it.
+            if version != seen_version or commits != seen_commits:
+                seen_file, unsettled_since = written, None
+            elif unsettled_since is None:
+                unsettled_since = loop.time()
+            elif loop.time() - unsettled_since > _WATCH_QUIET_AFTER:
+                seen_file, unsettled_since = written, None
+            seen_version, seen_commits = version, commits
 
     async def _disconnect(self) -> None:
         if self._watch is not None:
@@ -205,6 +214,15 @@ _WATCH_INTERVAL = 0.01
 _WATCH_QUIET_INTERVAL = 0.05
 _WATCH_QUIET_AFTER = 1.0
 _BUSY_TIMEOUT = 5.0
+
+
+def _written(wal: str) -> tuple[int, int] | None:
+    """When the WAL file was last written, and its size (None: there is none)."""
+    try:
+        status = os.stat(wal)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
 
 
 async def _while_locked(attempt: Callable[[], Awaitable[object]], *, pause: float) -> None:

@@ -45,6 +45,8 @@ class Writer:
         self._executor = _thread()
         self._db: sqlite3.Connection | None = None
         self._durable = True  # whether commits are flushed to disk: synchronous = FULL
+        #: Transactions this connection has committed.
+        self.commits = 0
 
     async def open(self, path: str) -> None:
         """Connect; ``synchronous = FULL``, and lock waits are :meth:`transaction`'s to make."""
@@ -89,10 +91,13 @@ class Writer:
         deadline = time.monotonic() + self._busy_timeout
         while True:
             try:
-                return _whole(work, self._dialect, db)
+                result = _whole(work, self._dialect, db)
             except _Busy:
                 if time.monotonic() > deadline:
                     raise sqlite3.OperationalError("database is locked") from None
+            else:
+                self.commits += 1
+                return result
             time.sleep(_LOCK_PAUSE)
 
     def post(self, function: Callable[[], None]) -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from receiver.errors import StoreError
 from receiver.store import DeliveryQuery, EventQuery, Outcome, Store, open_store
-from receiver.store.sqlite import DIALECT
+from receiver.store import sqlite as sqlite_store
+from receiver.store.sqlite import DIALECT, SQLiteStore
 from receiver.store.sqlite_writer import Writer
 from receiver.store.tx import Tx
 
@@ -184,6 +185,33 @@ async def test_on_sqlite_workers_elsewhere_are_woken_by_other_commits(tmp_path: 
     finally:
         await worker.close()
         await receiver.close()
+
+
+async def test_on_sqlite_a_commit_seen_in_the_wal_before_it_is_published_still_wakes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process writes its commit to the WAL, waits for the disk, and only then publishes
+    it. A look in between sees the file changed and ``data_version`` not yet; the watcher must
+    look again, though the file does not change any more. (Unit level: the file's state and
+    the versions are scripted, as the moment cannot be arranged with real processes.)"""
+    monkeypatch.setattr(sqlite_store, "_WATCH_INTERVAL", 0.001)
+    store = SQLiteStore(str(tmp_path / "photohook.db"))
+    await store.open()
+    files = iter([(1, 100), *[(2, 200)] * 1000])
+    versions = iter([1, 1, 1, 2])
+    monkeypatch.setattr(sqlite_store, "_written", lambda wal: next(files))
+
+    async def execute(sql: str) -> list[tuple[int]]:
+        assert sql == "PRAGMA data_version"
+        return [(next(versions, 2),)]
+
+    monkeypatch.setattr(store._writer, "execute", execute)
+    woken = asyncio.Event()
+    try:
+        await store.listen(woken.set)
+        await asyncio.wait_for(woken.wait(), 5)
+    finally:
+        await store.close()
 
 
 async def test_on_sqlite_a_write_waits_for_another_process_lock_then_gives_up(
