@@ -270,7 +270,31 @@ class PostgresStore(SQLStore):
         """
         now = time.monotonic()
         pids = list(self._abandoned)
-        ended = await connection.fetch(
+        try:
+            ended = await self._terminate(
+                connection, pids, [now - self._abandoned[p] for p in pids]
+            )
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, self.unavailable):
+                raise  # the network again: keep them for the next connection
+            # Refused, not unanswered: the server's own timeouts will have to do.
+            logger.warning("cannot end the database sessions this process gave up on: %s", exc)
+            ended = []
+        for pid in pids:
+            self._abandoned.pop(pid, None)  # another connection may have ended it meanwhile
+        if ended:
+            logger.warning(
+                "ended %d database session(s) this process had given up on: %s",
+                len(ended),
+                ", ".join(str(pid) for (pid,) in ended),
+            )
+
+    @staticmethod
+    async def _terminate(
+        connection: asyncpg.Connection, pids: list[int], ages: list[float]
+    ) -> list[asyncpg.Record]:
+        """End the sessions of ``pids`` that began at least ``ages`` seconds ago."""
+        return await connection.fetch(  # type: ignore[no-any-return]
             # Materialized, so that the planner cannot apply pg_terminate_backend() to sessions
             # before it has picked the given ones.
             "WITH given AS MATERIALIZED ("
@@ -280,17 +304,9 @@ class PostgresStore(SQLStore):
             " AND a.backend_start < clock_timestamp() - make_interval(secs => abandoned.age))"
             " SELECT pid FROM given WHERE pg_terminate_backend(pid)",
             pids,
-            [now - self._abandoned[pid] for pid in pids],
+            ages,
             timeout=STATEMENT_TIMEOUT,
         )
-        for pid in pids:
-            self._abandoned.pop(pid, None)  # another connection may have ended it meanwhile
-        if ended:
-            logger.warning(
-                "ended %d database session(s) this process had given up on: %s",
-                len(ended),
-                ", ".join(str(pid) for (pid,) in ended),
-            )
 
     async def _migrate(self, *, apply: bool) -> None:
         """Apply pending migrations, on a connection of their own and without a time limit:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import pytest
 
 from receiver.store import open_store
 from receiver.store.postgres import PostgresStore
@@ -58,3 +62,34 @@ async def test_the_server_probes_the_stores_connections_long_before_the_systems_
         "tcp_keepalives_interval": "10",
         "tcp_keepalives_count": "3",
     }
+
+
+async def test_sessions_the_server_will_not_let_it_end_are_left_to_the_servers_timeouts(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ending the sessions it gave up on is the store's own clean-up: if the server refuses
+    (here, a session of a superuser, which another role may not end), the store says so and
+    carries on rather than failing every operation after."""
+    role = f"photohook_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_url)
+    schema = await admin.fetchval("SELECT current_schema()")
+    await admin.execute(
+        f"CREATE ROLE {role} LOGIN; GRANT pg_read_all_stats TO {role};"
+        f" GRANT ALL ON SCHEMA {schema} TO {role}"
+    )
+    parts = urlsplit(postgres_url)
+    store = PostgresStore(
+        urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+    )
+    try:
+        await store.open()
+        # As if the store had given up on the superuser's session: the server refuses to end it.
+        store._abandoned[admin.get_server_pid()] = time.monotonic()
+        await store.sync_destinations(["app"])
+        assert store._abandoned == {}
+        assert "cannot end the database sessions this process gave up on" in caplog.text
+        assert await admin.fetchval("SELECT 1") == 1
+    finally:
+        await store.close()
+        await admin.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+        await admin.close()
