@@ -56,6 +56,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
                 router=Router(settings.routes),
             )
             await deliverer.start()
+            eventloop.freeze_startup_objects()
             await stop.wait()
             await deliverer.stop()
         finally:

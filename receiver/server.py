@@ -46,7 +46,9 @@ def serve(settings: Settings, *, worker: bool = True) -> None:
     # failed lifespan; and with several processes, migrations run once, before they start.
     eventloop.run(_prepare_database(settings))
     if settings.processes == 1:
-        uvicorn.Server(uvicorn.Config(create_app(settings, worker=worker), **options)).run()
+        server = uvicorn.Server(uvicorn.Config(create_app(settings, worker=worker), **options))
+        eventloop.freeze_startup_objects()
+        server.run()
         return
     os.environ[_GIVEN] = json.dumps(
         {
@@ -74,7 +76,9 @@ def process_app() -> ASGIApp:
         migrate=False,
     )
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, worker=given["worker"])
+    app = create_app(settings, worker=given["worker"])
+    eventloop.freeze_startup_objects()
+    return app
 
 
 async def _prepare_database(settings: Settings) -> None:
