@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import IO, Any, TypeVar
 
 import orjson
 
@@ -358,9 +359,23 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+@contextlib.contextmanager
+def stdout_bytes() -> Iterator[IO[bytes]]:
+    """Standard output for bytes, every one of them written by the time the block ends.
+
+    Unbuffered (``python -u``, or ``PYTHONUNBUFFERED=1`` as containers often set it),
+    ``sys.stdout.buffer`` is the raw file, whose ``write`` may take only part of what it is given
+    and say so only in what it returns: ``events --json`` then came back cut short, with exit
+    status 0. A buffered writer of its own on the same descriptor writes until all is out.
+    """
     sys.stdout.flush()
+    with open(sys.stdout.fileno(), "wb", closefd=False) as out:
+        yield out
+
+
+def _print_json(value: Any) -> None:
+    with stdout_bytes() as out:
+        out.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def _event_row(event: Event) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from typing import IO, Any
 import orjson
 
 from . import eventloop
-from .commands import with_store
+from .commands import stdout_bytes, with_store
 from .errors import StoreError
 from .redact import url as masked
 from .settings import Settings
@@ -51,8 +51,8 @@ def export(settings: Settings, args: argparse.Namespace) -> int:
         with open(args.output, "wb") as out:
             written = with_store(settings, lambda store: run(store, out))
     else:
-        written = with_store(settings, lambda store: run(store, sys.stdout.buffer))
-        sys.stdout.flush()
+        with stdout_bytes() as stdout:
+            written = with_store(settings, lambda store: run(store, stdout))
     print(f"exported {_summary(written)}", file=sys.stderr)
     return 0
 

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from tests.helpers import fixture
@@ -147,3 +151,34 @@ def test_track_tasks_and_check_the_reconciling(tmp_path: Path) -> None:
     )
     table = run_cli("tasks", "--state", "tracked", cwd=tmp_path, env=env).stdout.splitlines()
     assert table[0].split()[:3] == ["SOURCE", "TASK", "STATE"]
+
+
+_INTERRUPTED_WRITER = """
+import signal, sys
+from receiver.commands import stdout_bytes
+
+signal.signal(signal.SIGALRM, lambda *_: None)
+signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)  # a blocked write is cut short, often
+data = bytes(range(256)) * (16 * 1024)  # 4 MiB, far more than a pipe holds
+with stdout_bytes() as out:
+    out.write(data)
+signal.setitimer(signal.ITIMER_REAL, 0)
+"""
+
+
+def test_stdout_gets_every_byte_when_python_is_unbuffered(tmp_path: Path) -> None:
+    # Unbuffered, sys.stdout.buffer is the raw file: a write cut short by a signal (or, it
+    # seems, by io_uring work the event loop left behind) took only part of a large output, and
+    # `events --json` came back truncated with exit status 0.
+    with subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_WRITER],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as child:
+        assert child.stdout is not None
+        received = bytearray()
+        while chunk := child.stdout.read(4096):
+            received += chunk
+            time.sleep(0.0002)  # a slow reader keeps the pipe full
+        assert child.wait(30) == 0
+    assert bytes(received) == bytes(range(256)) * (16 * 1024)

@@ -58,6 +58,9 @@ def test_a_sqlite_database_moves_to_postgres_with_nothing_lost(
     exported = run_cli("export", "--output", str(dump), cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     assert "30 events" in exported.stderr
+    to_stdout = run_cli("export", cwd=tmp_path)  # the same stream, every byte of it
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert to_stdout.stdout.encode() == dump.read_bytes()
 
     env = {"PHOTOHOOK_DATABASE_URL": postgres_url}
     lines = dump.read_bytes().splitlines(keepends=True)
