@@ -154,7 +154,7 @@ def test_track_tasks_and_check_the_reconciling(tmp_path: Path) -> None:
 
 
 _INTERRUPTED_WRITER = """
-import signal, sys
+import signal
 from receiver.commands import stdout_bytes
 
 signal.signal(signal.SIGALRM, lambda *_: None)
@@ -166,7 +166,7 @@ signal.setitimer(signal.ITIMER_REAL, 0)
 """
 
 
-def test_stdout_gets_every_byte_when_python_is_unbuffered(tmp_path: Path) -> None:
+def test_stdout_gets_every_byte_when_python_is_unbuffered() -> None:
     # Unbuffered, sys.stdout.buffer is the raw file: a write cut short by a signal (or, it
     # seems, by io_uring work the event loop left behind) took only part of a large output, and
     # `events --json` came back truncated with exit status 0.
