@@ -116,6 +116,17 @@ async def list_tasks(tx: Tx, state: str | None, limit: int) -> list[Task]:
     return [rows.task(row) for row in found]
 
 
+#: The error of each source's most recently updated task that has one: one pass over the tasks
+#: (a subquery per task would read a source's tasks once for each of them).
+LAST_ERRORS = """
+    SELECT source, last_error FROM (
+        SELECT source, last_error,
+            ROW_NUMBER() OVER (PARTITION BY source ORDER BY updated_at DESC, task_id DESC) AS n
+        FROM tasks WHERE last_error IS NOT NULL
+    ) AS latest WHERE n = 1
+"""
+
+
 async def summary(tx: Tx) -> dict[str, dict[str, Any]]:
     """Per source: ``{"counts": {state: n}, "last_error": ...}``."""
     found: dict[str, dict[str, Any]] = {}
@@ -123,9 +134,6 @@ async def summary(tx: Tx) -> dict[str, dict[str, Any]]:
         "SELECT source, state, COUNT(*) FROM tasks GROUP BY source, state"
     ):
         found.setdefault(source, {"counts": {}, "last_error": None})["counts"][state] = count
-    for source, error in await tx.fetch(
-        "SELECT source, last_error FROM tasks t WHERE updated_at = (SELECT MAX(updated_at)"
-        " FROM tasks WHERE source = t.source AND last_error IS NOT NULL)"
-    ):
+    for source, error in await tx.fetch(LAST_ERRORS):
         found.setdefault(source, {"counts": {}, "last_error": None})["last_error"] = error
     return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,23 @@ async def test_callbacks_track_their_task_until_a_final_one(store: Store) -> Non
     await store.store(receipt("t1", "completed", terminal=True, tracking=tracking))
     [task] = await store.list_tasks()
     assert task.state == "done"
+
+
+async def test_the_task_summary_has_each_sources_latest_error(store: Store) -> None:
+    from receiver.store import Tracking
+
+    tracking = Tracking(0, 3600)
+    now = time.time()
+    for source, task_id in [("fotor", "t1"), ("fotor", "t2"), ("fotor", "t3"), ("crop", "c1")]:
+        await store.track_task(source, task_id, None, tracking, now)
+    claimed, _ = await store.claim_tasks(["fotor", "crop"], "w", 10, 60, now + 1)
+    by_id = {task.task_id: task for task in claimed}
+    # Recorded in this order, so each is updated after the one before.
+    await store.finish_task(by_id["t2"], "w", state="tracked", error="older")
+    await store.finish_task(by_id["c1"], "w", state="tracked", error="crop's")
+    await store.finish_task(by_id["t1"], "w", state="tracked", error="newest")
+    await store.finish_task(by_id["t3"], "w", state="tracked")  # later, and without an error
+
+    summary = await store.task_summary()
+    assert summary["fotor"] == {"counts": {"tracked": 3}, "last_error": "newest"}
+    assert summary["crop"] == {"counts": {"tracked": 1}, "last_error": "crop's"}

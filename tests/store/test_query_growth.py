@@ -1,0 +1,82 @@
+"""The queries whose cost grows with the database must grow with it linearly.
+
+One that reads a table once per row of another (a correlated scan) is quick in a test and takes
+hours on a database of a million events, holding SQLite's write lock all the while. SQLite's
+virtual machine steps are counted, not timed, so the check is exact on a busy machine.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import pytest
+
+from receiver.store import pruning, tasks
+from receiver.store.migrations import migrations
+
+OLD = "2026-01-01T00:00:00.000000Z"
+CUTOFF = "2027-01-01T00:00:00.000000Z"
+
+
+def _database(rows: int) -> sqlite3.Connection:
+    """``rows`` old requests, the later half still with their events (the earlier half's were
+    pruned), and ``rows`` tracked tasks of one source, every other one with an error."""
+    db = sqlite3.connect(":memory:")
+    for migration in migrations("sqlite"):
+        for statement in migration.statements():
+            db.execute(statement)
+    db.executemany(
+        "INSERT INTO receipts (id, source, via, received_at, headers, body, body_sha256,"
+        " event_ids, duplicate) VALUES (?, 'fotor', 'callback', ?, '[]', x'', x'', '[]', 0)",
+        [(f"rcv_{i:06d}", OLD) for i in range(rows)],
+    )
+    db.executemany(
+        "INSERT INTO events (id, source, kind, type, task_id, task_type, status, labels,"
+        " result_urls, flagged, received_at, via, receipt_id) VALUES"
+        " (?, 'fotor', 'fotor', 't', ?, 'upscale', 'completed', '[]', '[]', 0, ?, 'callback', ?)",
+        [(f"evt_{i:06d}", f"task-{i}", OLD, f"rcv_{i:06d}") for i in range(rows // 2, rows)],
+    )
+    db.executemany(
+        "INSERT INTO tasks (source, task_id, state, created_at, last_seen_at, expires_at,"
+        " next_check_at, last_error, updated_at) VALUES ('fotor', ?, 'tracked', 0, 0, 0, 0, ?, ?)",
+        [(f"task-{i}", "HTTP 500" if i % 2 else None, i) for i in range(rows)],
+    )
+    return db
+
+
+def _steps(db: sqlite3.Connection, sql: str, parameters: Sequence[object]) -> int:
+    """How many of SQLite's virtual machine steps (in hundreds) running ``sql`` takes."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    db.set_progress_handler(count, 100)
+    db.execute(sql, parameters).fetchall()
+    db.set_progress_handler(None, 0)
+    return steps
+
+
+QUERIES = {
+    "prunable events": (pruning._PRUNABLE_EVENTS, [CUTOFF]),
+    "prunable requests": (pruning._PRUNABLE_RECEIPTS, [CUTOFF]),
+    "prune counts": (pruning._PRUNE_COUNTS, [CUTOFF] * 5 + [1.8e9]),
+    "tasks' last errors": (tasks.LAST_ERRORS, []),
+}
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_the_work_grows_linearly_with_the_rows(name: str) -> None:
+    sql, parameters = QUERIES[name]
+    small, large = (_steps(_database(rows), sql, parameters) for rows in (1000, 2000))
+    assert small > 0
+    assert large / small < 2.5, (small, large)
+
+
+def test_the_count_sees_a_table_read_once_per_row() -> None:
+    sql = "SELECT id FROM receipts r WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.kind = r.id)"
+    small, large = (_steps(_database(rows), sql, []) for rows in (1000, 2000))
+    assert large / small > 3.5, (small, large)
