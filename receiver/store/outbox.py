@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..ids import new_id
 from . import rows
-from .records import Claim, DestinationStatus, Outcome
+from .records import Attempt, Claim, DestinationStatus, Outcome
 from .tx import Tx, conditions, marks
 
 _PARAMETERS_PER_QUERY = 500
@@ -129,6 +129,7 @@ async def finish(tx: Tx, outcomes: Sequence[Outcome], now: float) -> None:
     """Record the attempts and the deliveries' new states. A report from a worker whose lease
     was taken over is recorded as an attempt but changes nothing."""
     outcomes = sorted(outcomes, key=lambda outcome: outcome.delivery_id)
+    await _record_failures(tx, [o for o in outcomes if not o.attempt.ok])
     # Each delivery's attempt is numbered before the update below counts it.
     await tx.executemany(
         "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, ok, status_code,"
@@ -261,28 +262,57 @@ async def _hold_inactive(tx: Tx, now: float) -> None:
     )
 
 
+#: What /metrics and the dashboard show of each destination: each part reads the last hour's
+#: attempts or what is queued, never every delivery a destination ever had.
+DESTINATION_STATUSES = """
+    SELECT t.name, t.state, t.reason,
+        COALESCE(recent.attempts, 0), COALESCE(recent.successes, 0), t.last_error,
+        (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name
+         AND d.state IN ('pending', 'retrying', 'held')),
+        (SELECT MIN(d.created_at) FROM deliveries d WHERE d.destination = t.name
+         AND d.state IN ('pending', 'retrying', 'held')),
+        (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name AND d.state = 'dead')
+    FROM destinations t LEFT JOIN (
+        SELECT d.destination, COUNT(*) AS attempts, SUM(a.ok) AS successes
+        FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+        WHERE a.started_at >= ? GROUP BY d.destination
+    ) recent ON recent.destination = t.name
+    ORDER BY t.name
+"""
+
+
 async def destination_statuses(tx: Tx, now: float) -> list[DestinationStatus]:
-    found = await tx.fetch(
-        """
-        SELECT t.name, t.state, t.reason,
-            (SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-             WHERE d.destination = t.name AND a.started_at >= ?),
-            (SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-             WHERE d.destination = t.name AND a.started_at >= ? AND a.ok = 1),
-            (SELECT COALESCE(a.error, 'HTTP ' || a.status_code) FROM attempts a
-             JOIN deliveries d ON d.id = a.delivery_id
-             WHERE d.destination = t.name AND a.ok = 0 ORDER BY a.id DESC LIMIT 1),
-            (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name
-             AND d.state IN ('pending', 'retrying', 'held')),
-            (SELECT MIN(d.created_at) FROM deliveries d WHERE d.destination = t.name
-             AND d.state IN ('pending', 'retrying', 'held')),
-            (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name
-             AND d.state = 'dead')
-        FROM destinations t ORDER BY t.name
-        """,
-        (now - 3600, now - 3600),
-    )
+    found = await tx.fetch(DESTINATION_STATUSES, (now - 3600,))
     return [DestinationStatus(*row) for row in found]
 
 
 _DESTINATION_STATES = "SELECT name, state FROM destinations"
+
+
+async def _record_failures(tx: Tx, failed: Sequence[Outcome]) -> None:
+    """Keep each destination's latest failure. Destination rows are taken in name order and
+    before any delivery's, as pausing a destination takes them."""
+    if not failed:
+        return
+    ids = sorted({o.delivery_id for o in failed})
+    found = await tx.fetch(
+        f"SELECT id, destination FROM deliveries WHERE id IN ({marks(len(ids))})",  # noqa: S608
+        ids,
+    )
+    destination: dict[str, str] = {row[0]: row[1] for row in found}
+    latest: dict[str, str] = {}
+    for outcome in sorted(failed, key=lambda outcome: outcome.attempt.started_at):
+        name, error = destination.get(outcome.delivery_id), _error(outcome.attempt)
+        if name is not None and error is not None:
+            latest[name] = error
+    await tx.executemany(
+        "UPDATE destinations SET last_error = ? WHERE name = ?",
+        [(error, name) for name, error in sorted(latest.items())],
+    )
+
+
+def _error(attempt: Attempt) -> str | None:
+    """A failed attempt as its destination's last error: its error, else its HTTP status."""
+    if attempt.error is not None:
+        return attempt.error
+    return None if attempt.status_code is None else f"HTTP {attempt.status_code}"

@@ -14,7 +14,7 @@ from .tx import Tx, marks
 #: Every table, parents before children, with its columns; the first are its key.
 TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "meta": (("key",), ("value",)),
-    "destinations": (("name",), ("state", "reason", "updated_at")),
+    "destinations": (("name",), ("state", "reason", "updated_at", "last_error")),
     "receipts": (
         ("id",),
         (

@@ -150,6 +150,23 @@ async def test_finishing_records_attempts_and_states(store: Store) -> None:
     assert status.queue_depth == 0
 
 
+async def test_a_destinations_last_error_is_its_latest_failure(store: Store) -> None:
+    await store.sync_destinations(["app", "other"])
+    for index in range(2):
+        await store.store(receipt(f"t{index}", destinations=("app", "other")))
+    claims, _ = await store.claim({"app": 2, "other": 2}, "w", 60, time.time())
+    first, second = (c for c in claims if c.delivery.destination == "app")
+    refused = Attempt(started_at=NOW, duration_ms=1.0, ok=False, error="ConnectError: refused")
+    await store.finish(Outcome(first.delivery.id, "w", refused, "retrying", NOW + 60))
+    await store.finish(Outcome(second.delivery.id, "w", failed_attempt(502), "retrying", NOW + 60))
+    for claim in claims:
+        if claim.delivery.destination == "other":
+            await store.finish(Outcome(claim.delivery.id, "w", ok_attempt(), "delivered"))
+    statuses = await store.destination_statuses(time.time())
+    assert {s.name: s.last_error for s in statuses} == {"app": "HTTP 502", "other": None}
+    assert {s.name: s.attempts_last_hour for s in statuses} == {"app": 2, "other": 2}
+
+
 async def test_gone_disables_the_destination_and_holds_its_deliveries(store: Store) -> None:
     await store.sync_destinations(["app", "other"])
     for index in range(3):

@@ -125,6 +125,39 @@ async def test_writes_fail_with_store_error_and_recover(tmp_path: Path) -> None:
         await store.close()
 
 
+def test_the_destination_error_migration_finds_each_latest_failure() -> None:
+    db = sqlite3.connect(":memory:")
+    later = [m for m in migrations("sqlite") if m.name == "destination_error"]
+    for migration in migrations("sqlite"):
+        if migration.version < later[0].version:
+            for statement in migration.statements():
+                db.execute(statement)
+    db.executemany(
+        "INSERT INTO destinations (name, state, updated_at) VALUES (?, 'active', 0)",
+        [("app",), ("calm",)],
+    )
+    db.executemany(
+        "INSERT INTO deliveries (id, event_id, destination, source, task_id, state,"
+        " next_attempt_at, created_at, updated_at)"
+        " VALUES (?, ?, ?, 'fotor', ?, 'delivered', 0, 0, 0)",
+        [("d1", "e1", "app", "t1"), ("d2", "e2", "app", "t2"), ("d3", "e3", "calm", "t3")],
+    )
+    db.executemany(
+        "INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, ok, status_code,"
+        " error) VALUES (?, ?, 1, 0, 1, ?, ?, ?)",
+        [
+            (1, "d2", 0, None, "ConnectError"),
+            (2, "d1", 0, 502, None),
+            (3, "d1", 1, 200, None),
+            (4, "d3", 1, 200, None),
+        ],
+    )
+    for statement in later[0].statements():
+        db.execute(statement)
+    found = dict(db.execute("SELECT name, last_error FROM destinations"))
+    assert found == {"app": "HTTP 502", "calm": None}
+
+
 def test_database_urls() -> None:
     assert isinstance(open_store("sqlite:///rel.db"), SQLiteStore)
     assert open_store("sqlite:////abs/x.db").path == "/abs/x.db"  # type: ignore[attr-defined]
