@@ -36,6 +36,7 @@ logger = logging.getLogger("photohook.store")
 DIALECT = Dialect(
     name="sqlite",
     json_array_holds="EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)",
+    unindexed="+",
 )
 
 

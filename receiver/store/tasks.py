@@ -46,8 +46,10 @@ async def claim(
     tx: Tx, sources: Collection[str], worker_id: str, limit: int, lease: float, now: float
 ) -> tuple[list[Task], float | None]:
     """Lease tasks of ``sources`` whose check is due; and when the next one falls due."""
+    # Through tasks_due: the primary key would read every task of the source, finished or not.
     due = (
-        f"state IN ('tracked', 'confirming') AND source IN ({marks(len(sources))})"
+        f"state IN ('tracked', 'confirming')"
+        f" AND {tx.dialect.unindexed}source IN ({marks(len(sources))})"
         " AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
     )
     tasks = [

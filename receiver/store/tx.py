@@ -24,6 +24,9 @@ class Dialect:
     for_update: str = ""
     #: Run after attempts were imported with their ids (a sequence to move past them).
     after_import: str = ""
+    #: Put before a column so that a condition on it does not choose an index (SQLite's unary
+    #: ``+``), where the engine without statistics would choose the wrong one.
+    unindexed: str = ""
 
 
 class Tx(Protocol):

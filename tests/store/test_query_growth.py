@@ -7,13 +7,15 @@ virtual machine steps are counted, not timed, so the check is exact on a busy ma
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
-from receiver.store import outbox, pruning, tasks
+from receiver.store import outbox, pruning, sqlite, tasks
 from receiver.store.migrations import migrations
+from receiver.store.sqlite_writer import _ThreadTx
 
 OLD = "2026-01-01T00:00:00.000000Z"
 CUTOFF = "2027-01-01T00:00:00.000000Z"
@@ -22,7 +24,7 @@ CUTOFF = "2027-01-01T00:00:00.000000Z"
 def _database(rows: int) -> sqlite3.Connection:
     """``rows`` old requests, the later half still with their events (the earlier half's were
     pruned) and a delivery each, every other one with a failed attempt long ago; and ``rows``
-    tracked tasks of one source, every other one with an error."""
+    tasks of one source, every other one with an error, one in a hundred still tracked."""
     db = sqlite3.connect(":memory:")
     for migration in migrations("sqlite"):
         for statement in migration.statements():
@@ -54,14 +56,21 @@ def _database(rows: int) -> sqlite3.Connection:
     )
     db.executemany(
         "INSERT INTO tasks (source, task_id, state, created_at, last_seen_at, expires_at,"
-        " next_check_at, last_error, updated_at) VALUES ('fotor', ?, 'tracked', 0, 0, 0, 0, ?, ?)",
-        [(f"task-{i}", "HTTP 500" if i % 2 else None, i) for i in range(rows)],
+        " next_check_at, last_error, updated_at) VALUES ('fotor', ?, ?, 0, 0, 0, 0, ?, ?)",
+        [
+            (f"task-{i}", "done" if i % 100 else "tracked", "HTTP 500" if i % 2 else None, i)
+            for i in range(rows)
+        ],
     )
     return db
 
 
 def _steps(db: sqlite3.Connection, sql: str, parameters: Sequence[object], every: int = 100) -> int:
     """How many of SQLite's virtual machine steps, in ``every``s, running ``sql`` takes."""
+    return _steps_of(db, lambda: db.execute(sql, parameters).fetchall(), every)
+
+
+def _steps_of(db: sqlite3.Connection, work: Callable[[], object], every: int) -> int:
     steps = 0
 
     def count() -> int:
@@ -70,7 +79,7 @@ def _steps(db: sqlite3.Connection, sql: str, parameters: Sequence[object], every
         return 0
 
     db.set_progress_handler(count, every)
-    db.execute(sql, parameters).fetchall()
+    work()
     db.set_progress_handler(None, 0)
     return steps
 
@@ -97,6 +106,18 @@ def test_destination_statuses_read_the_last_hour_not_the_history() -> None:
     small, large = (_steps(_database(rows), sql, parameters, every=1) for rows in (1000, 2000))
     # The dead deliveries it counts grow too, but they are a hundredth of the history.
     assert large / small < 1.3, (small, large)
+
+
+def test_claiming_tasks_reads_the_tracked_ones_not_the_finished() -> None:
+    def claim(rows: int) -> int:
+        db = _database(rows)
+        tx = _ThreadTx(db, sqlite.DIALECT)
+        work = tasks.claim(tx, ["fotor"], "w", 10, 60, 1.0)
+        return _steps_of(db, lambda: asyncio.run(work), every=1)
+
+    small, large = claim(1000), claim(2000)
+    # Ten tracked tasks more among a thousand finished: what grows is the ten leases.
+    assert large / small < 1.5, (small, large)
 
 
 def test_the_count_sees_a_table_read_once_per_row() -> None:
