@@ -1,0 +1,132 @@
+"""``python -m bench.parts``: what each part of photohook's ingest costs in throughput.
+
+Runs, in alternated rounds under the benchmark's load (64 connections), the bare ceiling (a),
+group commit alone (f), ``photohook serve`` as it ships (c), and ``photohook serve`` with parts
+of the callback path replaced by nothing:
+
+- ``no access line``: ``PHOTOHOOK_LOG_LEVEL=warning``;
+- ``no storing``: the store answers at once with the events' own ids (no SQL, no writer thread),
+  everything before it unchanged: authentication, parsing, validation, ids, the receipt;
+- ``no storing, no access line``: both;
+- ``answer after the body``: the callback endpoint reads the body and answers 200, nothing else
+  (what photohook's plain-ASGI path costs under uvicorn, with none of its work).
+
+A variant's ratio is a bound on what removing that part could ever give: ``no storing`` is what
+any faster store (another engine, a writer process) could reach at best. It replaces photohook's
+internals by name, so it measures this version of the code and is not a supported interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from . import load
+from .servers import PYTHON, UVICORN, Server, settle
+
+VARIANTS: dict[str, tuple[str, str]] = {
+    # name: (parts replaced, photohook's log level)
+    "c. photohook serve": ("", "info"),
+    "c, no access line": ("", "warning"),
+    "c, no storing": ("store", "info"),
+    "c, no storing, no access line": ("store", "warning"),
+    "c, answer after the body": ("answer", "info"),
+}
+
+
+def serve(parts: str, argv: list[str]) -> int:
+    """``photohook serve`` with ``parts`` (comma separated) replaced by nothing."""
+    from receiver import ingest
+    from receiver.cli import main
+    from receiver.store import records, sqlstore
+
+    replaced = set(filter(None, parts.split(",")))
+    if "store" in replaced:
+
+        async def store(self: object, receipt: records.Receipt) -> records.Stored:
+            ids = tuple(new.event.id for new in receipt.events)
+            return records.Stored(ids, ids)
+
+        sqlstore.SQLStore.store = store  # type: ignore[method-assign]
+    if "answer" in replaced:
+
+        async def answer(self: object, scope: object, receive: object, send: object) -> None:
+            await ingest._read_body(receive, None, 1 << 20)  # type: ignore[arg-type]
+            headers = [(b"content-type", b"application/json"), (b"content-length", b"11")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})  # type: ignore[operator]
+            await send({"type": "http.response.body", "body": b'{"ok":true}'})  # type: ignore[operator]
+
+        ingest.Ingest.__call__ = answer  # type: ignore[method-assign]
+    return main(["serve", *argv])
+
+
+def run(rounds: int, seconds: float, workdir: Path) -> None:
+    servers = [
+        Server(
+            "a. bare Starlette", [*UVICORN, "--port", "{port}", "bench.apps:bare"], workdir, "bare"
+        ),
+        Server(
+            "f. group commit alone",
+            [*UVICORN, "--port", "{port}", "bench.apps:group_commit"],
+            workdir,
+            "group",
+        ),
+    ]
+    for index, (name, (parts, level)) in enumerate(VARIANTS.items()):
+        where = workdir / f"photohook-{index}"
+        where.mkdir()
+        servers.append(
+            Server(
+                name,
+                [PYTHON, "-m", "bench.parts", "--serve", parts, "--port", "{port}"],
+                where,
+                "photohook",
+                env={"PHOTOHOOK_LOG_LEVEL": level},
+            )
+        )
+    results: dict[str, list[tuple[load.Load, float]]] = {s.name: [] for s in servers}
+    try:
+        for server in servers:
+            server.start()
+        urls = {server.name: server.url() for server in servers}
+        for server in servers:  # warm-up
+            load.run(urls[server.name], seconds=2, connections=64)
+        for round_ in range(rounds):
+            for server in servers:
+                settle(servers)
+                before = server.cpu_seconds()
+                measured = load.run(urls[server.name], seconds=seconds, connections=64)
+                cpu = (server.cpu_seconds() - before) / max(measured.requests, 1) * 1e6
+                results[server.name].append((measured, cpu))
+                print(f"round {round_ + 1}: {server.name}: {measured.rate:,.0f} req/s", flush=True)
+    finally:
+        for server in servers:
+            server.stop()
+    ceiling = statistics.median(m.rate for m, _ in results[servers[0].name])
+    print("\n| server | req/s | ratio to (a) | p99 ms | CPU µs per request |")
+    print("|---|---:|---:|---:|---:|")
+    for name, runs in results.items():
+        rate = statistics.median(m.rate for m, _ in runs)
+        p99 = statistics.median(m.p99_ms for m, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        print(f"| {name} | {rate:,.0f} | {rate / ceiling:.2f} | {p99:.1f} | {cpu:.0f} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.parts", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--serve", metavar="PARTS", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.serve is not None:
+        return serve(args.serve, rest)
+    with tempfile.TemporaryDirectory(prefix="photohook-parts-") as workdir:
+        run(args.rounds, args.seconds, Path(workdir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
