@@ -438,8 +438,9 @@ def main() -> None:
     report = header + "\n".join(table) + deliveries
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{date}.md").write_text(report)
-    (args.out / f"{date}.json").write_text(
+    stem = _unused_stem(args.out, date)
+    (args.out / f"{stem}.md").write_text(report)
+    (args.out / f"{stem}.json").write_text(
         json.dumps(
             {
                 "date": date,
@@ -458,6 +459,16 @@ def main() -> None:
             indent=2,
         )
     )
+    print(f"written to {args.out / stem}.md and .json")
+
+
+def _unused_stem(folder: Path, date: str) -> str:
+    """``date``, or ``date-2``, ``date-3``...: a later run the same day overwrites nothing."""
+    stem, number = date, 1
+    while (folder / f"{stem}.md").exists() or (folder / f"{stem}.json").exists():
+        number += 1
+        stem = f"{date}-{number}"
+    return stem
 
 
 if __name__ == "__main__":
