@@ -1,4 +1,5 @@
-"""The queries whose cost grows with the database must grow with it linearly.
+"""Queries must grow with the database at most linearly, and those that run on their own (a
+scrape, the reconciler's claim) not with its history at all.
 
 One that reads a table once per row of another (a correlated scan) is quick in a test and takes
 hours on a database of a million events, holding SQLite's write lock all the while. SQLite's
@@ -66,7 +67,7 @@ def _database(rows: int) -> sqlite3.Connection:
 
 
 def _steps(db: sqlite3.Connection, sql: str, parameters: Sequence[object], every: int = 100) -> int:
-    """How many of SQLite's virtual machine steps, in ``every``s, running ``sql`` takes."""
+    """SQLite's virtual machine steps that running ``sql`` takes, counted once per ``every``."""
     return _steps_of(db, lambda: db.execute(sql, parameters).fetchall(), every)
 
 
@@ -116,7 +117,8 @@ def test_claiming_tasks_reads_the_tracked_ones_not_the_finished() -> None:
         return _steps_of(db, lambda: asyncio.run(work), every=1)
 
     small, large = claim(1000), claim(2000)
-    # Ten tracked tasks more among a thousand finished: what grows is the ten leases.
+    # The tracked tasks go from 10 to 20, the finished ones from 990 to 1,980: only the first
+    # may show.
     assert large / small < 1.5, (small, large)
 
 
