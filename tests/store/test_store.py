@@ -127,9 +127,9 @@ async def test_writes_fail_with_store_error_and_recover(tmp_path: Path) -> None:
 
 def test_the_destination_error_migration_finds_each_latest_failure() -> None:
     db = sqlite3.connect(":memory:")
-    later = [m for m in migrations("sqlite") if m.name == "destination_error"]
+    [later] = [m for m in migrations("sqlite") if m.name == "destination_error"]
     for migration in migrations("sqlite"):
-        if migration.version < later[0].version:
+        if migration.version < later.version:
             for statement in migration.statements():
                 db.execute(statement)
     db.executemany(
@@ -152,7 +152,7 @@ def test_the_destination_error_migration_finds_each_latest_failure() -> None:
             (4, "d3", 1, 200, None),
         ],
     )
-    for statement in later[0].statements():
+    for statement in later.statements():
         db.execute(statement)
     found = dict(db.execute("SELECT name, last_error FROM destinations"))
     assert found == {"app": "HTTP 502", "calm": None}
