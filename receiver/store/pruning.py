@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from ..events import format_time
 from .records import Pruned
 from .tx import Tx, marks
 
-_PRUNABLE_EVENTS = """
-    SELECT e.id FROM events e WHERE e.received_at < ? AND NOT EXISTS (
-        SELECT 1 FROM deliveries d
-        WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying', 'held', 'confirming')
-    )
+# An event's deliveries that are not finished: it is kept with them.
+_UNFINISHED = """
+    SELECT 1 FROM deliveries d
+    WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying', 'held', 'confirming')
 """
-_PRUNABLE_RECEIPTS = """
-    SELECT r.id FROM receipts r WHERE r.received_at < ?
-    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.receipt_id = r.id)
-"""
+_PRUNABLE_EVENTS = f"""
+    SELECT e.id FROM events e WHERE e.received_at < ? AND NOT EXISTS ({_UNFINISHED})
+"""  # noqa: S608
 # Tracked tasks that reached a final state and have not changed since the cutoff.
 _FINISHED_TASKS = """
     SELECT source, task_id FROM tasks
@@ -42,13 +41,40 @@ async def count(tx: Tx, cutoff: datetime) -> Pruned:
     return Pruned(*found)
 
 
-async def prune_batch(tx: Tx, cutoff_time: datetime, batch: int) -> Pruned:
+@dataclass(frozen=True, slots=True)
+class Position:
+    """How far one pruning run has looked (a ``received_at``), so that its next batch starts
+    there rather than again past everything it keeps (events still being delivered, say). A
+    request is orphaned when its events are pruned, and they share its ``received_at``: the
+    requests' position is held back to the events', so none orphaned later in the run is passed
+    over."""
+
+    events: str = ""
+    receipts: str = ""
+
+
+_BATCH_EVENTS = f"""
+    SELECT e.id, e.received_at FROM events e WHERE e.received_at >= ? AND e.received_at < ?
+    AND NOT EXISTS ({_UNFINISHED}) ORDER BY e.received_at LIMIT ?
+"""  # noqa: S608
+_BATCH_RECEIPTS = """
+    SELECT r.id, r.received_at FROM receipts r WHERE r.received_at >= ? AND r.received_at < ?
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.receipt_id = r.id)
+    ORDER BY r.received_at LIMIT ?
+"""
+
+
+async def prune_batch(
+    tx: Tx, cutoff_time: datetime, batch: int, since: Position = Position()
+) -> tuple[Pruned, Position]:
     """Delete up to ``batch`` old events with nothing left to deliver, then orphaned receipts,
-    then tasks that finished before the cutoff."""
+    then tasks that finished before the cutoff; and where the run's next batch starts."""
     cutoff = format_time(cutoff_time)
-    ids = [
-        event_id for (event_id,) in await tx.fetch(f"{_PRUNABLE_EVENTS} LIMIT ?", (cutoff, batch))
-    ]
+    found = await tx.fetch(_BATCH_EVENTS, (since.events, cutoff, batch))
+    ids = [event_id for event_id, _ in found]
+    # Every event before the last one found has been looked at; once fewer than a batch are
+    # found, every event before the cutoff has.
+    events_from = str(found[-1][1]) if len(found) == batch else cutoff
     attempts = deliveries = events = 0
     if ids:
         some = marks(len(ids))
@@ -59,12 +85,17 @@ async def prune_batch(tx: Tx, cutoff_time: datetime, batch: int) -> Pruned:
         )
         deliveries = await tx.execute(f"DELETE FROM deliveries WHERE event_id IN ({some})", ids)  # noqa: S608
         events = await tx.execute(f"DELETE FROM events WHERE id IN ({some})", ids)  # noqa: S608
-    receipts = await tx.execute(
-        f"DELETE FROM receipts WHERE id IN ({_PRUNABLE_RECEIPTS} LIMIT ?)",  # noqa: S608
-        (cutoff, batch),
-    )
+    orphans = await tx.fetch(_BATCH_RECEIPTS, (since.receipts, cutoff, batch))
+    receipts = 0
+    if orphans:
+        receipts = await tx.execute(
+            f"DELETE FROM receipts WHERE id IN ({marks(len(orphans))})",  # noqa: S608
+            [receipt_id for receipt_id, _ in orphans],
+        )
+    receipts_from = str(orphans[-1][1]) if len(orphans) == batch else cutoff
     tasks = await tx.execute(
         f"DELETE FROM tasks WHERE (source, task_id) IN ({_FINISHED_TASKS} LIMIT ?)",  # noqa: S608
         (cutoff_time.timestamp(), batch),
     )
-    return Pruned(events, receipts, deliveries, attempts, tasks)
+    position = Position(events_from, min(receipts_from, events_from))
+    return Pruned(events, receipts, deliveries, attempts, tasks), position

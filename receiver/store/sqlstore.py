@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import (
@@ -259,10 +260,13 @@ class SQLStore:
         if dry_run:
             async with self._read() as tx:
                 return await pruning.count(tx, cutoff)
-        total = Pruned()
+        total, since = Pruned(), pruning.Position()
         while True:
-            done = await self._run(
-                "cannot prune", lambda tx: pruning.prune_batch(tx, cutoff, batch)
+            done, since = await self._run(
+                "cannot prune",
+                functools.partial(
+                    pruning.prune_batch, cutoff_time=cutoff, batch=batch, since=since
+                ),
             )
             total += done
             if done == Pruned():

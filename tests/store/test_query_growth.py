@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 import pytest
 
@@ -87,7 +88,8 @@ def _steps_of(db: sqlite3.Connection, work: Callable[[], object], every: int) ->
 
 QUERIES = {
     "prunable events": (pruning._PRUNABLE_EVENTS, [CUTOFF]),
-    "prunable requests": (pruning._PRUNABLE_RECEIPTS, [CUTOFF]),
+    "a batch of prunable events": (pruning._BATCH_EVENTS, ["", CUTOFF, 10**6]),
+    "a batch of prunable requests": (pruning._BATCH_RECEIPTS, ["", CUTOFF, 10**6]),
     "prune counts": (pruning._PRUNE_COUNTS, [CUTOFF] * 5 + [1.8e9]),
     "tasks' last errors": (tasks.LAST_ERRORS, []),
     "destination statuses": (outbox.DESTINATION_STATUSES, [1.8e9 - 3600]),
@@ -120,6 +122,45 @@ def test_claiming_tasks_reads_the_tracked_ones_not_the_finished() -> None:
     # The tracked tasks go from 10 to 20, the finished ones from 990 to 1,980: only the first
     # may show.
     assert large / small < 1.5, (small, large)
+
+
+def test_a_pruning_run_does_not_look_again_at_what_it_keeps() -> None:
+    """Kept events (and their requests) older than the rest: each batch after the first starts
+    past them."""
+
+    def second_batch(kept: int) -> int:
+        db = sqlite3.connect(":memory:")
+        for migration in migrations("sqlite"):
+            for statement in migration.statements():
+                db.execute(statement)
+        # Old requests and events, the first ``kept`` held for a paused destination.
+        times = [f"2026-01-01T00:00:{i // 1000:02d}.{i % 1000:06d}Z" for i in range(kept + 100)]
+        db.executemany(
+            "INSERT INTO receipts (id, source, via, received_at, headers, body, body_sha256,"
+            " event_ids, duplicate) VALUES (?, 'fotor', 'callback', ?, '[]', x'', x'', '[]', 0)",
+            [(f"rcv_{i:06d}", at) for i, at in enumerate(times)],
+        )
+        db.executemany(
+            "INSERT INTO events (id, source, kind, type, task_id, task_type, status, labels,"
+            " result_urls, flagged, received_at, via, receipt_id) VALUES (?, 'fotor', 'fotor',"
+            " 't', ?, 'upscale', 'completed', '[]', '[]', 0, ?, 'callback', ?)",
+            [(f"evt_{i:06d}", f"task-{i}", at, f"rcv_{i:06d}") for i, at in enumerate(times)],
+        )
+        db.executemany(
+            "INSERT INTO deliveries (id, event_id, destination, source, task_id, state,"
+            " next_attempt_at, created_at, updated_at) VALUES (?, ?, 'app', 'fotor', ?, 'held',"
+            " 0, 0, 0)",
+            [(f"dlv_{i:06d}", f"evt_{i:06d}", f"task-{i}") for i in range(kept)],
+        )
+        tx = _ThreadTx(db, sqlite.DIALECT)
+        cutoff = datetime(2027, 1, 1, tzinfo=UTC)
+        first, since = asyncio.run(pruning.prune_batch(tx, cutoff, 10))
+        assert first.events == first.receipts == 10
+        work = pruning.prune_batch(tx, cutoff, 10, since)
+        return _steps_of(db, lambda: asyncio.run(work), every=1)
+
+    small, large = second_batch(1000), second_batch(2000)
+    assert large / small < 1.2, (small, large)
 
 
 def test_the_count_sees_a_table_read_once_per_row() -> None:

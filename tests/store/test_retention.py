@@ -67,3 +67,21 @@ async def test_prune_deletes_tasks_that_finished_before_the_cutoff(store: Store)
     assert await store.prune(cutoff, dry_run=True) == Pruned(tasks=1)
     assert await store.prune(cutoff) == Pruned(tasks=1)
     assert {t.task_id for t in await store.list_tasks()} == {"still-waiting", "finished-lately"}
+
+
+async def test_a_run_in_small_batches_deletes_all_it_counted(store: Store) -> None:
+    """Batches start where the last one stopped, past what is kept, and still find every
+    request orphaned along the way (a resent callback's differing request among them)."""
+    await store.sync_destinations(["app"])
+    await store.store(receipt("kept", destinations=("app",)))
+    await store.store(receipt("first"))
+    await store.store(receipt("first", body=b'{"taskId": "first", "resent": true}'))
+    await store.store(receipt("kept-too", destinations=("app",)))
+    await store.store(receipt("second"))
+    later = datetime.now(UTC) + timedelta(seconds=5)
+
+    counted = await store.prune(later, dry_run=True)
+    assert counted == Pruned(events=2, receipts=3)
+    assert await store.prune(later, batch=1) == counted
+    assert await store.prune(later, dry_run=True) == Pruned()
+    assert sorted(e.task_id for e in await store.list_events(EventQuery())) == ["kept", "kept-too"]
