@@ -1,6 +1,6 @@
 """How the reference databases in tests/fixtures/databases/ were made; run once, kept as they are.
 
-    python -m tests.golden.make_databases
+    python -m tests.golden.make_databases [DIRECTORY]   # default: tests/fixtures/databases
 
 photohook itself writes every row: callbacks go through the real app under uvicorn, its worker
 delivers them to real sinks on loopback (answering 200, 503 then 200, 500, 410, or not at all)
@@ -279,17 +279,19 @@ def postgres_dump(sqlite_url: str, workdir: Path) -> str:
 
 
 def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
+    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         database = workdir / "photohook.db"
         url = f"sqlite:///{database}"
         asyncio.run(fill(url, workdir))
-        target = OUT / "photohook.sqlite"
+        target = out / "photohook.sqlite"
         target.unlink(missing_ok=True)
         with sqlite3.connect(database) as connection:
             connection.execute("VACUUM INTO ?", (str(target),))
-        (OUT / "photohook.postgresql.sql").write_text(postgres_dump(f"sqlite:///{target}", workdir))
-    print(f"wrote {OUT}", file=sys.stderr)
+        (out / "photohook.postgresql.sql").write_text(postgres_dump(f"sqlite:///{target}", workdir))
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
