@@ -278,8 +278,8 @@ def send_test(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def prune(settings: Settings, args: argparse.Namespace) -> int:
-    """Delete events, stored requests and attempts older than --older-than (not those still
-    being delivered)."""
+    """Delete events, stored requests, attempts and kept rejected requests older than
+    --older-than (not events still being delivered)."""
     from .durations import parse_duration
     from .retention import prune_old
 
@@ -291,7 +291,8 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{verb} {pruned.events} events, {pruned.receipts} requests, "
-        f"{pruned.deliveries} deliveries, {pruned.attempts} attempts, {pruned.tasks} finished tasks"
+        f"{pruned.deliveries} deliveries, {pruned.attempts} attempts, "
+        f"{pruned.tasks} finished tasks, {pruned.rejected} rejected requests"
     )
     return 0
 

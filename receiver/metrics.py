@@ -29,6 +29,13 @@ class Metrics:
             ["source", "outcome", "reason"],
             self.registry,
         )
+        self.rejected_requests = Tally(
+            "photohook_rejected_requests",
+            "Authenticated callbacks refused for their content (400, 413, 415, 422), by source "
+            "and whether they were kept or turned away by the source's cap (kept, over_cap).",
+            ["source", "outcome"],
+            self.registry,
+        )
         self.ingest_seconds = TallyHistogram(
             "photohook_ingest_duration_seconds",
             "Time from a callback's arrival to its answer.",
@@ -87,6 +94,9 @@ class Metrics:
             source = UNKNOWN_SOURCE
         self.callbacks.inc((source, outcome, reason))
         self.ingest_seconds.observe((source,), seconds)
+
+    def rejected(self, source: str, outcome: str) -> None:
+        self.rejected_requests.inc((source, outcome))
 
     def stored(self, event_types: Iterable[str]) -> None:
         for event_type in event_types:

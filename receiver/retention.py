@@ -32,11 +32,13 @@ async def prune_forever(store: Store, retention: float, *, interval: float = INT
         else:
             if pruned != Pruned():
                 logger.info(
-                    "pruned %d events, %d requests, %d deliveries, %d attempts, %d tasks",
+                    "pruned %d events, %d requests, %d deliveries, %d attempts, %d tasks, "
+                    "%d rejected requests",
                     pruned.events,
                     pruned.receipts,
                     pruned.deliveries,
                     pruned.attempts,
                     pruned.tasks,
+                    pruned.rejected,
                 )
         await asyncio.sleep(interval)

@@ -45,6 +45,8 @@ ENVIRONMENT = {
     "PHOTOHOOK_ADMIN_TOKEN": "bearer token of the admin API and dashboard "
     "(default: unset, loopback clients only)",
 }
+#: How many authenticated callbacks refused for their content each source keeps, by default.
+DEFAULT_MAX_REJECTED = 10_000
 #: Duplicates must be recognised for at least this long (Crop.photo resends for ~1.5 hours).
 MINIMUM_RETENTION = 7 * 86400
 
@@ -63,6 +65,7 @@ class SourceConfig:
     reconcile_after: float = 600.0
     reconcile_for: float = 48 * 3600.0
     confirm: bool = False  # check terminal callbacks with the provider before routing them
+    max_rejected: int | None = None  # rejected requests kept; None: [server]'s default
 
 
 def default_sources() -> dict[str, SourceConfig]:
@@ -96,8 +99,16 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"
     access_log: bool = True  # a line per accepted callback (refusals and failures always)
+    max_rejected_per_source: int = DEFAULT_MAX_REJECTED  # rejected requests kept per source
     migrate: bool = True  # apply pending database migrations at start-up
     processes: int = 1  # how many processes `serve` runs (WEB_CONCURRENCY)
+
+    def rejected_cap(self, source: str) -> int:
+        """How many rejected requests ``source`` keeps."""
+        config = self.sources.get(source)
+        if config is not None and config.max_rejected is not None:
+            return config.max_rejected
+        return self.max_rejected_per_source
 
     @classmethod
     def load(
@@ -133,6 +144,7 @@ class Settings:
         if header_timeout <= 0 or body_timeout <= 0:
             raise server.error("header_timeout", "timeouts must be more than 0")
         access_log = server.take_bool("access_log", True)
+        max_rejected = server.take_int("max_rejected_per_source", DEFAULT_MAX_REJECTED)
         retention = server.take_duration("retention", 0) or None
         if retention is not None and retention < MINIMUM_RETENTION:
             raise server.error(
@@ -206,6 +218,7 @@ class Settings:
             log_level=level,
             log_format=fmt,
             access_log=access_log,
+            max_rejected_per_source=max_rejected,
             migrate=migrate,
             processes=resolved_processes,
         )
@@ -268,6 +281,7 @@ def _read_source(table: Table, name: str) -> SourceConfig:
     confirm = table.take_bool("confirm", False)
     if confirm and api_key is None:
         raise table.error("confirm", "confirming callbacks needs the provider's api_key")
+    max_rejected = table.take_int("max_rejected", -1)
     table.finish()
     return SourceConfig(
         name=name,
@@ -280,4 +294,5 @@ def _read_source(table: Table, name: str) -> SourceConfig:
         reconcile_after=reconcile_after,
         reconcile_for=reconcile_for,
         confirm=confirm,
+        max_rejected=max_rejected if max_rejected >= 0 else None,
     )

@@ -24,6 +24,9 @@ from .records import (
     Outcome,
     Pruned,
     Receipt,
+    RejectedQuery,
+    RejectedRequest,
+    Rejection,
     Stored,
     Task,
     Tracking,
@@ -47,6 +50,24 @@ class Store(Protocol):
         stored again; the receipt is kept, linked to the existing event, if its body differs.
         Raises :class:`~receiver.errors.StoreError` when the database cannot commit.
         """
+
+    async def keep_rejected(self, rejection: Rejection) -> bool:
+        """Keep an authenticated callback refused for its content, durably (committed when this
+        returns); False when its source already keeps ``keep_at_most`` (the cap turned it away).
+        Raises :class:`~receiver.errors.StoreError` when the database cannot commit."""
+
+    async def list_rejected(self, query: RejectedQuery) -> list[RejectedRequest]:
+        """Kept rejected requests matching ``query``, newest first."""
+
+    async def get_rejected(self, rejected_id: str) -> RejectedRequest | None:
+        """One kept rejected request, or None."""
+
+    async def accept_rejected(self, rejected_id: str, receipt: Receipt) -> Stored:
+        """Store a retried rejected request as :meth:`store` does, and record on it what that
+        came to (accepted or duplicate, its events), in one transaction."""
+
+    async def refuse_rejected(self, rejected_id: str, error: dict[str, Any]) -> None:
+        """Record that a retry of a kept rejected request was refused again, and why."""
 
     async def listen(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` when another process makes deliveries due (where the engine can tell;
@@ -114,8 +135,8 @@ class Store(Protocol):
 
     async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
         """Delete events received before ``cutoff`` with nothing left to deliver, their
-        deliveries and attempts, requests no kept event needs, and tracked tasks that finished
-        before it, in small transactions."""
+        deliveries and attempts, requests no kept event needs, tracked tasks that finished
+        before it, and rejected requests received before it, in small transactions."""
 
     async def track_task(
         self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
@@ -207,6 +228,9 @@ __all__ = [
     "Outcome",
     "Pruned",
     "Receipt",
+    "RejectedQuery",
+    "RejectedRequest",
+    "Rejection",
     "Store",
     "Stored",
     "Task",

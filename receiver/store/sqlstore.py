@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from ..errors import StoreError, StoreUnavailable
 from ..events import Event, format_time
 from ..tokens import generate_key
-from . import outbox, pruning, queries, tasks, transfer, writes
+from . import outbox, pruning, queries, rejections, tasks, transfer, writes
 from .groupcommit import Committer, GroupCommit
 from .records import (
     AttemptRecord,
@@ -46,6 +46,9 @@ from .records import (
     Outcome,
     Pruned,
     Receipt,
+    RejectedQuery,
+    RejectedRequest,
+    Rejection,
     Stored,
     Task,
     Tracking,
@@ -79,6 +82,11 @@ class SQLStore:
         )
         self._outcomes: Committer[Outcome, None] = self._group_commit(
             "cannot record a delivery attempt", _finish, max_batch, durable=False
+        )
+        # Apart from the callbacks' commits, so that a failing or flooding rejection never
+        # shares (or splits) a batch of accepted callbacks.
+        self._rejections: Committer[Rejection, bool] = self._group_commit(
+            "cannot keep the rejected request", rejections.keep, max_batch
         )
 
     # What each engine provides.
@@ -124,10 +132,12 @@ class SQLStore:
             raise
         self._commits.start()
         self._outcomes.start()
+        self._rejections.start()
 
     async def close(self) -> None:
         await self._commits.stop()
         await self._outcomes.stop()
+        await self._rejections.stop()
         await self._disconnect()
 
     async def _run(
@@ -160,6 +170,30 @@ class SQLStore:
 
     async def store(self, receipt: Receipt) -> Stored:
         return await self._commits.submit(receipt)
+
+    async def keep_rejected(self, rejection: Rejection) -> bool:
+        return await self._rejections.submit(rejection)
+
+    async def list_rejected(self, query: RejectedQuery) -> list[RejectedRequest]:
+        async with self._read() as tx:
+            return await rejections.list_rejected(tx, query)
+
+    async def get_rejected(self, rejected_id: str) -> RejectedRequest | None:
+        async with self._read() as tx:
+            return await rejections.get_rejected(tx, rejected_id)
+
+    async def accept_rejected(self, rejected_id: str, receipt: Receipt) -> Stored:
+        now = time.time()
+        return await self._run(
+            "cannot store the retried request",
+            lambda tx: rejections.accept(tx, rejected_id, receipt, now),
+        )
+
+    async def refuse_rejected(self, rejected_id: str, error: dict[str, Any]) -> None:
+        now = time.time()
+        await self._run(
+            "cannot record the retry", lambda tx: rejections.refuse(tx, rejected_id, error, now)
+        )
 
     async def check_writable(self) -> None:
         await self._run(
