@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
 
     admin_routes: list[BaseRoute] = [
         Route(route.path, guarded(route.endpoint), methods=route.methods)
-        for route in AdminAPI(settings, store, router, wake).routes()
+        for route in AdminAPI(settings, store, router, wake, metrics).routes()
         if isinstance(route, Route)
     ]
     app = _App(

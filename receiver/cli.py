@@ -142,6 +142,36 @@ def _parser() -> argparse.ArgumentParser:
     send_test.add_argument("--concurrency", type=_positive, default=1, help="at once (1)")
     send_test.add_argument("--secret", help="X-WEBHOOK-SECRET to send (Crop.photo)")
 
+    rejected = command("rejected", commands.rejected)
+    rejected.epilog = (
+        "A callback that passed authentication but was refused for what it sent (400, 413, 415,\n"
+        "422) is kept, up to [server] max_rejected_per_source (10000) per source. Once the\n"
+        "configuration or photohook is fixed, 'photohook rejected retry' runs it through ingest\n"
+        "again: accepted, it becomes an ordinary event (deduplicated as usual)."
+    )
+    rejected.formatter_class = argparse.RawDescriptionHelpFormatter
+    rejected.add_argument("--source", help="only this source's")
+    rejected.add_argument("--limit", type=_positive, default=50, help="at most N (50)")
+    rejected.add_argument("--json", action="store_true", help="print a JSON array")
+    actions = rejected.add_subparsers(title="actions", metavar="ACTION")
+    # Options given before the action must survive it: the action's parser sets no defaults.
+    again = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    again.add_argument("--config", metavar="PATH", help="config file (env PHOTOHOOK_CONFIG)")
+    again.add_argument("--db", metavar="URL", help="database URL (env PHOTOHOOK_DATABASE_URL)")
+    rejected_retry = actions.add_parser(
+        "retry",
+        parents=[again],
+        argument_default=argparse.SUPPRESS,
+        help=commands.rejected_retry.__doc__,
+        description=commands.rejected_retry.__doc__,
+    )
+    rejected_retry.set_defaults(command=commands.rejected_retry)
+    rejected_retry.add_argument("rejected_id", metavar="ID", nargs="?", default=None)
+    rejected_retry.add_argument(
+        "--all", action="store_true", default=False, help="every one not accepted yet"
+    )
+    rejected_retry.add_argument("--source", help="with --all: only this source's")
+
     prune = command("prune", commands.prune)
     prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d")
     prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")

@@ -169,6 +169,71 @@ def retry(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def rejected(settings: Settings, args: argparse.Namespace) -> int:
+    """List callbacks refused for their content (kept to be retried), newest first."""
+    from .store import RejectedQuery
+
+    query = RejectedQuery(source=args.source, limit=args.limit)
+    found = with_store(settings, lambda store: store.list_rejected(query))
+    if args.json:
+        _print_json([record.to_dict() for record in found])
+        return 0
+    rows = [
+        (
+            r.id,
+            r.received_at[:19] + "Z",
+            r.source,
+            str(r.status),
+            r.code + (f" ({r.field})" if r.field is not None else ""),
+            r.outcome or "-",
+            ", ".join(r.event_ids) or r.error()["message"],
+        )
+        for r in found
+    ]
+    _print_table(
+        ("ID", "RECEIVED", "SOURCE", "STATUS", "ERROR", "RETRY", "EVENTS OR WHY"),
+        rows,
+        empty="no rejected requests",
+    )
+    return 0
+
+
+def rejected_retry(settings: Settings, args: argparse.Namespace) -> int:
+    """Run kept rejected requests through ingest again: one by ID, or every one not accepted
+    yet with --all (of --source). Exits 1 when one is still refused, saying why."""
+    from . import rejected as kept
+    from .errors import HTTPError
+
+    if (args.rejected_id is None) == (not args.all):
+        return _fail("give an ID, or --all (with --source S if you like)")
+    router = Router(settings.routes)
+    if args.all:
+        outcomes = with_store(
+            settings,
+            lambda store: kept.retry_all(store, settings, router, getattr(args, "source", None)),
+        )
+        print(
+            ", ".join(f"{outcomes[name]} {name}" for name in ("accepted", "duplicate", "rejected"))
+            + (f", {outcomes['skipped']} could not be run" if outcomes["skipped"] else "")
+        )
+        return 1 if outcomes["rejected"] or outcomes["skipped"] else 0
+    try:
+        record = with_store(
+            settings, lambda store: kept.retry(store, settings, router, args.rejected_id)
+        )
+    except HTTPError as exc:
+        return _fail(f"{args.rejected_id}: {exc.message}")
+    if record.outcome == "rejected":
+        error = record.error()
+        field = f" (field {error['field']})" if "field" in error else ""
+        return _fail(
+            f"{record.id}: still refused: {error['status']} {error['code']}{field}: "
+            f"{error['message']}; it is kept"
+        )
+    print(f"{record.id}: {record.outcome}: {', '.join(record.event_ids)}")
+    return 0
+
+
 def destinations(settings: Settings, args: argparse.Namespace) -> int:
     """Show each destination's state, success rate over the last hour and last error."""
 

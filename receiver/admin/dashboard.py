@@ -16,12 +16,13 @@ from starlette.templating import Jinja2Templates
 from ..errors import Forbidden, HTTPError, NotFound, Unauthorized
 from ..events import Event, format_timestamp
 from ..operations import destination_report, replay_event
+from ..rejected import retry
 from ..routing import Router
 from ..settings import Settings
 from ..store import DELIVERY_STATES, DeliveryQuery, Store
 from .access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
 from .api import STATUSES
-from .params import Params, event_query
+from .params import Params, event_query, rejected_query
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -61,6 +62,9 @@ class Dashboard:
             Route("/ui/deliveries/{delivery_id}/retry", page(self.retry), methods=["POST"]),
             Route("/ui/destinations", page(self.destinations), methods=["GET"]),
             Route("/ui/destinations/{name}/{action}", page(self.set_state), methods=["POST"]),
+            Route("/ui/rejected", page(self.rejected), methods=["GET"]),
+            Route("/ui/rejected/{rejected_id}", page(self.rejected_request), methods=["GET"]),
+            Route("/ui/rejected/{rejected_id}/retry", page(self.retry_rejected), methods=["POST"]),
         ]
 
     def _page(self, handler: Endpoint) -> Endpoint:
@@ -199,6 +203,36 @@ class Dashboard:
             raise NotFound("no destination with that name")
         self._wake()
         return RedirectResponse("/ui/destinations", 303)
+
+    async def rejected(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        query = rejected_query(params)
+        params.finish()
+        found = await self._store.list_rejected(query)
+        context = {
+            "rejected": found,
+            "source": query.source,
+            "sources": list(self._settings.sources),
+            "next_cursor": found[-1].id if len(found) == query.limit else None,
+        }
+        return self._render(request, "rejected.html", context)
+
+    async def rejected_request(self, request: Request) -> Response:
+        record = await self._store.get_rejected(request.path_params["rejected_id"])
+        if record is None:
+            raise NotFound("no rejected request with that id")
+        return self._render(request, "rejected_request.html", {"record": record})
+
+    async def retry_rejected(self, request: Request) -> Response:
+        rejected_id = request.path_params["rejected_id"]
+        await retry(
+            self._store,
+            self._settings,
+            self._router,
+            rejected_id,
+            lambda receipt, stored: self._wake(),
+        )
+        return RedirectResponse(f"/ui/rejected/{rejected_id}", 303)
 
 
 def _images(event: Event) -> list[tuple[str, bool]]:
