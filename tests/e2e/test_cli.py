@@ -116,7 +116,8 @@ def test_send_test_and_prune(tmp_path: Path) -> None:
         server.stop()
     dry = run_cli("prune", "--older-than", "7d", "--dry-run", cwd=tmp_path)
     assert dry.stdout == (
-        "would delete 0 events, 0 requests, 0 deliveries, 0 attempts, 0 finished tasks\n"
+        "would delete 0 events, 0 requests, 0 deliveries, 0 attempts, 0 finished tasks, "
+        "0 rejected requests\n"
     )
     assert run_cli("prune", "--older-than", "soon", cwd=tmp_path).returncode == 1
     (tmp_path / "photohook.toml").write_text('[server]\nretention = "1d"\n')
