@@ -367,6 +367,7 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     print(f"config: {settings.config_file or '(none; built-in defaults)'}")
     print(f"database: {redact.url(settings.database_url)}")
     print(f"max body: {settings.max_body_bytes} bytes")
+    print(f"rejected requests kept: {settings.max_rejected_per_source} per source")
     proxies = ", ".join(str(n) for n in settings.trusted_proxies.networks) or "(none)"
     print(f"trusted proxies: {proxies}")
     for name, source in settings.sources.items():
@@ -375,6 +376,8 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  allow_ips: {', '.join(str(n) for n in source.allow_ips.networks)}")
         if "secret" in source.require:
             print(f"  secrets: {len(source.secrets)}")
+        if source.max_rejected is not None:
+            print(f"  rejected requests kept: {source.max_rejected}")
         if source.api_key is None:
             print("  not reconciled: no api_key")
         else:
