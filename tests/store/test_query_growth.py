@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from receiver.store import outbox, pruning, sqlite, tasks
+from receiver.store import outbox, pruning, rejections, sqlite, tasks
 from receiver.store.migrations import migrations
 from receiver.store.sqlite_writer import _ThreadTx
 
@@ -26,7 +26,8 @@ CUTOFF = "2027-01-01T00:00:00.000000Z"
 def _database(rows: int) -> sqlite3.Connection:
     """``rows`` old requests, the later half still with their events (the earlier half's were
     pruned) and a delivery each, every other one with a failed attempt long ago; and ``rows``
-    tasks of one source, every other one with an error, one in a hundred still tracked."""
+    tasks of one source, every other one with an error, one in a hundred still tracked; and
+    ``rows`` old rejected requests of two sources."""
     db = sqlite3.connect(":memory:")
     for migration in migrations("sqlite"):
         for statement in migration.statements():
@@ -64,6 +65,11 @@ def _database(rows: int) -> sqlite3.Connection:
             for i in range(rows)
         ],
     )
+    db.executemany(
+        "INSERT INTO rejected (id, source, received_at, headers, body, status, code, message)"
+        " VALUES (?, ?, ?, '[]', x'', 422, 'invalid_payload', 'status must be one of 0, 1, 2')",
+        [(f"rej_{i:06d}", "fotor" if i % 2 else "crop", OLD) for i in range(rows)],
+    )
     return db
 
 
@@ -90,7 +96,9 @@ QUERIES = {
     "prunable events": (pruning._PRUNABLE_EVENTS, [CUTOFF]),
     "a batch of prunable events": (pruning._BATCH_EVENTS, ["", CUTOFF, 10**6]),
     "a batch of prunable requests": (pruning._BATCH_RECEIPTS, ["", CUTOFF, 10**6]),
-    "prune counts": (pruning._PRUNE_COUNTS, [CUTOFF] * 5 + [1.8e9]),
+    "prune counts": (pruning._PRUNE_COUNTS, [CUTOFF] * 5 + [1.8e9, CUTOFF]),
+    "a batch of rejected requests to prune": (pruning._DELETE_REJECTED, [CUTOFF, 10**6]),
+    "a source's kept rejected requests": (rejections._KEPT, ["fotor", 10**6]),
     "tasks' last errors": (tasks.LAST_ERRORS, []),
     "destination statuses": (outbox.DESTINATION_STATUSES, [1.8e9 - 3600]),
 }
