@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -21,12 +20,12 @@ from starlette.types import Receive, Scope, Send
 
 from . import redact
 from .auth import SECRET_HEADER, SourceAuth
+from .callbacks import KEPT_REFUSALS, SourceRules, check_media_type
 from .clientaddr import AddressSet, client_address
 from .deadlines import Deadlines
 from .errors import (
     ClientDisconnected,
     HTTPError,
-    InvalidJSON,
     MethodNotAllowed,
     PayloadTooLarge,
     RequestTimeout,
@@ -34,17 +33,13 @@ from .errors import (
     StoreError,
     UnknownSource,
     UnsupportedMediaType,
-    ValidationFailed,
 )
 from .ids import new_id
 from .logs import REQUEST_ID, begin_request, log_request
 from .metrics import Metrics
-from .normalize import new_events
-from .reconciler import tracking
 from .routing import Router
 from .settings import Settings, SourceConfig
-from .sources import KINDS, Kind
-from .store import Receipt, Rejection, Store, Stored, Tracking
+from .store import Receipt, Rejection, Store, Stored
 from .tokens import URLTokens
 
 logger = logging.getLogger("photohook.ingest")
@@ -54,65 +49,9 @@ COMMIT_TIMEOUT = 10.0
 _SECRET_HEADER = SECRET_HEADER.encode()
 
 
-#: Refusals of an authenticated callback for what it sent: such a request is kept, to be retried
-#: once the cause is fixed (``photohook rejected retry``).
-KEPT_REFUSALS = (InvalidJSON, PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 #: Seconds a source whose cap turned a rejected request away is taken to be still full, so that
 #: a flood of them (a leaked token, say) costs the database nothing meanwhile.
 _FULL_FOR = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRules:
-    """How a source's callbacks are read into events, authentication aside."""
-
-    name: str
-    kind: Kind
-    ranks: dict[str, int]
-    tracking: Tracking | None
-
-    @classmethod
-    def of(cls, config: SourceConfig) -> SourceRules:
-        kind = KINDS[config.kind]
-        return cls(config.name, kind, kind.status_rank, tracking(config))
-
-    def receipt(
-        self,
-        body: bytes,
-        *,
-        router: Router,
-        received_at: datetime,
-        peer: str | None,
-        client: str | None,
-        headers: bytes,
-    ) -> Receipt:
-        """The receipt of a callback's body and its events; raises :class:`InvalidJSON` or
-        :class:`ValidationFailed` naming the field."""
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidJSON(f"the body is not valid JSON: {exc.msg}") from None
-        events = new_events(
-            self.kind.parse(document),
-            source=self.name,
-            kind=self.kind,
-            ranks=self.ranks,
-            router=router,
-            tracking=self.tracking,
-            payload=document,
-            received_at=received_at,
-        )
-        return Receipt(
-            id=new_id("rcv"),
-            source=self.name,
-            received_at=received_at,
-            peer=peer,
-            client=client,
-            headers=headers,
-            body=body,
-            body_sha256=hashlib.sha256(body).digest(),
-            events=events,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,15 +331,6 @@ def _headers(
     if extra:
         headers.extend((name.lower().encode(), value.encode()) for name, value in extra.items())
     return headers
-
-
-def check_media_type(content_type: str | None, content_encoding: str | None) -> None:
-    """Raise :class:`UnsupportedMediaType` unless the body is declared JSON, uncompressed."""
-    media_type = (content_type or "").partition(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType()
-    if content_encoding and content_encoding.strip().lower() != "identity":
-        raise UnsupportedMediaType("the body must not be compressed (Content-Encoding)")
 
 
 async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:

@@ -1,5 +1,5 @@
 """Rejected requests: authenticated callbacks refused for their content, which ingest keeps
-(see :data:`~receiver.ingest.KEPT_REFUSALS`), and running them through ingest again once the
+(see :data:`~receiver.callbacks.KEPT_REFUSALS`), and running them through ingest again once the
 configuration or the code was fixed.
 
 A retry is not authenticated again (the request was, when it arrived), but its source must still
@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import orjson
 
+from .callbacks import KEPT_REFUSALS, SourceRules, check_media_type
 from .errors import Conflict, HTTPError, NotFound, PayloadTooLarge
 from .events import parse_time
-from .ingest import KEPT_REFUSALS, SourceRules, check_media_type
 from .routing import Router
 from .settings import Settings
 from .store import Receipt, RejectedQuery, RejectedRequest, Store, Stored
