@@ -362,3 +362,20 @@ async def test_the_dashboard_lists_shows_and_retries_them(on_sqlite: Photohook) 
     after = await on_sqlite.admin("GET", f"/ui/rejected/{item['id']}")
     assert 'id="outcome"' in after.text and "rejected" in after.text
     assert (await on_sqlite.admin("GET", "/ui/rejected/rej_nope")).status_code == 404
+
+
+async def test_a_failure_to_keep_is_503_on_each_engine(photohook: Photohook) -> None:
+    store = photohook.app.state.store
+
+    async def rename(old: str, new: str) -> None:
+        await store._run("renaming", lambda tx: tx.execute(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    await rename("rejected", "rejected_elsewhere")  # every insert of a rejection now fails
+    answer = await photohook.post("fotor", unknown_status())
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "unavailable"
+    accepted = await photohook.post("fotor", fixture_bytes("fotor/upscale-completed"))
+    assert accepted.status_code == 200  # the accepted path does not share its fate
+    await rename("rejected_elsewhere", "rejected")
+    assert (await photohook.post("fotor", unknown_status())).status_code == 422
+    assert len(await photohook.kept()) == 1
