@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,8 +12,6 @@ from .__about__ import __version__
 from .errors import PhotohookError
 from .settings import ENVIRONMENT, Settings
 from .store import DELIVERY_STATES, TASK_STATES
-
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,8 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     url.add_argument("source", metavar="SOURCE", help="a configured source name")
     url.add_argument(
         "--base-url",
-        default=os.environ.get("PHOTOHOOK_BASE_URL", DEFAULT_BASE_URL),
-        help=f"public base URL of photohook (env PHOTOHOOK_BASE_URL; {DEFAULT_BASE_URL})",
+        help="public base URL of photohook (env PHOTOHOOK_BASE_URL; "
+        "default: http://HOST:PORT, where 'serve' listens)",
     )
 
     events = command("events", commands.events)

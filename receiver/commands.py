@@ -70,17 +70,36 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
 def url(settings: Settings, args: argparse.Namespace) -> int:
     """Print the URL to register with the provider for SOURCE."""
     from .app import url_tokens
+    from .tokens import URLTokens
 
     source = settings.sources.get(args.source)
     if source is None:
         return _no_source(settings, args.source)
-    base = args.base_url.rstrip("/")
+    base = (args.base_url or settings.base_url or listen_url(settings)).rstrip("/")
     if "token" not in source.require:
         print(f"{base}/hooks/{source.name}")
         return 0
-    tokens = with_store(settings, lambda store: url_tokens(settings, store))
+    if settings.secret_keys:
+        tokens = URLTokens([key.reveal() for key in settings.secret_keys])
+    else:
+        tokens = with_store(settings, lambda store: url_tokens(settings, store))
     print(f"{base}/hooks/{source.name}/{tokens.token(source.name)}")
     return 0
+
+
+def listen_url(settings: Settings) -> str:
+    """Where ``serve`` listens, as a URL (an unspecified address as loopback)."""
+    import ipaddress
+
+    host = settings.host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{settings.port}"
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"http://{host}:{settings.port}"
 
 
 def events(settings: Settings, args: argparse.Namespace) -> int:
@@ -332,10 +351,16 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def with_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
+def with_store(
+    settings: Settings, use: Callable[[Store], Awaitable[T]], *, create: bool = False
+) -> T:
+    """``use`` the database, which must exist: only ``migrate``, ``serve`` and ``worker`` make
+    one, so that a command run in the wrong folder does not answer from a new, empty one (or
+    print a URL under a key no server knows)."""
+
     async def run() -> T:
         store = open_store(settings.database_url)
-        await store.open()
+        await store.open(create=create)
         try:
             return await use(store)
         finally:

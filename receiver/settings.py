@@ -44,6 +44,12 @@ ENVIRONMENT = {
     "PHOTOHOOK_LOG_FORMAT": "log format: text or json (default: text)",
     "PHOTOHOOK_ADMIN_TOKEN": "bearer token of the admin API and dashboard "
     "(default: unset, loopback clients only)",
+    "PHOTOHOOK_BASE_URL": "public base URL 'url' prints (default: http://HOST:PORT as 'serve')",
+    "PHOTOHOOK_APP_DIR": "folder handler and transform modules are imported from "
+    "(default: the working directory)",
+    "PHOTOHOOK_ARCHIVE_DIR": "handlers.archive: where results are saved (default: ./archive)",
+    "PHOTOHOOK_ARCHIVE_MAX_BYTES": "handlers.archive: largest file (default: 100 MiB)",
+    "PHOTOHOOK_ARCHIVE_ALLOW_PRIVATE": "handlers.archive: 1 to fetch from private addresses",
 }
 #: Duplicates must be recognised for at least this long (Crop.photo resends for ~1.5 hours).
 MINIMUM_RETENTION = 7 * 86400
@@ -80,6 +86,7 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8000
+    base_url: str | None = None  # what `photohook url` prints; None: http://host:port
     database_url: str = DEFAULT_DATABASE_URL
     config_file: Path | None = None
     secret_keys: tuple[Secret, ...] = ()
@@ -186,6 +193,7 @@ class Settings:
         return cls(
             host=host or environ.get("PHOTOHOOK_HOST") or "127.0.0.1",
             port=resolved_port,
+            base_url=environ.get("PHOTOHOOK_BASE_URL") or None,
             database_url=database_url
             or environ.get("PHOTOHOOK_DATABASE_URL")
             or DEFAULT_DATABASE_URL,

@@ -33,9 +33,10 @@ from .records import (
 class Store(Protocol):
     """What photohook needs from a database."""
 
-    async def open(self, *, migrate: bool = True) -> None:
+    async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         """Connect and apply pending migrations (with ``migrate=False``, raise StoreError if
-        any is pending)."""
+        any is pending). With ``create=False``, raise NoDatabase, creating nothing, where the
+        database holds no photohook schema (or, for SQLite, the file does not exist)."""
 
     async def close(self) -> None:
         """Finish pending commits and disconnect."""

@@ -83,7 +83,7 @@ class SQLStore:
 
     # What each engine provides.
 
-    async def _connect(self, *, migrate: bool) -> None:
+    async def _connect(self, *, migrate: bool, create: bool) -> None:
         raise NotImplementedError
 
     async def _disconnect(self) -> None:
@@ -116,9 +116,9 @@ class SQLStore:
 
     # The Store interface.
 
-    async def open(self, *, migrate: bool = True) -> None:
+    async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         try:
-            await self._connect(migrate=migrate)
+            await self._connect(migrate=migrate, create=create)
         except BaseException:
             await self._disconnect()
             raise
