@@ -18,6 +18,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if not args.needs_settings:
+            return int(args.command(Settings(), args))
         settings = Settings.load(
             config_file=args.config,
             database_url=args.db,
@@ -52,10 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH", help="config file (env PHOTOHOOK_CONFIG)")
     common.add_argument("--db", metavar="URL", help="database URL (env PHOTOHOOK_DATABASE_URL)")
 
-    def command(name: str, function: Callable[[Settings, argparse.Namespace], int]) -> Any:
-        sub = subcommands.add_parser(name, parents=[common], help=function.__doc__)
+    def command(
+        name: str,
+        function: Callable[[Settings, argparse.Namespace], int],
+        *,
+        needs_settings: bool = True,
+    ) -> Any:
+        sub = subcommands.add_parser(
+            name, parents=[common] if needs_settings else [], help=function.__doc__
+        )
         sub.description = function.__doc__
-        sub.set_defaults(command=function)
+        sub.set_defaults(command=function, needs_settings=needs_settings)
         return sub
 
     serve = command("serve", commands.serve)
@@ -144,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
     command("check", commands.check)
+    # Needs no configuration: a secret is what one is missing while writing it.
+    command("secret", commands.secret, needs_settings=False)
     return parser
 
 

@@ -102,6 +102,14 @@ def listen_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+def secret(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a new Standard Webhooks secret (whsec_...) for a destination's 'secret'."""
+    from .signing import new_secret
+
+    print(new_secret())
+    return 0
+
+
 def events(settings: Settings, args: argparse.Namespace) -> int:
     """List stored events, newest first."""
     query = EventQuery(

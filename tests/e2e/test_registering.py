@@ -96,3 +96,20 @@ def test_help_lists_every_environment_variable_the_readme_documents(tmp_path: Pa
     assert shown.returncode == 0
     listed = set(re.findall(r"^  ([A-Z_]+) ", shown.stdout, re.MULTILINE))
     assert sorted(documented - listed) == []
+
+
+def test_secret_prints_a_secret_a_destination_takes_even_where_the_config_is_broken(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "photohook.toml").write_text("[destinations.app]\nurl = 5\n")
+    made = run_cli("secret", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert made.stdout == secret + "\n" and secret.startswith("whsec_")
+    assert run_cli("secret", cwd=tmp_path).stdout.strip() != secret
+    (tmp_path / "photohook.toml").write_text(
+        '[destinations.app]\nurl = "https://app.example.com/hooks"\nsecret = "env:APP_SECRET"\n'
+    )
+    checked = run_cli("check", cwd=tmp_path, env={"APP_SECRET": secret})
+    assert checked.returncode == 0, checked.stderr
+    assert "unsigned" not in checked.stdout
