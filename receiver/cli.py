@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_format=getattr(args, "log_format", None),
             migrate=not getattr(args, "no_migrate", False),
             processes=getattr(args, "processes", None),
+            resolve_secrets=args.resolve_secrets,
         )
         result: int = args.command(settings, args)
         return result
@@ -59,15 +60,19 @@ def _parser() -> argparse.ArgumentParser:
         function: Callable[[Settings, argparse.Namespace], int],
         *,
         needs_settings: bool = True,
+        resolve_secrets: bool = False,
     ) -> Any:
         sub = subcommands.add_parser(
             name, parents=[common] if needs_settings else [], help=function.__doc__
         )
         sub.description = function.__doc__
-        sub.set_defaults(command=function, needs_settings=needs_settings)
+        sub.set_defaults(
+            command=function, needs_settings=needs_settings, resolve_secrets=resolve_secrets
+        )
         return sub
 
-    serve = command("serve", commands.serve)
+    # Only what signs, delivers or checks the configuration needs every secret variable set.
+    serve = command("serve", commands.serve, resolve_secrets=True)
     serve.add_argument("--host", help="address to listen on (env PHOTOHOOK_HOST; 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (env PORT; 8000)")
     serve.add_argument("--no-worker", action="store_true", help="receive only; deliver elsewhere")
@@ -76,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         help="processes sharing the port, each with its own worker (env WEB_CONCURRENCY; 1)",
     )
-    for sub in (serve, command("worker", commands.worker)):
+    for sub in (serve, command("worker", commands.worker, resolve_secrets=True)):
         sub.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
         sub.add_argument("--log-format", choices=["text", "json"])
         sub.add_argument(
@@ -152,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d")
     prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
-    command("check", commands.check)
+    command("check", commands.check, resolve_secrets=True)
     # Needs no configuration: a secret is what one is missing while writing it.
     command("secret", commands.secret, needs_settings=False)
     return parser

@@ -14,7 +14,7 @@ from .errors import ConfigError
 from .events import Event
 from .importer import import_from_string
 from .retry import DEFAULT_SCHEDULE, RetrySchedule
-from .secret import Secret
+from .secret import Secret, UnsetSecret
 from .signing import decode_secret
 from .ssrf import DeniedDestination, check_host
 
@@ -104,6 +104,8 @@ def read_destination(table: Table, name: str, *, allow_private: bool) -> Destina
     _check_url(table, url, private_ok)
     secrets = table.take_secrets("secret")
     for index, secret in enumerate(secrets):
+        if isinstance(secret, UnsetSecret):
+            continue
         try:
             decode_secret(secret.reveal())
         except ValueError as exc:

@@ -121,8 +121,12 @@ class Settings:
         handlers: Mapping[str, Handler] | None = None,
         transforms: Mapping[str, Transform] | None = None,
         environ: Mapping[str, str] = os.environ,
+        resolve_secrets: bool = True,
     ) -> Settings:
         """Read the flags given here, then the environment, then the config file.
+
+        With ``resolve_secrets=False`` (commands that neither sign nor deliver), an ``env:NAME``
+        secret whose variable is unset is an :class:`~receiver.secret.UnsetSecret`, not an error.
 
         ``handlers`` adds handler destinations given as callables (named by the keys, for routes
         to name in ``to``); ``transforms`` sets the transform of the named HTTP destinations.
@@ -130,7 +134,12 @@ class Settings:
         """
         path = _config_path(config_file, environ)
         document = load_toml(path) if path is not None else {}
-        root = Table(document, file=str(path or DEFAULT_CONFIG_FILE), environ=environ)
+        root = Table(
+            document,
+            file=str(path or DEFAULT_CONFIG_FILE),
+            environ=environ,
+            strict_secrets=resolve_secrets,
+        )
         server = root.take_table("server")
         max_body_bytes = server.take_int("max_body_bytes", 262_144, minimum=1024)
         trusted_proxies = server.take_networks("trusted_proxies")

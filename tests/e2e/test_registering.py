@@ -113,3 +113,50 @@ def test_secret_prints_a_secret_a_destination_takes_even_where_the_config_is_bro
     checked = run_cli("check", cwd=tmp_path, env={"APP_SECRET": secret})
     assert checked.returncode == 0, checked.stderr
     assert "unsigned" not in checked.stdout
+
+
+SECRET_CONFIG = """
+[sources.fotor]
+api_key = "env:FOTOR_API_KEY"
+
+[sources.crop]
+kind = "cropphoto"
+secrets = ["env:CROP_SECRET"]
+
+[destinations.app]
+url = "http://127.0.0.1:9/hooks"
+allow_private = true
+secret = "env:APP_WEBHOOK_SECRET"
+
+[[routes]]
+to = ["app"]
+"""
+
+
+def test_commands_that_only_read_need_no_secret_variable_set(tmp_path: Path) -> None:
+    (tmp_path / "photohook.toml").write_text(SECRET_CONFIG)
+    secrets = {
+        "FOTOR_API_KEY": "fotor-key",
+        "CROP_SECRET": "crop-secret",
+        "APP_WEBHOOK_SECRET": "whsec_c2VjcmV0LWtleS1mb3ItdGhlLWFwcA==",
+    }
+    assert run_cli("migrate", cwd=tmp_path, env=secrets).returncode == 0
+    unset = dict.fromkeys(secrets, "")
+    for command in (
+        ("events",),
+        ("deliveries",),
+        ("destinations",),
+        ("tasks",),
+        ("url", "fotor"),
+        ("url", "crop"),
+        ("pause", "app"),
+        ("track", "fotor", "task-1"),
+    ):
+        result = run_cli(*command, cwd=tmp_path, env=unset)
+        assert result.returncode == 0, (command, result.stderr)
+    for command in (("check",), ("worker",), ("serve", "--port", "1")):
+        refused = run_cli(*command, cwd=tmp_path, env=unset)
+        assert refused.returncode == 2
+        assert "environment variable FOTOR_API_KEY is not set" in refused.stderr
+    checked = run_cli("check", cwd=tmp_path, env=secrets)
+    assert checked.returncode == 0, checked.stderr
