@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             migrate=not getattr(args, "no_migrate", False),
             processes=getattr(args, "processes", None),
             resolve_secrets=args.resolve_secrets,
+            app_dir=getattr(args, "app_dir", None),
+            # Imported by what delivers or checks (see commands): not by `serve --no-worker`.
+            import_callables=False,
         )
         result: int = args.command(settings, args)
         return result
@@ -81,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         help="processes sharing the port, each with its own worker (env WEB_CONCURRENCY; 1)",
     )
-    for sub in (serve, command("worker", commands.worker, resolve_secrets=True)):
+    worker = command("worker", commands.worker, resolve_secrets=True)
+    for sub in (serve, worker):
         sub.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
         sub.add_argument("--log-format", choices=["text", "json"])
         sub.add_argument(
@@ -157,7 +161,14 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d")
     prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
-    command("check", commands.check, resolve_secrets=True)
+    check = command("check", commands.check, resolve_secrets=True)
+    for sub in (serve, worker, check):
+        sub.add_argument(
+            "--app-dir",
+            metavar="DIR",
+            help="import handler and transform modules from DIR first "
+            "(env PHOTOHOOK_APP_DIR; the working directory)",
+        )
     # Needs no configuration: a secret is what one is missing while writing it.
     command("secret", commands.secret, needs_settings=False)
     return parser

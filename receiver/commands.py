@@ -28,6 +28,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from .logs import configure_logging
     from .server import serve
 
+    if not args.no_worker:
+        settings = settings.with_callables()  # a broken handler stops serve at once
     configure_logging(settings.log_level, settings.log_format)
     serve(settings, worker=not args.no_worker)
     return 0
@@ -38,6 +40,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     from .logs import configure_logging
     from .worker import Worker
 
+    settings = settings.with_callables()
     configure_logging(settings.log_level, settings.log_format)
 
     async def run() -> None:
@@ -325,6 +328,7 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
     """Validate the configuration and print the sources, destinations and routes."""
+    settings = settings.with_callables()
     print(f"config: {settings.config_file or '(none; built-in defaults)'}")
     print(f"database: {redact.url(settings.database_url)}")
     print(f"max body: {settings.max_body_bytes} bytes")

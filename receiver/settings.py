@@ -6,6 +6,7 @@ Flags win over environment variables, which win over the file, which wins over t
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from .destinations import (
     HandlerDestination,
     HTTPDestination,
     Transform,
+    imported,
     read_destination,
 )
 from .errors import ConfigError
@@ -105,6 +107,9 @@ class Settings:
     access_log: bool = True  # a line per accepted callback (refusals and failures always)
     migrate: bool = True  # apply pending database migrations at start-up
     processes: int = 1  # how many processes `serve` runs (WEB_CONCURRENCY)
+    #: The folder handler and transform modules are imported from, first on the import path,
+    #: as uvicorn's ``--app-dir`` (PHOTOHOOK_APP_DIR; default: the working directory).
+    app_dir: Path = field(default_factory=Path.cwd)
 
     @classmethod
     def load(
@@ -122,11 +127,16 @@ class Settings:
         transforms: Mapping[str, Transform] | None = None,
         environ: Mapping[str, str] = os.environ,
         resolve_secrets: bool = True,
+        app_dir: str | Path | None = None,
+        import_callables: bool = True,
     ) -> Settings:
         """Read the flags given here, then the environment, then the config file.
 
-        With ``resolve_secrets=False`` (commands that neither sign nor deliver), an ``env:NAME``
-        secret whose variable is unset is an :class:`~receiver.secret.UnsetSecret`, not an error.
+        With ``import_callables=False``, the handlers and transforms the file names are not
+        imported until :meth:`with_callables` (a web process that does not deliver never needs
+        them). With ``resolve_secrets=False`` (commands that neither sign nor deliver), an
+        ``env:NAME`` secret whose variable is unset is an :class:`~receiver.secret.UnsetSecret`,
+        not an error.
 
         ``handlers`` adds handler destinations given as callables (named by the keys, for routes
         to name in ``to``); ``transforms`` sets the transform of the named HTTP destinations.
@@ -162,8 +172,13 @@ class Settings:
         )
         if not sources:
             raise root.error("sources", "at least one source is required")
+        folder = Path(app_dir or environ.get("PHOTOHOOK_APP_DIR") or ".").absolute()
+        if import_callables:
+            _on_import_path(folder)
         destinations = {
-            name: read_destination(table, name, allow_private=allow_private)
+            name: read_destination(
+                table, name, allow_private=allow_private, import_now=import_callables
+            )
             for name, table in root.take_tables("destinations").items()
         }
         _add_callables(root, destinations, handlers or {}, transforms or {})
@@ -225,7 +240,20 @@ class Settings:
             access_log=access_log,
             migrate=migrate,
             processes=resolved_processes,
+            app_dir=folder,
         )
+
+    def with_callables(self) -> Settings:
+        """These settings with every handler and transform imported (from :attr:`app_dir` first);
+        raises :class:`~receiver.errors.ConfigError` naming the file, key and problem."""
+        _on_import_path(self.app_dir)
+        destinations = {name: imported(d) for name, d in self.destinations.items()}
+        return replace(self, destinations=destinations)
+
+
+def _on_import_path(folder: Path) -> None:
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 
 def _add_callables(

@@ -22,8 +22,8 @@ def to_order_update(event: Event) -> dict[str, Any] | None:
 NOT_CALLABLE = 42
 
 
-def two_arguments(event: Event, other: int) -> None:
-    """Not a handler: it needs two arguments."""
+def three_arguments(event: Event, context: object, other: int) -> None:
+    """Not a handler: it needs three arguments."""
 
 
 ASYNC_CALLS: list[str] = []
