@@ -125,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     replay = command("replay", commands.replay)
     replay.add_argument("event_id", metavar="EVENT_ID")
     replay.add_argument("--destination", metavar="NAME", help="only to this destination")
+    replay.add_argument(
+        "--new-id",
+        action="store_true",
+        help="send as a new message (a new webhook-id), for a receiver that must process it "
+        "again; by default the event's id is kept, and a deduplicating receiver drops it",
+    )
 
     retry = command("retry", commands.retry)
     retry.add_argument("delivery_id", metavar="DELIVERY_ID", nargs="?")

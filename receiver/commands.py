@@ -172,7 +172,12 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
             return None, []
         router = Router(settings.routes)
         return event, await replay_event(
-            store, router, event, destination=args.destination, destinations=settings.destinations
+            store,
+            router,
+            event,
+            destination=args.destination,
+            destinations=settings.destinations,
+            new_id=args.new_id,
         )
 
     event, created = with_store(settings, run)

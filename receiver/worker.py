@@ -102,7 +102,7 @@ class _Lane:
                 delivery_id=delivery.id,
                 attempt=delivery.attempts + 1,
                 destination=delivery.destination,
-                message_id=claim.event.id,
+                message_id=delivery.message_id or claim.event.id,
             )
             result = await sender.send(claim.event, context)
         finally:

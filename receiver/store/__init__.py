@@ -92,8 +92,11 @@ class Store(Protocol):
         """Record an attempt and the delivery's new state (group-committed, without waiting
         for the disk: see :mod:`~.sqlstore`)."""
 
-    async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
-        """New pending deliveries of an event (a replay); their ids."""
+    async def add_deliveries(
+        self, event_id: str, destinations: Iterable[str], *, new_message: bool = False
+    ) -> list[str]:
+        """New pending deliveries of an event (a replay); their ids. With ``new_message``, each
+        is sent under a new ``webhook-id`` (``msg_...``), not the event id."""
 
     async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
         """Deliveries matching ``query``: dead ones first, then newest first."""

@@ -223,11 +223,14 @@ class SQLStore:
     async def finish(self, outcome: Outcome) -> None:
         await self._outcomes.submit(outcome)
 
-    async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
+    async def add_deliveries(
+        self, event_id: str, destinations: Iterable[str], *, new_message: bool = False
+    ) -> list[str]:
         names = list(destinations)
         now = time.time()
         return await self._run(
-            "cannot add deliveries", lambda tx: outbox.add_deliveries(tx, event_id, names, now)
+            "cannot add deliveries",
+            lambda tx: outbox.add_deliveries(tx, event_id, names, now, new_message=new_message),
         )
 
     async def requeue(
