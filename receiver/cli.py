@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    environment = "\n".join(f"  {name:<24} {meaning}" for name, meaning in ENVIRONMENT.items())
+    width = max(map(len, ENVIRONMENT)) + 1
+    environment = "\n".join(f"  {name:<{width}} {meaning}" for name, meaning in ENVIRONMENT.items())
     parser = argparse.ArgumentParser(
         prog="photohook",
         description="Webhook receiver and event router for Fotor and Crop.photo callbacks.",
