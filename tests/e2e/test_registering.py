@@ -12,8 +12,9 @@ from tests.helpers import fixture
 
 from .process import Serve, run_cli
 
-README = Path(__file__).parents[2] / "README.md"
-#: Variables the README names for the test suite, not for photohook.
+ROOT = Path(__file__).parents[2]
+GUIDES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: Variables the guides name for the test suite, not for photohook.
 TEST_SUITE_VARIABLES = {"PHOTOHOOK_TEST_POSTGRES_URL", "PHOTOHOOK_LONG"}
 
 #: Commands that read or change a database and so must find one, never make one.
@@ -86,10 +87,9 @@ def test_url_prints_the_address_serve_listens_on(tmp_path: Path) -> None:
         serve.stop()
 
 
-def test_help_lists_every_environment_variable_the_readme_documents(tmp_path: Path) -> None:
-    documented = set(
-        re.findall(r"\b(PHOTOHOOK_[A-Z_]+|PORT|WEB_CONCURRENCY)\b", README.read_text())
-    )
+def test_help_lists_every_environment_variable_the_guides_document(tmp_path: Path) -> None:
+    text = "".join(guide.read_text() for guide in GUIDES)
+    documented = set(re.findall(r"\b(PHOTOHOOK_[A-Z_]+|PORT|WEB_CONCURRENCY)\b", text))
     documented -= TEST_SUITE_VARIABLES
     assert {"PORT", "WEB_CONCURRENCY", "PHOTOHOOK_DATABASE_URL"} <= documented
     shown = run_cli("--help", cwd=tmp_path)
