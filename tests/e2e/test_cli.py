@@ -140,6 +140,7 @@ def test_track_tasks_and_check_the_reconciling(tmp_path: Path) -> None:
     )
     assert "not reconciled: no api_key" in checked.stdout
     assert "secret-api-key" not in checked.stdout
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
     tracked = run_cli(
         "track", "fotor", "task-42", "--business-id", "order-9", cwd=tmp_path, env=env
     )
