@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     worker unless ``worker=False`` (then run ``photohook worker`` beside it).
     """
     settings = settings if settings is not None else Settings.load()
+    if worker:
+        settings = settings.with_callables()
     store = open_store(settings.database_url)
     router = Router(settings.routes)
     metrics = Metrics(settings.sources, settings.destinations)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,13 +13,13 @@ from .errors import PhotohookError
 from .settings import ENVIRONMENT, Settings
 from .store import DELIVERY_STATES, TASK_STATES
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if not args.needs_settings:
+            return int(args.command(Settings(), args))
         settings = Settings.load(
             config_file=args.config,
             database_url=args.db,
@@ -30,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_format=getattr(args, "log_format", None),
             migrate=not getattr(args, "no_migrate", False),
             processes=getattr(args, "processes", None),
+            resolve_secrets=args.resolve_secrets,
+            app_dir=getattr(args, "app_dir", None),
+            # Imported by what delivers or checks (see commands): not by `serve --no-worker`.
+            import_callables=False,
         )
         result: int = args.command(settings, args)
         return result
@@ -41,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    environment = "\n".join(f"  {name:<24} {meaning}" for name, meaning in ENVIRONMENT.items())
+    width = max(map(len, ENVIRONMENT)) + 1
+    environment = "\n".join(f"  {name:<{width}} {meaning}" for name, meaning in ENVIRONMENT.items())
     parser = argparse.ArgumentParser(
         prog="photohook",
         description="Webhook receiver and event router for Fotor and Crop.photo callbacks.",
@@ -55,13 +59,24 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH", help="config file (env PHOTOHOOK_CONFIG)")
     common.add_argument("--db", metavar="URL", help="database URL (env PHOTOHOOK_DATABASE_URL)")
 
-    def command(name: str, function: Callable[[Settings, argparse.Namespace], int]) -> Any:
-        sub = subcommands.add_parser(name, parents=[common], help=function.__doc__)
+    def command(
+        name: str,
+        function: Callable[[Settings, argparse.Namespace], int],
+        *,
+        needs_settings: bool = True,
+        resolve_secrets: bool = False,
+    ) -> Any:
+        sub = subcommands.add_parser(
+            name, parents=[common] if needs_settings else [], help=function.__doc__
+        )
         sub.description = function.__doc__
-        sub.set_defaults(command=function)
+        sub.set_defaults(
+            command=function, needs_settings=needs_settings, resolve_secrets=resolve_secrets
+        )
         return sub
 
-    serve = command("serve", commands.serve)
+    # Only what signs, delivers or checks the configuration needs every secret variable set.
+    serve = command("serve", commands.serve, resolve_secrets=True)
     serve.add_argument("--host", help="address to listen on (env PHOTOHOOK_HOST; 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (env PORT; 8000)")
     serve.add_argument("--no-worker", action="store_true", help="receive only; deliver elsewhere")
@@ -70,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         help="processes sharing the port, each with its own worker (env WEB_CONCURRENCY; 1)",
     )
-    for sub in (serve, command("worker", commands.worker)):
+    worker = command("worker", commands.worker, resolve_secrets=True)
+    for sub in (serve, worker):
         sub.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
         sub.add_argument("--log-format", choices=["text", "json"])
         sub.add_argument(
@@ -89,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     url.add_argument("source", metavar="SOURCE", help="a configured source name")
     url.add_argument(
         "--base-url",
-        default=os.environ.get("PHOTOHOOK_BASE_URL", DEFAULT_BASE_URL),
-        help=f"public base URL of photohook (env PHOTOHOOK_BASE_URL; {DEFAULT_BASE_URL})",
+        help="public base URL of photohook (env PHOTOHOOK_BASE_URL; "
+        "default: http://HOST:PORT, where 'serve' listens)",
     )
 
     events = command("events", commands.events)
@@ -110,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     replay = command("replay", commands.replay)
     replay.add_argument("event_id", metavar="EVENT_ID")
     replay.add_argument("--destination", metavar="NAME", help="only to this destination")
+    replay.add_argument(
+        "--new-id",
+        action="store_true",
+        help="send as a new message (a new webhook-id), for a receiver that must process it "
+        "again; by default the event's id is kept, and a deduplicating receiver drops it",
+    )
 
     retry = command("retry", commands.retry)
     retry.add_argument("delivery_id", metavar="DELIVERY_ID", nargs="?")
@@ -176,7 +198,16 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d")
     prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
-    command("check", commands.check)
+    check = command("check", commands.check, resolve_secrets=True)
+    for sub in (serve, worker, check):
+        sub.add_argument(
+            "--app-dir",
+            metavar="DIR",
+            help="import handler and transform modules from DIR first "
+            "(env PHOTOHOOK_APP_DIR; the working directory)",
+        )
+    # Needs no configuration: a secret is what one is missing while writing it.
+    command("secret", commands.secret, needs_settings=False)
     return parser
 
 

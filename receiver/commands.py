@@ -28,6 +28,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from .logs import configure_logging
     from .server import serve
 
+    if not args.no_worker:
+        settings = settings.with_callables()  # a broken handler stops serve at once
     configure_logging(settings.log_level, settings.log_format)
     serve(settings, worker=not args.no_worker)
     return 0
@@ -38,6 +40,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     from .logs import configure_logging
     from .worker import Worker
 
+    settings = settings.with_callables()
     configure_logging(settings.log_level, settings.log_format)
 
     async def run() -> None:
@@ -70,16 +73,43 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
 def url(settings: Settings, args: argparse.Namespace) -> int:
     """Print the URL to register with the provider for SOURCE."""
     from .app import url_tokens
+    from .tokens import URLTokens
 
     source = settings.sources.get(args.source)
     if source is None:
         return _no_source(settings, args.source)
-    base = args.base_url.rstrip("/")
+    base = (args.base_url or settings.base_url or listen_url(settings)).rstrip("/")
     if "token" not in source.require:
         print(f"{base}/hooks/{source.name}")
         return 0
-    tokens = with_store(settings, lambda store: url_tokens(settings, store))
+    if settings.secret_keys:
+        tokens = URLTokens([key.reveal() for key in settings.secret_keys])
+    else:
+        tokens = with_store(settings, lambda store: url_tokens(settings, store))
     print(f"{base}/hooks/{source.name}/{tokens.token(source.name)}")
+    return 0
+
+
+def listen_url(settings: Settings) -> str:
+    """Where ``serve`` listens, as a URL (an unspecified address as loopback)."""
+    import ipaddress
+
+    host = settings.host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{settings.port}"
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"http://{host}:{settings.port}"
+
+
+def secret(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a new Standard Webhooks secret (whsec_...) for a destination's 'secret'."""
+    from .signing import new_secret
+
+    print(new_secret())
     return 0
 
 
@@ -142,7 +172,12 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
             return None, []
         router = Router(settings.routes)
         return event, await replay_event(
-            store, router, event, destination=args.destination, destinations=settings.destinations
+            store,
+            router,
+            event,
+            destination=args.destination,
+            destinations=settings.destinations,
+            new_id=args.new_id,
         )
 
     event, created = with_store(settings, run)
@@ -364,6 +399,7 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
     """Validate the configuration and print the sources, destinations and routes."""
+    settings = settings.with_callables()
     print(f"config: {settings.config_file or '(none; built-in defaults)'}")
     print(f"database: {redact.url(settings.database_url)}")
     print(f"max body: {settings.max_body_bytes} bytes")
@@ -401,10 +437,16 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def with_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
+def with_store(
+    settings: Settings, use: Callable[[Store], Awaitable[T]], *, create: bool = False
+) -> T:
+    """``use`` the database, which must exist: only ``migrate``, ``serve`` and ``worker`` make
+    one, so that a command run in the wrong folder does not answer from a new, empty one (or
+    print a URL under a key no server knows)."""
+
     async def run() -> T:
         store = open_store(settings.database_url)
-        await store.open()
+        await store.open(create=create)
         try:
             return await use(store)
         finally:

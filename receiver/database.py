@@ -30,7 +30,7 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
     async def nothing(store: Store) -> None:
         return None
 
-    with_store(settings, nothing)
+    with_store(settings, nothing, create=True)
     print(f"{masked(settings.database_url)}: the schema is up to date")
     return 0
 

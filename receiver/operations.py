@@ -25,20 +25,29 @@ async def replay_event(
     *,
     destination: str | None = None,
     destinations: Collection[str] = (),
+    new_id: bool = False,
 ) -> list[tuple[str, str]]:
     """Queue new deliveries of ``event``: to ``destination``, or wherever routes send it now.
 
+    They keep the event's ``webhook-id``, so that a receiver that deduplicates drops what it has
+    processed (as Stripe and Svix replay); ``new_id`` sends them as new messages instead.
     Returns (delivery id, destination) pairs; empty when no route sends the event anywhere.
     """
     targets = (destination,) if destination else router.destinations(event)
     if not targets:
         return []
     await store.sync_destinations(destinations or targets)
-    return list(zip(await store.add_deliveries(event.id, targets), targets, strict=True))
+    created = await store.add_deliveries(event.id, targets, new_message=new_id)
+    return list(zip(created, targets, strict=True))
 
 
 async def replay_matching(
-    store: Store, router: Router, query: EventQuery, *, destination: str | None = None
+    store: Store,
+    router: Router,
+    query: EventQuery,
+    *,
+    destination: str | None = None,
+    new_id: bool = False,
 ) -> tuple[int, int]:
     """Replay every event ``query`` matches (at most ``BULK_LIMIT``): (events, deliveries)."""
     events = deliveries = 0
@@ -46,7 +55,9 @@ async def replay_matching(
     while events < BULK_LIMIT:
         found = await store.list_events(page)
         for event in found:
-            deliveries += len(await replay_event(store, router, event, destination=destination))
+            deliveries += len(
+                await replay_event(store, router, event, destination=destination, new_id=new_id)
+            )
         events += len(found)
         if len(found) < page.limit:
             break

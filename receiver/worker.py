@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Mapping
 
+from .context import DeliveryContext
 from .destinations import Destination
 from .errors import StoreError
 from .ids import ulid
@@ -96,7 +97,14 @@ class _Lane:
         try:
             if self.rate is not None:
                 await self.rate.wait()
-            result = await sender.send(claim.event)
+            delivery = claim.delivery
+            context = DeliveryContext(
+                delivery_id=delivery.id,
+                attempt=delivery.attempts + 1,
+                destination=delivery.destination,
+                message_id=delivery.message_id or claim.event.id,
+            )
+            result = await sender.send(claim.event, context)
         finally:
             self._free.append(sender)
             self.worker.wake()  # room to claim another

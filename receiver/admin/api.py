@@ -83,7 +83,8 @@ class AdminAPI:
 
     async def replay_one(self, request: Request) -> Response:
         _no_params(request)
-        destination = self._destination(await _body(request))
+        body = await _body(request)
+        destination = self._destination(body)
         event = await self._store.get_event(request.path_params["event_id"])
         if event is None:
             raise NotFound("no event with that id")
@@ -93,6 +94,7 @@ class AdminAPI:
             event,
             destination=destination,
             destinations=self._settings.destinations,
+            new_id=_new_id(body),
         )
         if not created:
             raise ValidationFailed(
@@ -105,9 +107,10 @@ class AdminAPI:
         params = Params(request.query_params)
         query = event_query(params, statuses=STATUSES, limit=500)
         params.finish()
-        destination = self._destination(await _body(request))
+        body = await _body(request)
+        destination = self._destination(body)
         events, deliveries = await replay_matching(
-            self._store, self._router, query, destination=destination
+            self._store, self._router, query, destination=destination, new_id=_new_id(body)
         )
         self._wake()
         return JSONResponse({"events": events, "deliveries": deliveries})
@@ -245,7 +248,7 @@ class AdminAPI:
             self._wake()
 
     def _destination(self, body: dict[str, Any]) -> str | None:
-        unknown = sorted(set(body) - {"destination"})
+        unknown = sorted(set(body) - {"destination", "new_id"})
         if unknown:
             raise ValidationFailed(f"unknown field {unknown[0]!r}", field=unknown[0])
         destination = body.get("destination")
@@ -254,6 +257,13 @@ class AdminAPI:
         if not isinstance(destination, str) or destination not in self._settings.destinations:
             raise ValidationFailed("no destination with that name", field="destination")
         return destination
+
+
+def _new_id(body: dict[str, Any]) -> bool:
+    new_id = body.get("new_id", False)
+    if not isinstance(new_id, bool):
+        raise ValidationFailed("new_id must be true or false", field="new_id")
+    return new_id
 
 
 def _no_params(request: Request) -> None:

@@ -103,7 +103,14 @@ _REPLAY_BODY = {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "destination": {"type": "string", "description": "Only to this destination."}
+                    "destination": {"type": "string", "description": "Only to this destination."},
+                    "new_id": {
+                        "type": "boolean",
+                        "default": False,
+                        "description": "Send as a new message, under a new webhook-id, for a "
+                        "receiver that must process it again (by default the event id is kept, "
+                        "and a receiver that deduplicates drops the replay).",
+                    },
                 },
             }
         }

@@ -36,9 +36,10 @@ from .records import (
 class Store(Protocol):
     """What photohook needs from a database."""
 
-    async def open(self, *, migrate: bool = True) -> None:
+    async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         """Connect and apply pending migrations (with ``migrate=False``, raise StoreError if
-        any is pending)."""
+        any is pending). With ``create=False``, raise NoDatabase, creating nothing, where the
+        database holds no photohook schema (or, for SQLite, the file does not exist)."""
 
     async def close(self) -> None:
         """Finish pending commits and disconnect."""
@@ -112,8 +113,11 @@ class Store(Protocol):
         """Record an attempt and the delivery's new state (group-committed, without waiting
         for the disk: see :mod:`~.sqlstore`)."""
 
-    async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
-        """New pending deliveries of an event (a replay); their ids."""
+    async def add_deliveries(
+        self, event_id: str, destinations: Iterable[str], *, new_message: bool = False
+    ) -> list[str]:
+        """New pending deliveries of an event (a replay); their ids. With ``new_message``, each
+        is sent under a new ``webhook-id`` (``msg_...``), not the event id."""
 
     async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
         """Deliveries matching ``query``: dead ones first, then newest first."""

@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 
-from ..errors import StoreError
+from ..errors import NoDatabase, StoreError
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -59,3 +59,10 @@ def pending(engine: str, applied: set[int]) -> list[Migration]:
 def not_migrated(todo: list[Migration]) -> StoreError:
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in todo)
     return StoreError(f"the database needs migrations ({names}); run 'photohook migrate' first")
+
+
+def no_database(database: str) -> NoDatabase:
+    return NoDatabase(
+        f"no photohook database at {database}: run 'photohook migrate' (or 'photohook serve') "
+        "first to create it, or give the database with --db or PHOTOHOOK_DATABASE_URL"
+    )

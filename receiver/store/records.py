@@ -114,6 +114,7 @@ class Delivery:
     last_error: str | None
     created_at: float
     updated_at: float
+    message_id: str | None = None  # the webhook-id of a replay sent as a new message
 
     def to_dict(self) -> dict[str, Any]:
         return {

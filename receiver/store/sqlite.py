@@ -23,7 +23,7 @@ import aiosqlite
 from ..errors import StoreError
 from ..events import format_time
 from .groupcommit import Committer, ThreadGroupCommit
-from .migrations import not_migrated, pending
+from .migrations import no_database, not_migrated, pending
 from .sqlite_writer import Writer
 from .sqlstore import BatchWork, SQLStore
 from .tx import Dialect, Row, Tx
@@ -75,12 +75,16 @@ class SQLiteStore(SQLStore):
         self._reader: aiosqlite.Connection | None = None
         self._watch: asyncio.Task[None] | None = None
 
-    async def _connect(self, *, migrate: bool) -> None:
+    async def _connect(self, *, migrate: bool, create: bool) -> None:
+        if not create and not await asyncio.to_thread(os.path.isfile, self.path):
+            raise no_database(repr(self.path))
         try:
             writer = self._writer
             await writer.open(self.path)
 
             async def prepare() -> None:
+                if not create and not await writer.transaction(_has_schema):
+                    raise no_database(repr(self.path))
                 await writer.execute("PRAGMA journal_mode = WAL")
                 await writer.transaction(functools.partial(_migrate, apply=migrate))
 
@@ -188,6 +192,13 @@ class SQLiteStore(SQLStore):
         if self._reader is None:
             raise StoreError("the store is not open")
         yield _Tx(self._reader)
+
+
+async def _has_schema(tx: Tx) -> bool:
+    found = await tx.fetch(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    )
+    return bool(found and await tx.fetch("SELECT 1 FROM schema_migrations LIMIT 1"))
 
 
 async def _migrate(tx: Tx, *, apply: bool) -> None:

@@ -91,7 +91,7 @@ class SQLStore:
 
     # What each engine provides.
 
-    async def _connect(self, *, migrate: bool) -> None:
+    async def _connect(self, *, migrate: bool, create: bool) -> None:
         raise NotImplementedError
 
     async def _disconnect(self) -> None:
@@ -124,9 +124,9 @@ class SQLStore:
 
     # The Store interface.
 
-    async def open(self, *, migrate: bool = True) -> None:
+    async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         try:
-            await self._connect(migrate=migrate)
+            await self._connect(migrate=migrate, create=create)
         except BaseException:
             await self._disconnect()
             raise
@@ -257,11 +257,14 @@ class SQLStore:
     async def finish(self, outcome: Outcome) -> None:
         await self._outcomes.submit(outcome)
 
-    async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
+    async def add_deliveries(
+        self, event_id: str, destinations: Iterable[str], *, new_message: bool = False
+    ) -> list[str]:
         names = list(destinations)
         now = time.time()
         return await self._run(
-            "cannot add deliveries", lambda tx: outbox.add_deliveries(tx, event_id, names, now)
+            "cannot add deliveries",
+            lambda tx: outbox.add_deliveries(tx, event_id, names, now, new_message=new_message),
         )
 
     async def requeue(

@@ -67,6 +67,7 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "last_error",
             "created_at",
             "updated_at",
+            "message_id",
         ),
     ),
     "attempts": (

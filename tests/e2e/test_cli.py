@@ -13,6 +13,7 @@ from .process import Serve, run_cli
 
 
 def test_url_prints_only_the_url_and_the_same_one_every_time(tmp_path: Path) -> None:
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
     first = run_cli("url", "fotor", "--base-url", "https://hooks.example.com/", cwd=tmp_path)
     second = run_cli("url", "fotor", "--base-url", "https://hooks.example.com", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -27,6 +28,9 @@ def test_url_uses_photohook_secret_keys(tmp_path: Path) -> None:
     env = {"PHOTOHOOK_SECRET_KEYS": "k-new,k-old"}
     one = run_cli("url", "fotor", cwd=tmp_path, env=env).stdout
     two = run_cli("url", "fotor", cwd=tmp_path, env={"PHOTOHOOK_SECRET_KEYS": "k-new"}).stdout
+    assert one.startswith("http://127.0.0.1:8000/hooks/fotor/")
+    assert not (tmp_path / "photohook.db").exists()  # the keys are given: no database needed
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
     generated = run_cli("url", "fotor", cwd=tmp_path).stdout
     assert one == two != generated
 
@@ -137,6 +141,7 @@ def test_track_tasks_and_check_the_reconciling(tmp_path: Path) -> None:
     )
     assert "not reconciled: no api_key" in checked.stdout
     assert "secret-api-key" not in checked.stdout
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
     tracked = run_cli(
         "track", "fotor", "task-42", "--business-id", "order-9", cwd=tmp_path, env=env
     )
