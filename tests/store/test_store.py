@@ -206,6 +206,26 @@ async def test_a_late_callback_never_reopens_a_finished_task(store: Store, final
     assert (claimed, next_due) == ([], None)
 
 
+async def test_a_check_never_marks_a_task_with_a_final_event_lost(store: Store) -> None:
+    from receiver.store import Tracking
+
+    tracking = Tracking(0, 1)
+    now = time.time()
+    for task_id in ("t1", "t2"):
+        await store.track_task("fotor", task_id, None, tracking, now)
+    # Stored while the task was tracked, without ending it: as a database written before late
+    # callbacks were kept from reopening tasks holds them.
+    await store.store(receipt("t1", "completed", terminal=True))
+    claimed, _ = await store.claim_tasks(["fotor"], "w", 10, 60, now + 2)
+    assert sorted(task.task_id for task in claimed) == ["t1", "t2"]
+    for task in claimed:
+        await store.finish_task(task, "w", state="lost", error="no result within reconcile_for")
+    assert {task.task_id: task.state for task in await store.list_tasks()} == {
+        "t1": "done",
+        "t2": "lost",
+    }
+
+
 async def test_the_task_summary_has_each_sources_latest_error(store: Store) -> None:
     from receiver.store import Tracking
 
