@@ -91,7 +91,7 @@ async def test_a_dead_delivery_is_retried_from_the_page_and_becomes_delivered(
     timeline = page.locator("ol.timeline li")
     await expect(timeline).to_have_count(2)
     await expect(timeline.nth(0)).to_contain_text("HTTP 500")
-    await expect(page.locator("pre").first).to_contain_text('"taskId"')
+    await expect(page.locator("pre#payload")).to_contain_text('"taskId"')
 
 
 async def test_events_list_detail_with_blurred_flagged_images_and_destinations(
