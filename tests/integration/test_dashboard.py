@@ -5,15 +5,23 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
+from receiver import Settings, create_app
+from receiver.store import DeliveryQuery, Store, open_store
+from receiver.tokens import URLTokens
 from tests.helpers import fixture
 
-from .servers import Reply, Sink, eventually
+from .conftest import KEY
+from .servers import PrefixProxy, Reply, Sink, eventually, running
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ADMIN = "dashboard-admin-token"
@@ -139,3 +147,161 @@ async def test_cross_site_posts_are_refused(photohook: Start, browser: Browser) 
     assert response.status == 403
     states = {s.name: s.state for s in await app.store.destination_statuses(0)}
     assert states["log"] == "active"
+
+
+PREFIX = "/photohook"
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path, photohook_database: str) -> Callable[[str], Settings]:
+    def load(config: str) -> Settings:
+        path = tmp_path / "photohook.toml"
+        path.write_text("[server]\nallow_private_destinations = true\n" + config)
+        return Settings.load(
+            config_file=path,
+            database_url=photohook_database,
+            environ={"PHOTOHOOK_SECRET_KEYS": KEY, "PHOTOHOOK_ADMIN_TOKEN": ADMIN},
+        )
+
+    return load
+
+
+def mounted(app: Starlette) -> Starlette:
+    """A host application with photohook mounted below PREFIX, as the README shows."""
+
+    @asynccontextmanager
+    async def lifespan(host: Starlette) -> AsyncIterator[None]:
+        async with app.router.lifespan_context(app):
+            yield
+
+    return Starlette(routes=[Mount(PREFIX, app=app)], lifespan=lifespan)
+
+
+async def click_through(browser: Browser, base_url: str, store: Store) -> None:
+    """Log in and use every page and form of the dashboard served at ``base_url + PREFIX``:
+    each link, form and redirect must stay below the prefix, and nothing may answer 404."""
+    hook = f"{base_url}{PREFIX}/hooks/fotor/{URLTokens([KEY]).token('fotor')}"
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(hook, json=fixture("fotor/avatar-completed"))
+        assert answer.status_code == 200, answer.text
+    [event_id] = answer.json()["event_ids"]
+    await eventually(lambda: _all_dead(store, 1))
+
+    page = await browser.new_page()
+    failures: list[str] = []
+    page.on(
+        "response",
+        lambda response: (
+            failures.append(f"{response.status} {response.url}")
+            if response.url.startswith(base_url) and response.status >= 400
+            else None
+        ),
+    )
+    root = f"{base_url}{PREFIX}"
+    await page.goto(f"{root}/ui")
+    await page.wait_for_url(f"{root}/ui/login?next=/ui/overview")
+    await page.fill("input[name=token]", ADMIN)
+    await page.click("button:has-text('Log in')")
+    await page.wait_for_url(f"{root}/ui/overview")
+
+    async def links_stay_below_the_prefix() -> list[str]:
+        """The page's links to this server (its forms' targets are checked, not followed)."""
+        links: list[str] = await page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        forms: list[str] = await page.eval_on_selector_all("form", "els => els.map(e => e.action)")
+        ours = [url for url in [*links, *forms] if url.startswith(base_url)]
+        assert ours and all(url.startswith(f"{root}/ui") for url in ours), ours
+        return [url for url in links if url.startswith(base_url)]
+
+    seen = set(await links_stay_below_the_prefix())
+    for name, path in [
+        ("Events", "/ui/events"),
+        ("Deliveries", "/ui/deliveries"),
+        ("Destinations", "/ui/destinations"),
+        ("Overview", "/ui/overview"),
+    ]:
+        await page.click(f"header nav >> text={name}")
+        await page.wait_for_url(f"{root}{path}")
+        seen |= set(await links_stay_below_the_prefix())
+
+    await page.click("header nav >> text=Events")
+    await page.click(f"text={event_id}")
+    await page.wait_for_url(f"{root}/ui/events/{event_id}")
+    seen |= set(await links_stay_below_the_prefix())
+    await page.click("button:has-text('Replay')")
+    await page.wait_for_url(f"{root}/ui/events/{event_id}")
+    await expect(page.locator("ol.timeline")).to_have_count(2)
+
+    await eventually(lambda: _all_dead(store, 2))
+    await page.goto(f"{root}/ui/deliveries?state=dead")
+    await page.click("#retry-all")
+    await page.wait_for_url(f"{root}/ui/deliveries")
+    await eventually(lambda: _all_dead(store, 2))
+    delivery = (await store.list_deliveries(DeliveryQuery()))[0]
+    await page.reload()
+    await page.locator(f"tr#{delivery.id}").locator("text=Retry").click()
+    await page.wait_for_url(f"{root}/ui/deliveries")
+    await eventually(lambda: _all_dead(store, 2))
+    assert (await store.list_deliveries(DeliveryQuery(delivery_id=delivery.id)))[0].attempts == 3
+
+    await page.click("header nav >> text=Destinations")
+    row = page.locator("tr#destination-app")
+    await row.locator("text=Pause").click()
+    await page.wait_for_url(f"{root}/ui/destinations")
+    await expect(row.locator(".state")).to_have_text("paused")
+    await row.locator("text=Resume").click()
+    await expect(row.locator(".state")).to_have_text("active")
+
+    for url in sorted(seen):
+        response = await page.goto(url)
+        assert response is not None and response.status == 200, url
+
+    await page.click("button:has-text('Log out')")
+    await page.wait_for_url(f"{root}/ui/login")
+    await page.goto(f"{root}/ui/events")
+    await page.wait_for_url(f"{root}/ui/login?next=/ui/events")
+    assert failures == []
+
+
+async def _all_dead(store: Store, count: int) -> bool:
+    found = await store.list_deliveries(DeliveryQuery())
+    return len(found) == count and all(d.state == "dead" for d in found)
+
+
+DEAD_CONFIG = (
+    '[destinations.app]\nurl = "{url}/hook"\nretry_schedule = []\n[[routes]]\nto = ["app"]\n'
+)
+
+
+async def test_every_page_works_mounted_below_a_prefix(
+    settings_for: Callable[[str], Settings],
+    sink_url: Callable[[Sink], str],
+    stack: ExitStack,
+    browser: Browser,
+) -> None:
+    sink = Sink(script=lambda n: Reply(500))
+    settings = settings_for(DEAD_CONFIG.format(url=sink_url(sink)))
+    base_url = stack.enter_context(running(mounted(create_app(settings))))
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        await click_through(browser, base_url, store)
+    finally:
+        await store.close()
+
+
+async def test_every_page_works_behind_a_proxy_that_serves_it_below_a_root_path(
+    settings_for: Callable[[str], Settings],
+    sink_url: Callable[[Sink], str],
+    stack: ExitStack,
+    browser: Browser,
+) -> None:
+    sink = Sink(script=lambda n: Reply(500))
+    settings = settings_for(DEAD_CONFIG.format(url=sink_url(sink)))
+    backend = stack.enter_context(running(create_app(settings), root_path=PREFIX))
+    base_url = stack.enter_context(running(PrefixProxy(PREFIX, backend).app, lifespan="off"))
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        await click_through(browser, base_url, store)
+    finally:
+        await store.close()
