@@ -104,6 +104,7 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    body: bytes = b"ok"
 
 
 @dataclass
@@ -160,7 +161,7 @@ class Sink:
             reply = self.script(number)
             if reply.delay:
                 await asyncio.sleep(reply.delay)
-            return Response(b"ok", status_code=reply.status, headers=reply.headers)
+            return Response(reply.body, status_code=reply.status, headers=reply.headers)
         finally:
             with self._lock:
                 self.in_flight -= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
@@ -305,3 +306,60 @@ async def test_every_page_works_behind_a_proxy_that_serves_it_below_a_root_path(
         await click_through(browser, base_url, store)
     finally:
         await store.close()
+
+
+TIME = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"
+
+
+async def test_events_show_delivery_states_and_thumbnails_and_deliveries_their_task(
+    photohook: Start, sink_url: Callable[[Sink], str], browser: Browser
+) -> None:
+    sink = Sink(
+        script=lambda n: Reply(503, body=b"upstream is down for maintenance") if n == 0 else Reply()
+    )
+    images = Sink()
+    app = await photohook(
+        f'[destinations.app]\nurl = "{sink_url(sink)}/hook"\nretry_schedule = []\n'
+        '[[routes]]\nto = ["app"]\n',
+        environ={"PHOTOHOOK_ADMIN_TOKEN": ADMIN},
+    )
+    [dead] = await app.send(taskId="first", businessId="order-dead", resultUrl=None)
+    await eventually(lambda: app.all_in("dead", 1))
+    result = f"{sink_url(images)}/result.png"
+    [delivered] = await app.send(taskId="second", businessId="order-ok", resultUrl=result)
+    await eventually(lambda: app.settled(2))
+    [failing] = await app.deliveries(state="dead")
+
+    page = await browser.new_page()
+    await log_in(page, app.base_url, "/ui/events")
+    await expect(page.locator(f"#event-{dead} .state-dead")).to_have_text("app: dead")
+    await expect(page.locator(f"#event-{delivered} .state-delivered")).to_have_text(
+        "app: delivered"
+    )
+    await expect(page.locator(f"#event-{dead} img")).to_have_count(0)
+    thumbnail = page.locator(f"#event-{delivered} img.thumb")
+    await expect(thumbnail).to_have_attribute("src", result)
+    await expect(thumbnail).to_have_attribute("loading", "lazy")
+    await expect(thumbnail).to_have_attribute("referrerpolicy", "no-referrer")
+    await eventually(lambda: len(images.received) == 1)
+    assert "referer" not in images.received[0].headers
+    await expect(page.locator("#rows td.mono").first).to_have_text(re.compile(TIME))
+
+    await page.check("input[name=delivery]")
+    await page.click("text=Filter")
+    await expect(page.locator("#rows tr")).to_have_count(1)
+    await expect(page.locator(f"#event-{dead}")).to_have_count(1)
+
+    await page.goto(f"{app.base_url}/ui/deliveries")
+    row = page.locator(f"tr#{failing.id}")
+    await expect(row.locator(".task")).to_have_text("first")
+    await expect(row.locator(".business")).to_have_text("order-dead")
+    await expect(row.locator(".created")).to_have_text(re.compile(TIME))
+
+    await page.goto(f"{app.base_url}/ui/events/{dead}")
+    attempt = page.locator("li.attempt")
+    await expect(attempt).to_contain_text("HTTP 503")
+    await expect(attempt.locator("pre.response")).to_have_text("upstream is down for maintenance")
+    await expect(attempt).to_contain_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"))
+    await expect(page.locator(".grid span.mono").nth(2)).to_have_text(re.compile(TIME))
+    assert ADMIN not in await page.content()
