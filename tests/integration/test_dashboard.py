@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +20,11 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from receiver import Settings, create_app
-from receiver.store import DeliveryQuery, Store, open_store
+from receiver.admin.dashboard import when
+from receiver.store import Attempt, DeliveryQuery, Outcome, Store, open_store
 from receiver.tokens import URLTokens
 from tests.helpers import fixture
+from tests.store.factories import receipt
 
 from .conftest import KEY
 from .servers import PrefixProxy, Reply, Sink, eventually, running
@@ -363,3 +368,100 @@ async def test_events_show_delivery_states_and_thumbnails_and_deliveries_their_t
     await expect(attempt).to_contain_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"))
     await expect(page.locator(".grid span.mono").nth(2)).to_have_text(re.compile(TIME))
     assert ADMIN not in await page.content()
+
+
+async def _bars(page: Page, chart: str) -> Counter[tuple[str, str]]:
+    """(bucket start, outcome) -> count, as the chart's SVG bars say."""
+    found = await page.eval_on_selector_all(
+        f"svg#{chart} g.bar rect",
+        "els => els.map(e => [e.parentElement.dataset.start, e.dataset.outcome, +e.dataset.count])",
+    )
+    return Counter({(start, outcome): count for start, outcome, count in found})
+
+
+def _buckets(counts: dict[float, int], seconds: int, outcome: str) -> Counter[tuple[str, str]]:
+    found: Counter[tuple[str, str]] = Counter()
+    for at, count in counts.items():
+        found[(when(at - at % seconds), outcome)] += count
+    return found
+
+
+async def test_the_overview_charts_the_last_hour_and_day_of_callbacks_and_deliveries(
+    photohook: Start, photohook_database: str, sink_url: Callable[[Sink], str], browser: Browser
+) -> None:
+    now = time.time()
+    ago = {"five": now - 300, "ten": now - 600, "thirty": now - 1800, "three_hours": now - 10800}
+    seed = open_store(photohook_database)
+    await seed.open()
+    await seed.sync_destinations(["app", "later"])
+    await seed.set_destination_state("later", "paused", "by the test")
+    stored: dict[float, int] = {}
+    for name, count in (("five", 3), ("thirty", 2), ("three_hours", 4)):
+        for n in range(count):
+            moment = datetime.fromtimestamp(ago[name], UTC)
+            await seed.store(receipt(f"{name}-{n}", received_at=moment))
+        stored[ago[name]] = count
+    moment = datetime.fromtimestamp(ago["ten"], UTC)
+    for task in ("one", "two", "three"):
+        await seed.store(receipt(task, received_at=moment, destinations=("app",)))
+    await seed.store(receipt("waits", received_at=moment, destinations=("later",)))
+    stored[ago["ten"]] = 4
+    # Two attempts deliver, one fails, and the next attempt of that delivery is its last.
+    claims, _ = await seed.claim({"app": 10}, "seed", 60, time.time())
+    assert len(claims) == 3
+    for n, claim in enumerate(claims):
+        ok = n < 2
+        attempt = Attempt(ago["ten"], 5.0, ok, 200 if ok else 500)
+        state = "delivered" if ok else "retrying"
+        await seed.finish(Outcome(claim.delivery.id, "seed", attempt, state, now - 1))
+    [again], _ = await seed.claim({"app": 10}, "seed", 60, time.time())
+    last = Attempt(ago["ten"] + 1, 5.0, False, 500)
+    await seed.finish(Outcome(again.delivery.id, "seed", last, "dead"))
+    await seed.close()
+
+    sink = Sink()
+    app = await photohook(
+        f'[destinations.app]\nurl = "{sink_url(sink)}/hook"\n'
+        f'[destinations.later]\nurl = "{sink_url(sink)}/later"\n',
+        environ={"PHOTOHOOK_ADMIN_TOKEN": ADMIN},
+    )
+    live = time.time()
+    await app.send(taskId="live")
+    await app.send(taskId="live")  # a duplicate
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(app.hook[:-4] + "nope", json=fixture("fotor/upscale-completed"))
+        assert answer.status_code in (401, 403)
+    stored[live] = 1
+
+    page = await browser.new_page()
+    await log_in(page, app.base_url, "/ui/overview")
+    hour = await _bars(page, "callbacks-hour-fotor")
+    accepted = Counter({key: n for key, n in hour.items() if key[1] == "accepted"})
+    assert accepted == _buckets(stored, 60, "accepted") - _buckets(
+        {ago["three_hours"]: 4}, 60, "accepted"
+    )
+    others = {key[1]: n for key, n in hour.items() if key[1] != "accepted"}
+    assert others == {"duplicate": 1, "rejected": 1}
+    day = await _bars(page, "callbacks-day-fotor")
+    assert Counter({k: n for k, n in day.items() if k[1] == "accepted"}) == _buckets(
+        stored, 3600, "accepted"
+    )
+    svg = page.locator("svg#callbacks-day-fotor")
+    await expect(svg).to_have_attribute("data-accepted", "14")
+    await expect(page.locator("svg#callbacks-hour-fotor")).to_have_attribute("data-accepted", "10")
+
+    attempts = await _bars(page, "attempts-hour-app")
+    expected = _buckets({ago["ten"]: 2}, 60, "delivered") + _buckets({ago["ten"]: 1}, 60, "failed")
+    assert attempts == expected + _buckets({ago["ten"] + 1: 1}, 60, "dead")
+    assert await _bars(page, "attempts-day-app") == _buckets(
+        {ago["ten"]: 2}, 3600, "delivered"
+    ) + _buckets({ago["ten"]: 1}, 3600, "failed") + _buckets({ago["ten"] + 1: 1}, 3600, "dead")
+    assert await _bars(page, "attempts-hour-later") == Counter()
+    await expect(page.locator("#overview-app .rate")).to_contain_text("50%")
+    await expect(page.locator("#overview-later .queue")).to_have_text("1")
+    # Taller bars for larger counts: the scale is the chart's peak.
+    heights = await page.eval_on_selector_all(
+        "svg#callbacks-hour-fotor g.bar",
+        "els => els.map(e => [+e.dataset.total, e.getBBox().height])",
+    )
+    assert sorted(heights) == sorted(heights, key=lambda pair: pair[1])
