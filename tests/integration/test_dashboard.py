@@ -387,7 +387,11 @@ def _buckets(counts: dict[float, int], seconds: int, outcome: str) -> Counter[tu
 
 
 async def test_the_overview_charts_the_last_hour_and_day_of_callbacks_and_deliveries(
-    photohook: Start, photohook_database: str, sink_url: Callable[[Sink], str], browser: Browser
+    photohook: Start,
+    photohook_database: str,
+    sink_url: Callable[[Sink], str],
+    browser: Browser,
+    tmp_path: Path,
 ) -> None:
     now = time.time()
     ago = {"five": now - 300, "ten": now - 600, "thirty": now - 1800, "three_hours": now - 10800}
@@ -465,3 +469,4 @@ async def test_the_overview_charts_the_last_hour_and_day_of_callbacks_and_delive
         "els => els.map(e => [+e.dataset.total, e.getBBox().height])",
     )
     assert sorted(heights) == sorted(heights, key=lambda pair: pair[1])
+    await page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
