@@ -260,6 +260,8 @@ async def click_through(browser: Browser, base_url: str, store: Store) -> None:
     for url in sorted(seen):
         response = await page.goto(url)
         assert response is not None and response.status == 200, url
+        html = await page.content()
+        assert ADMIN not in html and KEY not in html and hook.rsplit("/", 1)[1] not in html
 
     await page.click("button:has-text('Log out')")
     await page.wait_for_url(f"{root}/ui/login")
