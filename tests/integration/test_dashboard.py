@@ -431,13 +431,14 @@ async def test_the_overview_charts_the_last_hour_and_day_of_callbacks_and_delive
         f'[destinations.later]\nurl = "{sink_url(sink)}/later"\n',
         environ={"PHOTOHOOK_ADMIN_TOKEN": ADMIN},
     )
-    live = time.time()
-    await app.send(taskId="live")
+    [live_id] = await app.send(taskId="live")
     await app.send(taskId="live")  # a duplicate
     async with httpx.AsyncClient() as client:
         answer = await client.post(app.hook[:-4] + "nope", json=fixture("fotor/upscale-completed"))
         assert answer.status_code in (401, 403)
-    stored[live] = 1
+    live_event = await app.store.get_event(live_id)
+    assert live_event is not None
+    stored[live_event.received_at.timestamp()] = 1
 
     page = await browser.new_page()
     await log_in(page, app.base_url, "/ui/overview")
