@@ -5,6 +5,7 @@ from .app import create_app
 from .context import DeliveryContext
 from .destinations import Handler, Transform
 from .events import Event
+from .logs import TokenMaskingFilter
 from .retry import Retry
 from .settings import Settings
 
@@ -14,6 +15,7 @@ __all__ = [
     "Handler",
     "Retry",
     "Settings",
+    "TokenMaskingFilter",
     "Transform",
     "__version__",
     "create_app",

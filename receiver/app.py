@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/metrics", guarded(prometheus), methods=["GET"]),
             *admin_routes,
-            *Dashboard(settings, store, router, access, wake).routes(),
+            *Dashboard(settings, store, router, access, wake, metrics).routes(),
         ],
         middleware=[Middleware(RequestLog)],
         lifespan=lifespan,

@@ -9,6 +9,7 @@ import logging
 import select
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -75,6 +76,29 @@ class TextFormatter(logging.Formatter):
             self._second = second
             self._seconds_text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
         return f"{self._seconds_text},{int((created - second) * 1000):03d}"
+
+
+class TokenMaskingFilter(logging.Filter):
+    """Masks the URL token of ``/hooks/{source}/{token}`` in every record it sees, as
+    ``/hooks/{source}/<token>``.
+
+    photohook logs its own requests with the token masked; a server or application that embeds
+    it logs them its own way. Add this filter to the logger that writes those lines (uvicorn's
+    ``uvicorn.access``), or to a handler, so that they never show a token either.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact.path(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _masked(value) for key, value in record.args.items()}
+        return True
+
+
+def _masked(value: object) -> object:
+    return redact.path(value) if isinstance(value, str) else value
 
 
 class _RequestIdFilter(logging.Filter):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from .store import Store
-from .tallies import Tally, TallyHistogram
+from .tallies import MinuteTally, Tally, TallyHistogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 UNKNOWN_SOURCE = "(unknown)"
@@ -36,6 +36,9 @@ class Metrics:
             ["source", "outcome"],
             self.registry,
         )
+        #: Duplicate and rejected callbacks by (source, outcome) and minute, for the dashboard:
+        #: accepted ones are counted from the store.
+        self.recent_callbacks = MinuteTally()
         self.ingest_seconds = TallyHistogram(
             "photohook_ingest_duration_seconds",
             "Time from a callback's arrival to its answer.",
@@ -93,6 +96,8 @@ class Metrics:
         if source not in self.sources:
             source = UNKNOWN_SOURCE
         self.callbacks.inc((source, outcome, reason))
+        if outcome != "accepted":
+            self.recent_callbacks.inc((source, outcome))
         self.ingest_seconds.observe((source,), seconds)
 
     def rejected(self, source: str, outcome: str) -> None:

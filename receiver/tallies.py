@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -96,3 +96,32 @@ class TallyHistogram:
                 self._created[labels],
             )
         yield family
+
+
+class MinuteTally:
+    """Counts by label values and minute, kept for a day: what happened recently, for the
+    dashboard's charts, where the store keeps no row to count. Change it from the event loop's
+    thread only."""
+
+    def __init__(self, keep_minutes: int = 24 * 60, clock: Callable[[], float] = time.time):
+        self._keep = keep_minutes
+        self._clock = clock
+        self._minutes: dict[int, dict[Labels, int]] = {}
+
+    def inc(self, labels: Labels) -> None:
+        minute = int(self._clock() // 60)
+        counts = self._minutes.get(minute)
+        if counts is None:
+            counts = self._minutes[minute] = {}
+            # At most once a minute: forget the minutes that fell out of the day.
+            for old in [m for m in self._minutes if m <= minute - self._keep]:
+                del self._minutes[old]
+        counts[labels] = counts.get(labels, 0) + 1
+
+    def since(self, start: float) -> Iterator[tuple[float, Labels, int]]:
+        """(the minute's start in Unix seconds, labels, count) for each minute from ``start``."""
+        first = start // 60
+        for minute, counts in list(self._minutes.items()):
+            if minute >= first:
+                for labels, count in counts.items():
+                    yield minute * 60.0, labels, count

@@ -15,6 +15,7 @@ from .records import (
     Attempt,
     AttemptRecord,
     Claim,
+    Count,
     Delivery,
     DeliveryQuery,
     DestinationStatus,
@@ -85,6 +86,20 @@ class Store(Protocol):
 
     async def get_event(self, event_id: str) -> Event | None:
         """One event, or None."""
+
+    async def events_by_id(self, event_ids: Sequence[str]) -> dict[str, Event]:
+        """The events of these ids that exist, by id."""
+
+    async def deliveries_of(self, event_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+        """The deliveries of these events, by event id, in destination order."""
+
+    async def callback_counts(self, since: float, bucket_seconds: int) -> list[Count]:
+        """Accepted callbacks per source and bucket of ``bucket_seconds`` (60 or 3600) since
+        ``since`` (the start of a bucket), reading that window alone."""
+
+    async def attempt_counts(self, since: float, bucket_seconds: int) -> list[Count]:
+        """Delivery attempts per destination, outcome (delivered, failed, dead) and bucket of
+        ``bucket_seconds`` since ``since``, reading that window alone."""
 
     async def sync_destinations(self, names: Iterable[str]) -> None:
         """Make sure every configured destination has a state (active when new)."""
@@ -223,6 +238,7 @@ __all__ = [
     "Attempt",
     "AttemptRecord",
     "Claim",
+    "Count",
     "Delivery",
     "DeliveryQuery",
     "DestinationStatus",

@@ -37,6 +37,7 @@ DIALECT = Dialect(
         " WHERE item.value = ?)"
     ),
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    integer_part="TRUNC({value})",
     for_update=" FOR UPDATE",
     after_import=(
         "SELECT setval(pg_get_serial_sequence('attempts', 'id'),"

@@ -95,8 +95,20 @@ class EventQuery:
     flagged: bool | None = None
     since: datetime | None = None
     until: datetime | None = None
+    dead_delivery: bool = False  # only events with a dead delivery
     before: str | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """How many of something (callbacks, attempts) one source or destination had in the time
+    bucket starting at ``start`` (Unix seconds), by outcome."""
+
+    start: float
+    name: str
+    outcome: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,11 +33,12 @@ from typing import Any, TypeVar
 from ..errors import StoreError, StoreUnavailable
 from ..events import Event, format_time
 from ..tokens import generate_key
-from . import outbox, pruning, queries, rejections, tasks, transfer, writes
+from . import activity, outbox, pruning, queries, rejections, tasks, transfer, writes
 from .groupcommit import Committer, GroupCommit
 from .records import (
     AttemptRecord,
     Claim,
+    Count,
     Delivery,
     DeliveryQuery,
     DestinationStatus,
@@ -220,6 +221,22 @@ class SQLStore:
     async def get_event(self, event_id: str) -> Event | None:
         async with self._read() as tx:
             return await queries.get_event(tx, event_id)
+
+    async def events_by_id(self, event_ids: Sequence[str]) -> dict[str, Event]:
+        async with self._read() as tx:
+            return await queries.events_by_id(tx, event_ids)
+
+    async def deliveries_of(self, event_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+        async with self._read() as tx:
+            return await queries.deliveries_of(tx, event_ids)
+
+    async def callback_counts(self, since: float, bucket_seconds: int) -> list[Count]:
+        async with self._read() as tx:
+            return await activity.callbacks(tx, since, bucket_seconds)
+
+    async def attempt_counts(self, since: float, bucket_seconds: int) -> list[Count]:
+        async with self._read() as tx:
+            return await activity.attempts(tx, since, bucket_seconds)
 
     async def event_detail(self, event_id: str) -> EventDetail | None:
         async with self._read() as tx:

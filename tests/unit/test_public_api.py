@@ -8,6 +8,7 @@ def test_the_public_api_is_small_and_complete() -> None:
         "Handler",
         "Retry",
         "Settings",
+        "TokenMaskingFilter",
         "Transform",
         "__version__",
         "create_app",
@@ -18,3 +19,4 @@ def test_the_public_api_is_small_and_complete() -> None:
     assert receiver.DeliveryContext.__doc__
     assert receiver.Settings.__doc__
     assert receiver.create_app.__doc__
+    assert receiver.TokenMaskingFilter.__doc__

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from receiver.tallies import Tally, TallyHistogram
+from receiver.tallies import MinuteTally, Tally, TallyHistogram
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.5, 10.0)
 LABEL = st.sampled_from(["fotor", "cropphoto", 'odd "quoted"\nname'])
@@ -53,3 +53,18 @@ def test_each_series_has_its_created_time() -> None:
     text = generate_latest(registry).decode()
     assert 'photohook_things_created{source="fotor"} 1.' in text
     assert 'photohook_wait_seconds_created{source="fotor"} 1.' in text
+
+
+def test_a_minute_tally_counts_by_minute_and_forgets_what_is_a_day_old() -> None:
+    now = [1_800_000_000.0]
+    tally = MinuteTally(keep_minutes=3, clock=lambda: now[0])
+    for seconds in (0, 30, 61, 125, 190):
+        now[0] = 1_800_000_000.0 + seconds
+        tally.inc(("fotor", "rejected"))
+    start = 1_800_000_000.0 // 60 * 60
+    assert sorted(tally.since(0)) == [
+        (start + 60, ("fotor", "rejected"), 1),
+        (start + 120, ("fotor", "rejected"), 1),
+        (start + 180, ("fotor", "rejected"), 1),
+    ]
+    assert sorted(at for at, _, _ in tally.since(start + 150)) == [start + 120, start + 180]
