@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,12 +37,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_callables=False,
         )
         result: int = args.command(settings, args)
+        sys.stdout.flush()  # a closed pipe is found here, not at the interpreter's exit
         return result
+    except BrokenPipeError:
+        return _reader_went_away()
     except PhotohookError as exc:
         print(f"photohook: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_went_away() -> int:
+    """``photohook events | head -1``: the reader closed the pipe, which is no error of ours.
+
+    Whatever is still buffered for stdout goes nowhere (as Python's documentation advises, or the
+    interpreter reports the same error again as it exits), and the exit status is the one a shell
+    reports for a command that SIGPIPE stopped.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _parser() -> argparse.ArgumentParser:
