@@ -15,7 +15,7 @@ from .commands import stdout_bytes, with_store
 from .errors import StoreError
 from .redact import url as masked
 from .settings import Settings
-from .store import Store, open_store
+from .store import SchemaChange, Store, open_store
 from .store.transfer import TABLES
 
 FORMAT = "photohook-export"
@@ -27,11 +27,18 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Apply the database's pending migrations (serve and worker do it at start-up unless
     --no-migrate)."""
 
-    async def nothing(store: Store) -> None:
-        return None
+    async def schema(store: Store) -> SchemaChange | None:
+        return store.schema
 
-    with_store(settings, nothing, create=True)
-    print(f"{masked(settings.database_url)}: the schema is up to date")
+    change = with_store(settings, schema, create=True)
+    assert change is not None  # set by opening the store
+    where = masked(settings.database_url)
+    if change.before == 0:
+        print(f"created the database at {where} (schema version {change.after})")
+    elif change.before < change.after:
+        print(f"migrated {where} from schema version {change.before} to {change.after}")
+    else:
+        print(f"{where}: already up to date (schema version {change.after})")
     return 0
 
 
@@ -72,6 +79,7 @@ async def _import(settings: Settings, lines: Iterable[bytes]) -> int:
     store = open_store(settings.database_url)
     await store.open(migrate=settings.migrate)
     try:
+        before = await store.table_counts()
         read: dict[str, int] = {}
         end: dict[str, int] | None = None
         table, chunk = "", list[dict[str, Any]]()
@@ -114,8 +122,20 @@ async def _import(settings: Settings, lines: Iterable[bytes]) -> int:
             return _fail(f"fewer rows in the database than imported: {', '.join(short)}")
     finally:
         await store.close()
-    print(f"imported {_summary(read)} into {masked(settings.database_url)}")
+    added = {table: held[table] - before.get(table, 0) for table in read}
+    print(f"imported {_added(read, added)} into {masked(settings.database_url)}")
     return 0
+
+
+def _added(read: dict[str, int], added: dict[str, int]) -> str:
+    """``0 new events, 56 already present; ...``: nobody else writes while an import runs, so
+    what the tables gained is what the import added."""
+    parts = []
+    for table, count in read.items():
+        new = min(added[table], count)
+        present = f", {count - new} already present" if new < count else ""
+        parts.append(f"{new} new {table}{present}")
+    return "; ".join(parts) or "nothing"
 
 
 async def _import_chunk(store: Store, table: str, chunk: list[dict[str, Any]]) -> None:

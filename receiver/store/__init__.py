@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..events import Event
+from .migrations import SchemaChange
 from .records import (
     DELIVERY_STATES,
     DESTINATION_STATES,
@@ -35,6 +36,9 @@ from .records import (
 
 class Store(Protocol):
     """What photohook needs from a database."""
+
+    #: What :meth:`open` did to the schema (None before it is opened).
+    schema: SchemaChange | None
 
     async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         """Connect and apply pending migrations (with ``migrate=False``, raise StoreError if
@@ -235,6 +239,7 @@ __all__ = [
     "RejectedQuery",
     "RejectedRequest",
     "Rejection",
+    "SchemaChange",
     "Store",
     "Stored",
     "Task",

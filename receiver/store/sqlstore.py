@@ -35,6 +35,7 @@ from ..events import Event, format_time
 from ..tokens import generate_key
 from . import outbox, pruning, queries, rejections, tasks, transfer, writes
 from .groupcommit import Committer, GroupCommit
+from .migrations import SchemaChange
 from .records import (
     AttemptRecord,
     Claim,
@@ -77,6 +78,7 @@ class SQLStore:
     unavailable: tuple[type[BaseException], ...] = ()
 
     def __init__(self, *, max_batch: int = 256) -> None:
+        self.schema: SchemaChange | None = None
         self._commits: Committer[Receipt, Stored] = self._group_commit(
             "could not store the callback", writes.write_batch, max_batch
         )

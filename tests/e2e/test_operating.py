@@ -4,13 +4,16 @@ commands say they did."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import subprocess
 from pathlib import Path
 
 from receiver.store import open_store
+from receiver.store.migrations import migrations
 from tests.store.factories import receipt
 
-from .process import COMMAND
+from .process import COMMAND, run_cli
 
 
 def fill(workdir: Path, events: int) -> None:
@@ -47,3 +50,34 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path
         assert "Traceback" not in errors, (args, errors)
         assert "BrokenPipeError" not in errors, (args, errors)
         assert status == 141, (args, status, errors)  # 128 + SIGPIPE, as a shell reports it
+
+
+def test_migrate_says_whether_it_created_migrated_or_found_the_schema_up_to_date(
+    tmp_path: Path,
+) -> None:
+    shipped = migrations("sqlite")
+    latest = shipped[-1].version
+    created = run_cli("migrate", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == (
+        f"created the database at sqlite:///photohook.db (schema version {latest})\n"
+    )
+    again = run_cli("migrate", cwd=tmp_path)
+    assert again.stdout == f"sqlite:///photohook.db: already up to date (schema version {latest})\n"
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "older.db")) as older:
+        older.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at TEXT NOT NULL)"
+        )
+        for migration in shipped[:-1]:
+            older.executescript(migration.sql)
+            older.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01T00:00:00Z')",
+                (migration.version, migration.name),
+            )
+        older.commit()
+    migrated = run_cli("migrate", "--db", "sqlite:///older.db", cwd=tmp_path)
+    assert migrated.stdout == (
+        f"migrated sqlite:///older.db from schema version {shipped[-2].version} to {latest}\n"
+    )
