@@ -128,11 +128,15 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     events = command("events", commands.events)
-    events.add_argument("--source", help="only this source")
-    events.add_argument("--status", help="only this status (completed, failed, ...)")
-    events.add_argument("--task-id", help="only this task (Fotor taskId, Crop.photo job_id)")
+    _event_filters(events)
     events.add_argument("--limit", type=_positive, default=50, help="at most N events (50)")
     events.add_argument("--json", action="store_true", help="print a JSON array of events")
+
+    event = command("event", commands.event)
+    event.add_argument("event_id", metavar="EVENT_ID")
+    event.add_argument(
+        "--json", action="store_true", help="print it as GET /api/events/{id} answers"
+    )
 
     deliveries = command("deliveries", commands.deliveries)
     deliveries.add_argument("--state", choices=DELIVERY_STATES)
@@ -227,6 +231,17 @@ def _parser() -> argparse.ArgumentParser:
     # Needs no configuration: a secret is what one is missing while writing it.
     command("secret", commands.secret, needs_settings=False)
     return parser
+
+
+def _event_filters(parser: argparse.ArgumentParser) -> None:
+    """The filters of GET /api/events, as options."""
+    parser.add_argument("--source", help="only this source")
+    parser.add_argument("--type", help="only this event type (fotor.task.completed, ...)")
+    parser.add_argument("--status", help="only this status (completed, failed, ...)")
+    parser.add_argument("--task-id", help="only this task (Fotor taskId, Crop.photo job_id)")
+    parser.add_argument("--business-id", help="only this business id")
+    parser.add_argument("--since", metavar="TIME", help="received at or after (RFC 3339)")
+    parser.add_argument("--until", metavar="TIME", help="received before (RFC 3339)")
 
 
 def _positive(value: str) -> int:

@@ -8,6 +8,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import IO, Any, TypeVar
 
 import orjson
@@ -15,12 +16,20 @@ import orjson
 from . import eventloop, redact
 from .destinations import HTTPDestination
 from .durations import format_duration
+from .errors import PhotohookError
 from .events import Event, format_time, format_timestamp
 from .routing import Router
 from .settings import Settings
 from .store import Delivery, DeliveryQuery, EventQuery, Store, open_store
 
 T = TypeVar("T")
+
+#: The filters of ``events`` (and of replaying by filter), as ``GET /api/events`` names them.
+EVENT_FILTERS = ("source", "type", "status", "task_id", "business_id", "since", "until")
+
+
+class UsageError(PhotohookError):
+    """A command-line option has a value the command cannot use."""
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -115,10 +124,7 @@ def secret(settings: Settings, args: argparse.Namespace) -> int:
 
 def events(settings: Settings, args: argparse.Namespace) -> int:
     """List stored events, newest first."""
-    query = EventQuery(
-        source=args.source, status=args.status, task_id=args.task_id, limit=args.limit
-    )
-    found = with_store(settings, lambda store: store.list_events(query))
+    found = with_store(settings, lambda store: store.list_events(event_filters(args)))
     if args.json:
         _print_json([event.to_dict() for event in found])
         return 0
@@ -128,6 +134,67 @@ def events(settings: Settings, args: argparse.Namespace) -> int:
         empty="no events",
     )
     return 0
+
+
+def event_filters(args: argparse.Namespace) -> EventQuery:
+    """The events that the filters given on the command line match: read as ``GET /api/events``
+    reads its query string, into the same store query."""
+    from .admin.api import STATUSES
+    from .admin.params import Params, event_query
+    from .errors import ValidationFailed
+
+    given = {name: getattr(args, name, None) for name in EVENT_FILTERS}
+    params = Params({name: str(value) for name, value in given.items() if value is not None})
+    try:
+        query = event_query(params, statuses=STATUSES)
+    except ValidationFailed as exc:
+        raise UsageError(f"--{(exc.field or '').replace('_', '-')}: {exc.message}") from None
+    return replace(query, limit=args.limit)
+
+
+def event(settings: Settings, args: argparse.Namespace) -> int:
+    """Show one event, its deliveries and each attempt (status, error, the answer's body)."""
+    detail = with_store(settings, lambda store: store.event_detail(args.event_id))
+    if detail is None:
+        return _fail(f"no event {args.event_id!r}")
+    if args.json:
+        _print_json(detail.to_dict())
+        return 0
+    e = detail.event
+    print(f"event {e.id}")
+    for label, value in (
+        ("source", f"{e.source} ({e.kind})"),
+        ("type", e.type),
+        ("task", f"{e.task_id} ({e.task_type})" if e.task_type else e.task_id),
+        ("business id", e.business_id or "-"),
+        ("labels", ", ".join(e.labels) or "-"),
+        ("received", f"{format_time(e.received_at)} via {e.via}"),
+        ("results", str(len(e.result_urls)) + (" (flagged)" if e.flagged else "")),
+        ("duplicates", str(detail.duplicates)),
+    ):
+        print(f"  {label + ':':<13}{value}")
+    if not detail.deliveries:
+        print("no deliveries")
+    for delivery, attempts in detail.deliveries:
+        tries = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
+        print(f"delivery {delivery.id} to {delivery.destination}: {delivery.state}, {tries}")
+        for attempt in attempts:
+            status = f"HTTP {attempt.status_code}" if attempt.status_code else "-"
+            print(
+                f"  #{attempt.number} {format_timestamp(attempt.started_at)[:23]}Z  {status}  "
+                f"{attempt.duration_ms:.0f} ms  {'ok' if attempt.ok else _printable(attempt.error)}"
+            )
+            if attempt.response_body:
+                print(f"     body: {_printable(attempt.response_body)}")
+    return 0
+
+
+def _printable(text: str | None) -> str:
+    """``text`` on one line, with what a terminal would obey (escape sequences, say: a response
+    body is whatever a destination sent) spelled out instead."""
+    if text is None:
+        return "-"
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def deliveries(settings: Settings, args: argparse.Namespace) -> int:

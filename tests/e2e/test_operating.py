@@ -5,15 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import subprocess
 from pathlib import Path
 
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
 from receiver.store import open_store
 from receiver.store.migrations import migrations
+from tests.helpers import fixture
+from tests.integration.servers import running
 from tests.store.factories import receipt
 
-from .process import COMMAND, run_cli
+from .process import COMMAND, Serve, run_cli
+from .test_cli_delivery import wait_until
 
 
 def fill(workdir: Path, events: int) -> None:
@@ -81,3 +91,88 @@ def test_migrate_says_whether_it_created_migrated_or_found_the_schema_up_to_date
     assert migrated.stdout == (
         f"migrated sqlite:///older.db from schema version {shipped[-2].version} to {latest}\n"
     )
+
+
+def test_event_shows_its_deliveries_and_each_attempt_with_the_answer(tmp_path: Path) -> None:
+    answers = iter([(503, b"busy \x1b[31mred\x1b[0m, later"), (200, b'{"saved": true}')])
+
+    async def hook(request: Request) -> Response:
+        status, body = next(answers, (200, b""))
+        return Response(body, status_code=status)
+
+    sink = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    with running(sink, lifespan="off") as sink_url:
+        (tmp_path / "photohook.toml").write_text(
+            "[server]\nallow_private_destinations = true\n"
+            f'[destinations.app]\nurl = "{sink_url}/hook"\nretry_schedule = ["0.1s"]\n'
+            '[[routes]]\nstatus = "completed"\nto = ["app"]\n'
+        )
+        serve = Serve(tmp_path)
+        serve.start()
+        try:
+            url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path).stdout.strip()
+            body = fixture("fotor/upscale-completed")
+            [event_id] = httpx.post(url, json=body, timeout=10).json()["event_ids"]
+            wait_until(lambda: "app: delivered" in run_cli("event", event_id, cwd=tmp_path).stdout)
+        finally:
+            serve.stop()
+
+    shown = run_cli("event", event_id, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"event {event_id}"
+    assert f"  task:        {body['taskId']} (upscale)" in lines
+    [delivery] = [line for line in lines if line.startswith("delivery ")]
+    assert delivery.endswith(" to app: delivered, 2 attempts")
+    [first, second] = [line for line in lines if line.startswith("  #")]
+    assert first.startswith("  #1 ") and "  HTTP 503  " in first and first.endswith("  HTTP 503")
+    assert second.startswith("  #2 ") and "  HTTP 200  " in second and second.endswith("  ok")
+    # The answer's body, with what a terminal would obey spelled out.
+    assert "     body: busy \\x1b[31mred\\x1b[0m, later" in lines
+    assert '     body: {"saved": true}' in lines
+    assert "\x1b" not in shown.stdout
+
+    detail = json.loads(run_cli("event", event_id, "--json", cwd=tmp_path).stdout)
+    assert detail["event"]["id"] == event_id
+    [history] = [d["history"] for d in detail["deliveries"]]
+    assert [(a["status_code"], a["response_body"]) for a in history] == [
+        (503, "busy \x1b[31mred\x1b[0m, later"),
+        (200, '{"saved": true}'),
+    ]
+    missing = run_cli("event", "evt_nope", cwd=tmp_path)
+    assert missing.returncode == 1 and "no event 'evt_nope'" in missing.stderr
+
+
+def test_events_take_the_filters_of_the_admin_api(tmp_path: Path) -> None:
+    async def run() -> None:
+        store = open_store(f"sqlite:///{tmp_path / 'photohook.db'}")
+        await store.open()
+        try:
+            await store.store(receipt("task-a", "completed"))
+            await store.store(receipt("task-b", "failed"))
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+    def tasks(*filters: str) -> list[str]:
+        result = run_cli("events", "--json", *filters, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return sorted(event["task_id"] for event in json.loads(result.stdout))
+
+    assert tasks() == ["task-a", "task-b"]
+    assert tasks("--type", "fotor.task.failed") == ["task-b"]
+    assert tasks("--business-id", "order-1") == ["task-a", "task-b"]
+    assert tasks("--business-id", "order-2") == []
+    assert tasks("--since", "2000-01-01T00:00:00Z", "--until", "2999-01-01T00:00:00Z") == [
+        "task-a",
+        "task-b",
+    ]
+    assert tasks("--since", "2999-01-01T00:00:00Z") == []
+    assert tasks("--until", "2000-01-01") == []
+    bad = run_cli("events", "--since", "yesterday", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "--since: since must be an RFC 3339 time" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    unknown = run_cli("events", "--status", "done", cwd=tmp_path)
+    assert unknown.returncode == 2 and "--status: status must be one of" in unknown.stderr
