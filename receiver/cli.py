@@ -146,7 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     deliveries.add_argument("--json", action="store_true", help="print a JSON array")
 
     replay = command("replay", commands.replay)
-    replay.add_argument("event_id", metavar="EVENT_ID")
+    replay.add_argument("event_id", metavar="EVENT_ID", nargs="?", help="or filters:")
+    _event_filters(replay)
     replay.add_argument("--destination", metavar="NAME", help="only to this destination")
     replay.add_argument(
         "--new-id",

@@ -18,9 +18,10 @@ from .destinations import HTTPDestination
 from .durations import format_duration
 from .errors import PhotohookError
 from .events import Event, format_time, format_timestamp
+from .progress import Progress
 from .routing import Router
 from .settings import Settings
-from .store import Delivery, DeliveryQuery, EventQuery, Store, open_store
+from .store import Delivery, DeliveryQuery, EventQuery, Pruned, Store, open_store
 
 T = TypeVar("T")
 
@@ -149,7 +150,7 @@ def event_filters(args: argparse.Namespace) -> EventQuery:
         query = event_query(params, statuses=STATUSES)
     except ValidationFailed as exc:
         raise UsageError(f"--{(exc.field or '').replace('_', '-')}: {exc.message}") from None
-    return replace(query, limit=args.limit)
+    return replace(query, limit=getattr(args, "limit", 500))  # replaying: pages of 500
 
 
 def event(settings: Settings, args: argparse.Namespace) -> int:
@@ -227,11 +228,17 @@ def deliveries(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def replay(settings: Settings, args: argparse.Namespace) -> int:
-    """Route an event again (routes added since apply) and queue new deliveries."""
+    """Route an event again (routes added since apply) and queue new deliveries; or every
+    event the filters match."""
     from .operations import replay_event
 
     if args.destination and args.destination not in settings.destinations:
         return _fail(f"no destination named {args.destination!r}")
+    filtered = any(getattr(args, name, None) is not None for name in EVENT_FILTERS)
+    if (args.event_id is None) == (not filtered):
+        return _fail("give an EVENT_ID, or filters (--status failed --since 2026-11-22, say)")
+    if filtered:
+        return _replay_matching(settings, args)
 
     async def run(store: Store) -> tuple[Event | None, list[tuple[str, str]]]:
         event = await store.get_event(args.event_id)
@@ -254,6 +261,29 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(f"no route sends {event.id} anywhere; name one with --destination")
     for delivery_id, target in created:
         print(f"{delivery_id} -> {target}")
+    return 0
+
+
+def _replay_matching(settings: Settings, args: argparse.Namespace) -> int:
+    from .operations import BULK_LIMIT, replay_matching
+
+    query = event_filters(args)
+
+    async def run(store: Store, progress: Progress) -> tuple[int, int]:
+        return await replay_matching(
+            store,
+            Router(settings.routes),
+            query,
+            destination=args.destination,
+            progress=progress.advance,
+        )
+
+    with Progress("replaying", unit="events") as progress:
+        events, deliveries = with_store(settings, lambda store: run(store, progress))
+    print(
+        f"replayed {events} events{' (the most at once)' if events >= BULK_LIMIT else ''}:"
+        f" {deliveries} new {'delivery' if deliveries == 1 else 'deliveries'}"
+    )
     return 0
 
 
@@ -454,7 +484,16 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
         seconds = parse_duration(args.older_than)
     except ValueError as exc:
         return _fail(f"--older-than: {exc}")
-    pruned = with_store(settings, lambda store: prune_old(store, seconds, dry_run=args.dry_run))
+
+    async def run(store: Store, progress: Progress) -> Pruned:
+        if args.dry_run:
+            return await prune_old(store, seconds, dry_run=True)
+        if progress.shown:
+            progress.total = (await prune_old(store, seconds, dry_run=True)).events
+        return await prune_old(store, seconds, progress=lambda done: progress.advance(done.events))
+
+    with Progress("pruning", unit="events") as progress:
+        pruned = with_store(settings, lambda store: run(store, progress))
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{verb} {pruned.events} events, {pruned.receipts} requests, "

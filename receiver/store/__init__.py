@@ -141,10 +141,18 @@ class Store(Protocol):
     async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
         """The attempts of these deliveries, in order."""
 
-    async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
+    async def prune(
+        self,
+        cutoff: datetime,
+        *,
+        batch: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[Pruned], None] | None = None,
+    ) -> Pruned:
         """Delete events received before ``cutoff`` with nothing left to deliver, their
         deliveries and attempts, requests no kept event needs, tracked tasks that finished
-        before it, and rejected requests received before it, in small transactions."""
+        before it, and rejected requests received before it, in small transactions (each one's
+        deletions given to ``progress``)."""
 
     async def track_task(
         self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float

@@ -295,7 +295,14 @@ class SQLStore:
         async with self._read() as tx:
             return await outbox.destination_statuses(tx, now)
 
-    async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
+    async def prune(
+        self,
+        cutoff: datetime,
+        *,
+        batch: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[Pruned], None] | None = None,
+    ) -> Pruned:
         if dry_run:
             async with self._read() as tx:
                 return await pruning.count(tx, cutoff)
@@ -308,6 +315,8 @@ class SQLStore:
                 ),
             )
             total += done
+            if progress is not None:
+                progress(done)
             if done == Pruned():
                 return total
             await asyncio.sleep(0.01)  # let waiting commits in between batches

@@ -6,8 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import pty
+import re
+import select
 import sqlite3
 import subprocess
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from receiver.store import open_store
+from receiver.store import Receipt, open_store
 from receiver.store.migrations import migrations
 from tests.helpers import fixture
 from tests.integration.servers import running
@@ -26,8 +33,19 @@ from .process import COMMAND, Serve, run_cli
 from .test_cli_delivery import wait_until
 
 
-def fill(workdir: Path, events: int) -> None:
-    """``events`` events (each its own task) in ``workdir``'s default SQLite database."""
+def fill(workdir: Path, events: int, *, days_old: float = 0) -> None:
+    """``events`` events (each its own task) in ``workdir``'s default SQLite database, received
+    ``days_old`` days ago."""
+    received_at = datetime.now(UTC) - timedelta(days=days_old)
+
+    def aged(new: Receipt) -> Receipt:
+        return replace(
+            new,
+            received_at=received_at,
+            events=tuple(
+                replace(e, event=replace(e.event, received_at=received_at)) for e in new.events
+            ),
+        )
 
     async def run() -> None:
         store = open_store(f"sqlite:///{workdir / 'photohook.db'}")
@@ -35,11 +53,48 @@ def fill(workdir: Path, events: int) -> None:
         try:
             for first in range(0, events, 250):
                 batch = range(first, min(first + 250, events))
-                await asyncio.gather(*(store.store(receipt(f"task-{n}")) for n in batch))
+                await asyncio.gather(*(store.store(aged(receipt(f"task-{n}"))) for n in batch))
         finally:
             await store.close()
 
     asyncio.run(run())
+
+
+def on_a_terminal(workdir: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``photohook ARGS`` with its stderr on a pseudo-terminal: (status, stdout, what the
+    terminal showed)."""
+    controller, terminal = pty.openpty()
+    try:
+        with subprocess.Popen(
+            [*COMMAND, *args],
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+        ) as child:
+            os.close(terminal)
+            terminal = -1
+            shown = bytearray()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([controller], [], [], 1)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # EIO: every holder of the terminal's end has closed it
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            assert child.stdout is not None
+            stdout = child.stdout.read().decode()
+            status = child.wait(30)
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    return status, stdout, shown.decode()
 
 
 def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
@@ -176,3 +231,59 @@ def test_events_take_the_filters_of_the_admin_api(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
     unknown = run_cli("events", "--status", "done", cwd=tmp_path)
     assert unknown.returncode == 2 and "--status: status must be one of" in unknown.stderr
+
+
+LOGGED = '[destinations.log]\nhandler = "handlers.log:print_event"\n'
+
+
+def test_long_commands_show_progress_on_a_terminal_and_only_their_summary_when_piped(
+    tmp_path: Path,
+) -> None:
+    done = "[####################]"
+    commands: list[tuple[list[str], str, str]] = [  # (arguments, progress, summary)
+        (
+            ["export", "--output", "out.jsonl"],
+            f"exporting: {done} 2400/2400 rows, ",
+            "exported 1200 receipts, 1200 events in ",
+        ),
+        (
+            ["import", "out.jsonl", "--db", "sqlite:///copy.db"],
+            f"importing: {done} 2400/2400 rows, ",
+            "imported 1200 new receipts; 1200 new events into sqlite:///copy.db in ",
+        ),
+        (
+            [
+                "replay",
+                "--status",
+                "completed",
+                "--destination",
+                "log",
+                "--db",
+                "sqlite:///copy.db",
+            ],
+            "replaying: 500 events, ",  # how many match is not known beforehand
+            "replayed 1200 events: 1200 new deliveries",
+        ),
+        (
+            ["prune", "--older-than", "7d"],
+            f"pruning: {done} 1200/1200 events, ",
+            "deleted 1200 events, 1200 requests",
+        ),
+    ]
+    terminal, piped = tmp_path / "terminal", tmp_path / "piped"
+    for workdir in (terminal, piped):
+        workdir.mkdir()
+        (workdir / "photohook.toml").write_text(LOGGED)
+        fill(workdir, 1200, days_old=10)
+    # Each command finds the databases as the one before left them.
+    for args, progress, summary in commands:
+        status, stdout, shown = on_a_terminal(terminal, *args)
+        assert status == 0, (args, stdout, shown)
+        assert progress in shown, (args, shown)
+        assert re.search(r", \d+ (rows|events)/s", shown), (args, shown)  # the rate
+        assert summary in stdout + shown, (args, stdout, shown)
+
+        result = run_cli(*args, cwd=piped)
+        assert result.returncode == 0, (args, result.stderr)
+        assert progress not in result.stderr and "\r" not in result.stderr, (args, result.stderr)
+        assert summary in result.stdout + result.stderr, (args, result.stdout, result.stderr)
