@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             app_dir=getattr(args, "app_dir", None),
             # Imported by what delivers or checks (see commands): not by `serve --no-worker`.
             import_callables=False,
+            metrics_port=getattr(args, "metrics_port", None),
         )
         result: int = args.command(settings, args)
         sys.stdout.flush()  # a closed pipe is found here, not at the interpreter's exit
@@ -104,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
         help="processes sharing the port, each with its own worker (env WEB_CONCURRENCY; 1)",
     )
     worker = command("worker", commands.worker, resolve_secrets=True)
+    worker.add_argument("--host", help="address of --metrics-port (env PHOTOHOOK_HOST; 127.0.0.1)")
+    worker.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve this process's /metrics on PORT (env PHOTOHOOK_METRICS_PORT; none)",
+    )
     for sub in (serve, worker):
         sub.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
         sub.add_argument("--log-format", choices=["text", "json"])
@@ -243,6 +251,13 @@ def _event_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--business-id", help="only this business id")
     parser.add_argument("--since", metavar="TIME", help="received at or after (RFC 3339)")
     parser.add_argument("--until", metavar="TIME", help="received before (RFC 3339)")
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number, 1 to 65535")
+    return number
 
 
 def _positive(value: str) -> int:

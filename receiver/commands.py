@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -22,6 +23,9 @@ from .progress import Progress
 from .routing import Router
 from .settings import Settings
 from .store import Delivery, DeliveryQuery, EventQuery, Pruned, Store, open_store
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 T = TypeVar("T")
 
@@ -46,8 +50,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a delivery worker alone (beside 'serve --no-worker', or several)."""
+    """Run a delivery worker alone (beside 'serve --no-worker', or several); with
+    --metrics-port, it serves its own /metrics."""
     from .logs import configure_logging
+    from .metrics import Metrics
     from .worker import Worker
 
     settings = settings.with_callables()
@@ -63,21 +69,66 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         try:
             from .routing import Router
 
+            metrics = Metrics(settings.sources, settings.destinations)
             deliverer = Worker(
                 store,
                 settings.destinations,
                 sources=settings.sources,
                 router=Router(settings.routes),
+                metrics=metrics,
             )
-            await deliverer.start()
-            eventloop.freeze_startup_objects()
-            await stop.wait()
-            await deliverer.stop()
+            async with _metrics_server(settings, metrics, store):
+                await deliverer.start()
+                eventloop.freeze_startup_objects()
+                await stop.wait()
+                await deliverer.stop()
         finally:
             await store.close()
 
     eventloop.run(run())
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _metrics_server(
+    settings: Settings, metrics: Metrics, store: Store
+) -> AsyncIterator[None]:
+    """A worker's ``/metrics`` on ``settings.metrics_port``, while the block runs (nothing
+    without a port)."""
+    if settings.metrics_port is None:
+        yield
+        return
+    import uvicorn
+
+    from .admin.access import AdminAccess
+    from .metrics import metrics_app
+
+    app = metrics_app(metrics, store, AdminAccess(settings.admin_token, settings.trusted_proxies))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.metrics_port,
+        lifespan="off",
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_config=None,
+    )
+    try:
+        # Bound here, so that a port in use is an error of ours rather than uvicorn's exit.
+        listening = socket.create_server((settings.host, settings.metrics_port))
+    except OSError as exc:
+        raise PhotohookError(
+            f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {exc.strerror}"
+        ) from None
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve([listening]), name="photohook-metrics")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await serving
+        listening.close()
 
 
 def url(settings: Settings, args: argparse.Namespace) -> int:

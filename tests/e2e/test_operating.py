@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import signal
 import sqlite3
 import subprocess
 import time
@@ -25,11 +26,11 @@ from starlette.routing import Route
 
 from receiver.store import Receipt, open_store
 from receiver.store.migrations import migrations
-from tests.helpers import fixture
-from tests.integration.servers import running
+from tests.helpers import fixture, free_port
+from tests.integration.servers import Sink, running
 from tests.store.factories import receipt
 
-from .process import COMMAND, Serve, run_cli
+from .process import COMMAND, Serve, Worker, run_cli
 from .test_cli_delivery import wait_until
 
 
@@ -287,3 +288,56 @@ def test_long_commands_show_progress_on_a_terminal_and_only_their_summary_when_p
         assert result.returncode == 0, (args, result.stderr)
         assert progress not in result.stderr and "\r" not in result.stderr, (args, result.stderr)
         assert summary in result.stdout + result.stderr, (args, result.stdout, result.stderr)
+
+
+def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
+    sink = Sink()
+    with running(sink.app, lifespan="off") as sink_url:
+        (tmp_path / "photohook.toml").write_text(
+            "[server]\nallow_private_destinations = true\n"
+            f'[destinations.sink]\nurl = "{sink_url}/hook"\n'
+            '[[routes]]\nstatus = "completed"\nto = ["sink"]\n'
+        )
+        metrics_port = free_port()
+        token = "metrics-admin-token"
+        env = {"PHOTOHOOK_METRICS_PORT": str(metrics_port), "PHOTOHOOK_ADMIN_TOKEN": token}
+        serve = Serve(tmp_path, "--no-worker", env={"PHOTOHOOK_ADMIN_TOKEN": token})
+        worker = Worker(tmp_path, env=env)
+        serve.start()
+        try:
+            worker.start()
+            scrape = f"http://127.0.0.1:{metrics_port}/metrics"
+            refused = httpx.get(scrape, timeout=10)
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "unauthorized"
+            url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path).stdout.strip()
+            [event_id] = httpx.post(
+                url, json=fixture("fotor/upscale-completed"), timeout=10
+            ).json()["event_ids"]
+            wait_until(lambda: sink.ids == [event_id])
+            bearer = {"Authorization": f"Bearer {token}"}
+            delivered = (
+                'photohook_delivery_attempts_total{destination="sink",outcome="delivered"} 1.0'
+            )
+            wait_until(lambda: delivered in httpx.get(scrape, headers=bearer, timeout=10).text)
+            text = httpx.get(scrape, headers=bearer, timeout=10).text
+            assert (
+                'photohook_delivery_attempt_duration_seconds_count{destination="sink"} 1.0' in text
+            )
+            assert 'photohook_queue_depth{destination="sink"} 0.0' in text
+            served = httpx.get(f"{serve.base_url}/metrics", headers=bearer, timeout=10).text
+            assert (
+                'photohook_callbacks_total{outcome="accepted",reason="",source="fotor"}' in served
+            )
+            for exposition in (text, served):
+                assert "process_cpu_seconds_total" in exposition
+                assert "process_resident_memory_bytes" in exposition
+                assert "python_info{" in exposition
+                assert "python_gc_collections_total" in exposition
+                assert "_created" not in exposition
+            worker.signal(signal.SIGTERM)
+            assert worker.wait() == 0
+        finally:
+            worker.stop()
+            serve.stop()
+    assert "Traceback" not in worker.log.read_text()
