@@ -15,6 +15,12 @@ from .errors import PhotohookError
 from .settings import ENVIRONMENT, Settings
 from .store import DELIVERY_STATES, TASK_STATES
 
+_OUTPUT = (
+    "Long commands (export, import, prune, replay by filter, send-test) show their progress on\n"
+    "stderr while it is a terminal. Output piped into a reader that stops early ends quietly,\n"
+    "with exit status 141."
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -68,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="photohook",
         description="Webhook receiver and event router for Fotor and Crop.photo callbacks.",
-        epilog=f"environment variables:\n{environment}",
+        epilog=f"environment variables:\n{environment}\n\n{_OUTPUT}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"photohook {__version__}")
@@ -154,7 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     deliveries.add_argument("--json", action="store_true", help="print a JSON array")
 
     replay = command("replay", commands.replay)
-    replay.add_argument("event_id", metavar="EVENT_ID", nargs="?", help="or filters:")
+    replay.add_argument(
+        "event_id", metavar="EVENT_ID", nargs="?", help="the event; or give filters instead"
+    )
     _event_filters(replay)
     replay.add_argument("--destination", metavar="NAME", help="only to this destination")
     replay.add_argument(
