@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
 import socket
 import sys
@@ -118,11 +120,15 @@ async def _metrics_server(
         # Bound here, so that a port in use is an error of ours rather than uvicorn's exit.
         listening = socket.create_server((settings.host, settings.metrics_port))
     except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise PhotohookError(
-            f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {exc.strerror}"
+            f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {reason}"
         ) from None
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve([listening]), name="photohook-metrics")
+    logging.getLogger("photohook.worker").info(
+        "metrics at http://%s:%d/metrics", settings.host, settings.metrics_port
+    )
     try:
         yield
     finally:

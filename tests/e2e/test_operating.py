@@ -335,6 +335,10 @@ def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
                 assert "python_info{" in exposition
                 assert "python_gc_collections_total" in exposition
                 assert "_created" not in exposition
+            taken = run_cli("worker", cwd=tmp_path, env=env)
+            assert taken.returncode == 2
+            assert f"cannot serve metrics on 127.0.0.1:{metrics_port}: " in taken.stderr
+            assert "Traceback" not in taken.stderr
             worker.signal(signal.SIGTERM)
             assert worker.wait() == 0
         finally:
