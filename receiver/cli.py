@@ -16,9 +16,9 @@ from .settings import ENVIRONMENT, Settings
 from .store import DELIVERY_STATES, TASK_STATES
 
 _OUTPUT = (
-    "Long commands (export, import, prune, replay by filter, send-test) show their progress on\n"
-    "stderr while it is a terminal. Output piped into a reader that stops early ends quietly,\n"
-    "with exit status 141."
+    "Long commands (export, import, prune, replay by filter, rejected retry --all, send-test)\n"
+    "show their progress on stderr while it is a terminal. Output piped into a reader that\n"
+    "stops early ends quietly, with exit status 141."
 )
 
 

@@ -397,10 +397,17 @@ def rejected_retry(settings: Settings, args: argparse.Namespace) -> int:
         return _fail("give an ID, or --all (with --source S if you like)")
     router = Router(settings.routes)
     if args.all:
-        outcomes = with_store(
-            settings,
-            lambda store: kept.retry_all(store, settings, router, getattr(args, "source", None)),
-        )
+        with Progress("retrying", unit="requests") as progress:
+            outcomes = with_store(
+                settings,
+                lambda store: kept.retry_all(
+                    store,
+                    settings,
+                    router,
+                    getattr(args, "source", None),
+                    progress=progress.advance,
+                ),
+            )
         print(
             ", ".join(f"{outcomes[name]} {name}" for name in ("accepted", "duplicate", "rejected"))
             + (f", {outcomes['skipped']} could not be run" if outcomes["skipped"] else "")

@@ -345,3 +345,22 @@ def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
             worker.stop()
             serve.stop()
     assert "Traceback" not in worker.log.read_text()
+
+
+def test_retrying_every_rejected_request_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    config = tmp_path / "photohook.toml"
+    config.write_text('[sources.vendor]\nkind = "cropphoto"\n')  # Fotor's callbacks: refused
+    serve = Serve(tmp_path)
+    serve.start()
+    try:
+        url = run_cli("url", "vendor", "--base-url", serve.base_url, cwd=tmp_path).stdout.strip()
+        for index in range(3):
+            body = fixture("fotor/upscale-completed") | {"taskId": f"kept-{index}"}
+            assert httpx.post(url, json=body, timeout=10).status_code == 422
+    finally:
+        serve.stop()
+    config.write_text('[sources.vendor]\nkind = "fotor"\n')
+    status, stdout, shown = on_a_terminal(tmp_path, "rejected", "retry", "--all")
+    assert status == 0, (stdout, shown)
+    assert "retrying: 1 requests, " in shown and " requests/s" in shown
+    assert stdout == "3 accepted, 0 duplicate, 0 rejected\n"
