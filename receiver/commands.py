@@ -332,6 +332,7 @@ def _replay_matching(settings: Settings, args: argparse.Namespace) -> int:
             Router(settings.routes),
             query,
             destination=args.destination,
+            new_id=getattr(args, "new_id", False),
             progress=progress.advance,
         )
 
