@@ -25,7 +25,7 @@ from .admin.openapi import document
 from .errors import HTTPError, ServiceUnavailable, StoreError
 from .ingest import Ingest, hook_path_params
 from .logs import RequestLog
-from .metrics import Metrics
+from .metrics import MEDIA_TYPE, Metrics
 from .responses import JSONResponse, error_response
 from .retention import prune_forever
 from .routing import Router
@@ -105,9 +105,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
         return JSONResponse(document())
 
     async def prometheus(request: Request) -> Response:
-        return Response(
-            await metrics.render(store), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        return Response(await metrics.render(store), media_type=MEDIA_TYPE)
 
     def guarded(endpoint: Endpoint) -> Endpoint:
         async def check_then_call(request: Request) -> Response:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,6 +14,12 @@ from .__about__ import __version__
 from .errors import PhotohookError
 from .settings import ENVIRONMENT, Settings
 from .store import DELIVERY_STATES, TASK_STATES
+
+_OUTPUT = (
+    "Long commands (export, import, prune, replay by filter, rejected retry --all, send-test)\n"
+    "show their progress on stderr while it is a terminal. Output piped into a reader that\n"
+    "stops early ends quietly, with exit status 141."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,14 +41,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             app_dir=getattr(args, "app_dir", None),
             # Imported by what delivers or checks (see commands): not by `serve --no-worker`.
             import_callables=False,
+            metrics_port=getattr(args, "metrics_port", None),
         )
         result: int = args.command(settings, args)
+        sys.stdout.flush()  # a closed pipe is found here, not at the interpreter's exit
         return result
+    except BrokenPipeError:
+        return _reader_went_away()
     except PhotohookError as exc:
         print(f"photohook: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_went_away() -> int:
+    """``photohook events | head -1``: the reader closed the pipe, which is no error of ours.
+
+    Whatever is still buffered for stdout goes nowhere (as Python's documentation advises, or the
+    interpreter reports the same error again as it exits), and the exit status is the one a shell
+    reports for a command that SIGPIPE stopped.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="photohook",
         description="Webhook receiver and event router for Fotor and Crop.photo callbacks.",
-        epilog=f"environment variables:\n{environment}",
+        epilog=f"environment variables:\n{environment}\n\n{_OUTPUT}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"photohook {__version__}")
@@ -86,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
         help="processes sharing the port, each with its own worker (env WEB_CONCURRENCY; 1)",
     )
     worker = command("worker", commands.worker, resolve_secrets=True)
+    worker.add_argument("--host", help="address of --metrics-port (env PHOTOHOOK_HOST; 127.0.0.1)")
+    worker.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve this process's /metrics on PORT (env PHOTOHOOK_METRICS_PORT; none)",
+    )
     for sub in (serve, worker):
         sub.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
         sub.add_argument("--log-format", choices=["text", "json"])
@@ -110,11 +142,15 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     events = command("events", commands.events)
-    events.add_argument("--source", help="only this source")
-    events.add_argument("--status", help="only this status (completed, failed, ...)")
-    events.add_argument("--task-id", help="only this task (Fotor taskId, Crop.photo job_id)")
+    _event_filters(events)
     events.add_argument("--limit", type=_positive, default=50, help="at most N events (50)")
     events.add_argument("--json", action="store_true", help="print a JSON array of events")
+
+    event = command("event", commands.event)
+    event.add_argument("event_id", metavar="EVENT_ID")
+    event.add_argument(
+        "--json", action="store_true", help="print it as GET /api/events/{id} answers"
+    )
 
     deliveries = command("deliveries", commands.deliveries)
     deliveries.add_argument("--state", choices=DELIVERY_STATES)
@@ -124,7 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     deliveries.add_argument("--json", action="store_true", help="print a JSON array")
 
     replay = command("replay", commands.replay)
-    replay.add_argument("event_id", metavar="EVENT_ID")
+    replay.add_argument(
+        "event_id", metavar="EVENT_ID", nargs="?", help="the event; or give filters instead"
+    )
+    _event_filters(replay)
     replay.add_argument("--destination", metavar="NAME", help="only to this destination")
     replay.add_argument(
         "--new-id",
@@ -209,6 +248,24 @@ def _parser() -> argparse.ArgumentParser:
     # Needs no configuration: a secret is what one is missing while writing it.
     command("secret", commands.secret, needs_settings=False)
     return parser
+
+
+def _event_filters(parser: argparse.ArgumentParser) -> None:
+    """The filters of GET /api/events, as options."""
+    parser.add_argument("--source", help="only this source")
+    parser.add_argument("--type", help="only this event type (fotor.task.completed, ...)")
+    parser.add_argument("--status", help="only this status (completed, failed, ...)")
+    parser.add_argument("--task-id", help="only this task (Fotor taskId, Crop.photo job_id)")
+    parser.add_argument("--business-id", help="only this business id")
+    parser.add_argument("--since", metavar="TIME", help="received at or after (RFC 3339)")
+    parser.add_argument("--until", metavar="TIME", help="received before (RFC 3339)")
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number, 1 to 65535")
+    return number
 
 
 def _positive(value: str) -> int:

@@ -5,22 +5,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
+import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import IO, Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from . import eventloop, redact
 from .destinations import HTTPDestination
 from .durations import format_duration
+from .errors import PhotohookError
 from .events import Event, format_time, format_timestamp
+from .progress import Progress
 from .routing import Router
 from .settings import Settings
-from .store import Delivery, DeliveryQuery, EventQuery, Store, open_store
+from .store import Delivery, DeliveryQuery, EventQuery, Pruned, Store, open_store
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 T = TypeVar("T")
+
+#: The filters of ``events`` (and of replaying by filter), as ``GET /api/events`` names them.
+EVENT_FILTERS = ("source", "type", "status", "task_id", "business_id", "since", "until")
+
+
+class UsageError(PhotohookError):
+    """A command-line option has a value the command cannot use."""
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -36,8 +52,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a delivery worker alone (beside 'serve --no-worker', or several)."""
+    """Run a delivery worker alone (beside 'serve --no-worker', or several); with
+    --metrics-port, it serves its own /metrics."""
     from .logs import configure_logging
+    from .metrics import Metrics
     from .worker import Worker
 
     settings = settings.with_callables()
@@ -53,21 +71,70 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         try:
             from .routing import Router
 
+            metrics = Metrics(settings.sources, settings.destinations)
             deliverer = Worker(
                 store,
                 settings.destinations,
                 sources=settings.sources,
                 router=Router(settings.routes),
+                metrics=metrics,
             )
-            await deliverer.start()
-            eventloop.freeze_startup_objects()
-            await stop.wait()
-            await deliverer.stop()
+            async with _metrics_server(settings, metrics, store):
+                await deliverer.start()
+                eventloop.freeze_startup_objects()
+                await stop.wait()
+                await deliverer.stop()
         finally:
             await store.close()
 
     eventloop.run(run())
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _metrics_server(
+    settings: Settings, metrics: Metrics, store: Store
+) -> AsyncIterator[None]:
+    """A worker's ``/metrics`` on ``settings.metrics_port``, while the block runs (nothing
+    without a port)."""
+    if settings.metrics_port is None:
+        yield
+        return
+    import uvicorn
+
+    from .admin.access import AdminAccess
+    from .metrics import metrics_app
+
+    app = metrics_app(metrics, store, AdminAccess(settings.admin_token, settings.trusted_proxies))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.metrics_port,
+        lifespan="off",
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_config=None,
+    )
+    try:
+        # Bound here, so that a port in use is an error of ours rather than uvicorn's exit.
+        listening = socket.create_server((settings.host, settings.metrics_port))
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise PhotohookError(
+            f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {reason}"
+        ) from None
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve([listening]), name="photohook-metrics")
+    logging.getLogger("photohook.worker").info(
+        "metrics at http://%s:%d/metrics", settings.host, settings.metrics_port
+    )
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await serving
+        listening.close()
 
 
 def url(settings: Settings, args: argparse.Namespace) -> int:
@@ -115,10 +182,7 @@ def secret(settings: Settings, args: argparse.Namespace) -> int:
 
 def events(settings: Settings, args: argparse.Namespace) -> int:
     """List stored events, newest first."""
-    query = EventQuery(
-        source=args.source, status=args.status, task_id=args.task_id, limit=args.limit
-    )
-    found = with_store(settings, lambda store: store.list_events(query))
+    found = with_store(settings, lambda store: store.list_events(event_filters(args)))
     if args.json:
         _print_json([event.to_dict() for event in found])
         return 0
@@ -128,6 +192,67 @@ def events(settings: Settings, args: argparse.Namespace) -> int:
         empty="no events",
     )
     return 0
+
+
+def event_filters(args: argparse.Namespace) -> EventQuery:
+    """The events that the filters given on the command line match: read as ``GET /api/events``
+    reads its query string, into the same store query."""
+    from .admin.api import STATUSES
+    from .admin.params import Params, event_query
+    from .errors import ValidationFailed
+
+    given = {name: getattr(args, name, None) for name in EVENT_FILTERS}
+    params = Params({name: str(value) for name, value in given.items() if value is not None})
+    try:
+        query = event_query(params, statuses=STATUSES)
+    except ValidationFailed as exc:
+        raise UsageError(f"--{(exc.field or '').replace('_', '-')}: {exc.message}") from None
+    return replace(query, limit=getattr(args, "limit", 500))  # replaying: pages of 500
+
+
+def event(settings: Settings, args: argparse.Namespace) -> int:
+    """Show one event, its deliveries and each attempt (status, error, the answer's body)."""
+    detail = with_store(settings, lambda store: store.event_detail(args.event_id))
+    if detail is None:
+        return _fail(f"no event {args.event_id!r}")
+    if args.json:
+        _print_json(detail.to_dict())
+        return 0
+    e = detail.event
+    print(f"event {e.id}")
+    for label, value in (
+        ("source", f"{e.source} ({e.kind})"),
+        ("type", e.type),
+        ("task", f"{e.task_id} ({e.task_type})" if e.task_type else e.task_id),
+        ("business id", e.business_id or "-"),
+        ("labels", ", ".join(e.labels) or "-"),
+        ("received", f"{format_time(e.received_at)} via {e.via}"),
+        ("results", str(len(e.result_urls)) + (" (flagged)" if e.flagged else "")),
+        ("duplicates", str(detail.duplicates)),
+    ):
+        print(f"  {label + ':':<13}{value}")
+    if not detail.deliveries:
+        print("no deliveries")
+    for delivery, attempts in detail.deliveries:
+        tries = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
+        print(f"delivery {delivery.id} to {delivery.destination}: {delivery.state}, {tries}")
+        for attempt in attempts:
+            status = f"HTTP {attempt.status_code}" if attempt.status_code else "-"
+            print(
+                f"  #{attempt.number} {format_timestamp(attempt.started_at)[:23]}Z  {status}  "
+                f"{attempt.duration_ms:.0f} ms  {'ok' if attempt.ok else _printable(attempt.error)}"
+            )
+            if attempt.response_body:
+                print(f"     body: {_printable(attempt.response_body)}")
+    return 0
+
+
+def _printable(text: str | None) -> str:
+    """``text`` on one line, with what a terminal would obey (escape sequences, say: a response
+    body is whatever a destination sent) spelled out instead."""
+    if text is None:
+        return "-"
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def deliveries(settings: Settings, args: argparse.Namespace) -> int:
@@ -160,11 +285,17 @@ def deliveries(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def replay(settings: Settings, args: argparse.Namespace) -> int:
-    """Route an event again (routes added since apply) and queue new deliveries."""
+    """Route an event again (routes added since apply) and queue new deliveries; or every
+    event the filters match."""
     from .operations import replay_event
 
     if args.destination and args.destination not in settings.destinations:
         return _fail(f"no destination named {args.destination!r}")
+    filtered = any(getattr(args, name, None) is not None for name in EVENT_FILTERS)
+    if (args.event_id is None) == (not filtered):
+        return _fail("give an EVENT_ID, or filters (--status failed --since 2026-11-22, say)")
+    if filtered:
+        return _replay_matching(settings, args)
 
     async def run(store: Store) -> tuple[Event | None, list[tuple[str, str]]]:
         event = await store.get_event(args.event_id)
@@ -187,6 +318,30 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(f"no route sends {event.id} anywhere; name one with --destination")
     for delivery_id, target in created:
         print(f"{delivery_id} -> {target}")
+    return 0
+
+
+def _replay_matching(settings: Settings, args: argparse.Namespace) -> int:
+    from .operations import BULK_LIMIT, replay_matching
+
+    query = event_filters(args)
+
+    async def run(store: Store, progress: Progress) -> tuple[int, int]:
+        return await replay_matching(
+            store,
+            Router(settings.routes),
+            query,
+            destination=args.destination,
+            new_id=getattr(args, "new_id", False),
+            progress=progress.advance,
+        )
+
+    with Progress("replaying", unit="events") as progress:
+        events, deliveries = with_store(settings, lambda store: run(store, progress))
+    print(
+        f"replayed {events} events{' (the most at once)' if events >= BULK_LIMIT else ''}:"
+        f" {deliveries} new {'delivery' if deliveries == 1 else 'deliveries'}"
+    )
     return 0
 
 
@@ -243,10 +398,17 @@ def rejected_retry(settings: Settings, args: argparse.Namespace) -> int:
         return _fail("give an ID, or --all (with --source S if you like)")
     router = Router(settings.routes)
     if args.all:
-        outcomes = with_store(
-            settings,
-            lambda store: kept.retry_all(store, settings, router, getattr(args, "source", None)),
-        )
+        with Progress("retrying", unit="requests") as progress:
+            outcomes = with_store(
+                settings,
+                lambda store: kept.retry_all(
+                    store,
+                    settings,
+                    router,
+                    getattr(args, "source", None),
+                    progress=progress.advance,
+                ),
+            )
         print(
             ", ".join(f"{outcomes[name]} {name}" for name in ("accepted", "duplicate", "rejected"))
             + (f", {outcomes['skipped']} could not be run" if outcomes["skipped"] else "")
@@ -387,7 +549,16 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
         seconds = parse_duration(args.older_than)
     except ValueError as exc:
         return _fail(f"--older-than: {exc}")
-    pruned = with_store(settings, lambda store: prune_old(store, seconds, dry_run=args.dry_run))
+
+    async def run(store: Store, progress: Progress) -> Pruned:
+        if args.dry_run:
+            return await prune_old(store, seconds, dry_run=True)
+        if progress.shown:
+            progress.total = (await prune_old(store, seconds, dry_run=True)).events
+        return await prune_old(store, seconds, progress=lambda done: progress.advance(done.events))
+
+    with Progress("pruning", unit="events") as progress:
+        pruned = with_store(settings, lambda store: run(store, progress))
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{verb} {pruned.events} events, {pruned.receipts} requests, "

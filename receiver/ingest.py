@@ -113,6 +113,7 @@ class Ingest:
         source = scope["path_params"]["source"]
         status = 500
         outcome = ""
+        event_ids: tuple[str, ...] = ()
         try:
             try:
                 stored = await self._receive(scope, receive)
@@ -124,6 +125,7 @@ class Ingest:
             else:
                 status = 200
                 outcome = "duplicate" if stored.duplicate else "accepted"
+                event_ids = stored.event_ids
                 body = orjson.dumps(
                     {"ok": True, "event_ids": stored.event_ids, "duplicate": stored.duplicate}
                 )
@@ -136,7 +138,16 @@ class Ingest:
                 path: str = scope["path"]
                 if "token" in scope["path_params"]:
                     path = path.rpartition("/")[0] + "/<token>"
-                log_request(scope["method"], path, status, outcome, started)
+                # One event is the common case; a Crop.photo batch is many, found by request id.
+                event_id = event_ids[0] if len(event_ids) == 1 else None
+                log_request(
+                    scope["method"],
+                    path,
+                    status,
+                    outcome,
+                    started,
+                    {"source": source, "event_id": event_id},
+                )
             REQUEST_ID.reset(reset)
 
     async def _receive(self, scope: Scope, receive: Receive) -> Stored:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -48,8 +48,10 @@ async def replay_matching(
     *,
     destination: str | None = None,
     new_id: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
-    """Replay every event ``query`` matches (at most ``BULK_LIMIT``): (events, deliveries)."""
+    """Replay every event ``query`` matches (at most ``BULK_LIMIT``): (events, deliveries).
+    ``progress`` is given how many events each page replayed."""
     events = deliveries = 0
     page = replace(query, limit=min(query.limit, 500))
     while events < BULK_LIMIT:
@@ -59,6 +61,8 @@ async def replay_matching(
                 await replay_event(store, router, event, destination=destination, new_id=new_id)
             )
         events += len(found)
+        if progress is not None:
+            progress(len(found))
         if len(found) < page.limit:
             break
         page = replace(page, before=found[-1].id)

@@ -56,9 +56,11 @@ async def retry_all(
     router: Router,
     source: str | None = None,
     on_stored: OnStored | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Counter[str]:
     """Retry every kept request not accepted yet (of ``source``), at most ``BULK_LIMIT``: how
-    many were accepted, duplicates, rejected again, or could not be run (``skipped``)."""
+    many were accepted, duplicates, rejected again, or could not be run (``skipped``).
+    ``progress`` is told of each one run."""
     outcomes: Counter[str] = Counter()
     query = RejectedQuery(source=source, retryable=True, limit=500)
     done = 0
@@ -69,6 +71,8 @@ async def retry_all(
                 outcomes[await _run(store, settings, router, record, on_stored)] += 1
             except Conflict:
                 outcomes["skipped"] += 1
+            if progress is not None:
+                progress(1)
         done += len(found)
         if len(found) < query.limit:
             break

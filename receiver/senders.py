@@ -112,7 +112,8 @@ class HTTPSender:
         try:
             document = self._transform(event) if self._transform else event.to_dict()
         except Exception as exc:
-            logger.exception("transform of destination %s failed", destination.name)
+            # The attempt's line says what failed; the traceback is for debugging.
+            logger.debug("transform of destination %s failed", destination.name, exc_info=True)
             return failed(f"transform failed: {type(exc).__name__}: {exc}")
         if document is None:
             skipped = _attempt(started, clock, ok=True, error="not sent: the transform gave None")
@@ -214,7 +215,14 @@ class HandlerSender:
         except TimeoutError:
             error = f"timed out after {destination.timeout:g}s"
         except Exception as exc:
-            logger.exception("handler of destination %s failed on %s", destination.name, event.id)
+            # The attempt's line says what failed (a warning once the delivery is dead); the
+            # traceback is for debugging.
+            logger.debug(
+                "handler of destination %s failed on %s",
+                destination.name,
+                event.id,
+                exc_info=True,
+            )
             error = f"{type(exc).__name__}: {exc}"
         return Result(_attempt(started, clock, ok=error is None, error=error), retry_after)
 

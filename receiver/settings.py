@@ -52,6 +52,8 @@ ENVIRONMENT = {
     "PHOTOHOOK_ARCHIVE_DIR": "handlers.archive: where results are saved (default: ./archive)",
     "PHOTOHOOK_ARCHIVE_MAX_BYTES": "handlers.archive: largest file (default: 100 MiB)",
     "PHOTOHOOK_ARCHIVE_ALLOW_PRIVATE": "handlers.archive: 1 to fetch from private addresses",
+    "PHOTOHOOK_METRICS_PORT": "port of a 'worker' process's own /metrics, on PHOTOHOOK_HOST "
+    "(default: none)",
 }
 #: How many authenticated callbacks refused for their content each source keeps, by default.
 DEFAULT_MAX_REJECTED = 10_000
@@ -114,6 +116,7 @@ class Settings:
     #: The folder handler and transform modules are imported from, first on the import path,
     #: as uvicorn's ``--app-dir`` (PHOTOHOOK_APP_DIR; default: the working directory).
     app_dir: Path = field(default_factory=Path.cwd)
+    metrics_port: int | None = None  # where `photohook worker` serves /metrics; None: nowhere
 
     def rejected_cap(self, source: str) -> int:
         """How many rejected requests ``source`` keeps."""
@@ -134,6 +137,7 @@ class Settings:
         log_format: str | None = None,
         migrate: bool = True,
         processes: int | None = None,
+        metrics_port: int | None = None,
         handlers: Mapping[str, Handler] | None = None,
         transforms: Mapping[str, Transform] | None = None,
         environ: Mapping[str, str] = os.environ,
@@ -225,6 +229,17 @@ class Settings:
             ) from None
         if not 1 <= resolved_processes <= 64:
             raise ConfigError(f"processes: expected 1 to 64, got {resolved_processes}")
+        env_metrics_port = environ.get("PHOTOHOOK_METRICS_PORT") or None
+        try:
+            resolved_metrics_port = (
+                metrics_port if metrics_port is not None else int(env_metrics_port or 0) or None
+            )
+        except ValueError:
+            raise ConfigError(
+                f"PHOTOHOOK_METRICS_PORT: expected a port number, got {env_metrics_port!r}"
+            ) from None
+        if resolved_metrics_port is not None and not 1 <= resolved_metrics_port <= 65535:
+            raise ConfigError(f"metrics port: expected 1 to 65535, got {resolved_metrics_port}")
         keys = environ.get("PHOTOHOOK_SECRET_KEYS", "")
         return cls(
             host=host or environ.get("PHOTOHOOK_HOST") or "127.0.0.1",
@@ -254,6 +269,7 @@ class Settings:
             migrate=migrate,
             processes=resolved_processes,
             app_dir=folder,
+            metrics_port=resolved_metrics_port,
         )
 
     def with_callables(self) -> Settings:

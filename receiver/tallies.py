@@ -4,7 +4,8 @@ prometheus_client's own take a lock on every change, so that any thread may coun
 and look up in Python around it: under load that was a twelfth of a callback's CPU. These are
 plain numbers, changed from the event loop's thread alone and read from it when ``/metrics`` is
 rendered. Each reaches Prometheus as a collector of the same registry, in the same text format
-as the library's own (``_total``, ``_bucket``, ``_sum``, ``_count`` and ``_created``).
+as the library's own (``_total``, ``_bucket``, ``_sum``, ``_count``), without the ``_created``
+series that photohook turns off (see :mod:`receiver.metrics`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ class Tally:
         self._documentation = documentation
         self._labelnames = tuple(labelnames)
         self._values: dict[Labels, float] = {}
-        self._created: dict[Labels, float] = {}
         registry.register(self)
 
     def inc(self, labels: Labels, amount: float = 1) -> None:
@@ -38,7 +38,6 @@ class Tally:
             self._values[labels] += amount
         else:
             self._values[labels] = amount
-            self._created[labels] = time.time()
 
     def describe(self) -> list[Metric]:
         return [CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)]
@@ -46,7 +45,7 @@ class Tally:
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
         for labels, value in self._values.items():
-            family.add_metric(labels, value, created=self._created[labels])
+            family.add_metric(labels, value)
         yield family
 
 
@@ -67,14 +66,12 @@ class TallyHistogram:
         self._bounds = tuple(sorted(buckets))  # the finite upper bounds; +Inf is implied
         #: per label values: the count in each bucket (not cumulative, +Inf last), then the sum
         self._series: dict[Labels, list[float]] = {}
-        self._created: dict[Labels, float] = {}
         registry.register(self)
 
     def observe(self, labels: Labels, value: float) -> None:
         series = self._series.get(labels)
         if series is None:
             series = self._series[labels] = [0] * (len(self._bounds) + 2)
-            self._created[labels] = time.time()
         series[bisect.bisect_left(self._bounds, value)] += 1  # le: the first bound >= value
         series[-1] += value
 
@@ -90,11 +87,6 @@ class TallyHistogram:
                 cumulative += count
                 buckets.append((bound, cumulative))
             family.add_metric(labels, buckets, sum_value=series[-1])
-            family.add_sample(
-                f"{self._name}_created",
-                dict(zip(self._labelnames, labels, strict=True)),
-                self._created[labels],
-            )
         yield family
 
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..events import Event
+from .migrations import SchemaChange
 from .records import (
     DELIVERY_STATES,
     DESTINATION_STATES,
@@ -36,6 +37,9 @@ from .records import (
 
 class Store(Protocol):
     """What photohook needs from a database."""
+
+    #: What :meth:`open` did to the schema (None before it is opened).
+    schema: SchemaChange | None
 
     async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         """Connect and apply pending migrations (with ``migrate=False``, raise StoreError if
@@ -152,10 +156,18 @@ class Store(Protocol):
     async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
         """The attempts of these deliveries, in order."""
 
-    async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
+    async def prune(
+        self,
+        cutoff: datetime,
+        *,
+        batch: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[Pruned], None] | None = None,
+    ) -> Pruned:
         """Delete events received before ``cutoff`` with nothing left to deliver, their
         deliveries and attempts, requests no kept event needs, tracked tasks that finished
-        before it, and rejected requests received before it, in small transactions."""
+        before it, and rejected requests received before it, in small transactions (each one's
+        deletions given to ``progress``)."""
 
     async def track_task(
         self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
@@ -251,6 +263,7 @@ __all__ = [
     "RejectedQuery",
     "RejectedRequest",
     "Rejection",
+    "SchemaChange",
     "Store",
     "Stored",
     "Task",

@@ -32,6 +32,20 @@ class Migration:
         return statements
 
 
+@dataclass(frozen=True, slots=True)
+class SchemaChange:
+    """What opening a database did to its schema: from version ``before`` (0: none, a new
+    database) to ``after``."""
+
+    before: int
+    after: int
+
+    @classmethod
+    def of(cls, applied: set[int], todo: list[Migration]) -> SchemaChange:
+        before = max(applied, default=0)
+        return cls(before, max((m.version for m in todo), default=before))
+
+
 def migrations(engine: str) -> list[Migration]:
     """The migrations shipped for ``engine``, in version order."""
     found = []

@@ -21,7 +21,7 @@ import asyncpg
 from .. import redact
 from ..errors import StoreError
 from ..events import format_time
-from .migrations import no_database, not_migrated, pending
+from .migrations import SchemaChange, no_database, not_migrated, pending
 from .records import Receipt, Stored
 from .sqlstore import SQLStore, reason
 from .tx import Dialect, Row, Tx
@@ -340,6 +340,7 @@ class PostgresStore(SQLStore):
                         (migration.version, migration.name, format_time(datetime.now(UTC))),
                     )
                     logger.info("applied migration %04d_%s", migration.version, migration.name)
+                self.schema = SchemaChange.of(applied, todo)
         finally:
             await connection.close(timeout=CONNECT_TIMEOUT)
 

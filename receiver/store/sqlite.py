@@ -23,7 +23,7 @@ import aiosqlite
 from ..errors import StoreError
 from ..events import format_time
 from .groupcommit import Committer, ThreadGroupCommit
-from .migrations import no_database, not_migrated, pending
+from .migrations import SchemaChange, no_database, not_migrated, pending
 from .sqlite_writer import Writer
 from .sqlstore import BatchWork, SQLStore
 from .tx import Dialect, Row, Tx
@@ -86,7 +86,7 @@ class SQLiteStore(SQLStore):
                 if not create and not await writer.transaction(_has_schema):
                     raise no_database(repr(self.path))
                 await writer.execute("PRAGMA journal_mode = WAL")
-                await writer.transaction(functools.partial(_migrate, apply=migrate))
+                self.schema = await writer.transaction(functools.partial(_migrate, apply=migrate))
 
             # While another process turns a new file to WAL, SQLite answers "locked" however
             # long it would wait: try again, less often than for a transaction.
@@ -201,7 +201,7 @@ async def _has_schema(tx: Tx) -> bool:
     return bool(found and await tx.fetch("SELECT 1 FROM schema_migrations LIMIT 1"))
 
 
-async def _migrate(tx: Tx, *, apply: bool) -> None:
+async def _migrate(tx: Tx, *, apply: bool) -> SchemaChange:
     await tx.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -218,6 +218,7 @@ async def _migrate(tx: Tx, *, apply: bool) -> None:
             (migration.version, migration.name, format_time(datetime.now(UTC))),
         )
         logger.info("applied migration %04d_%s", migration.version, migration.name)
+    return SchemaChange.of(applied, todo)
 
 
 #: Seconds between looks at whether another process has committed: while the database is being

@@ -35,6 +35,7 @@ from ..events import Event, format_time
 from ..tokens import generate_key
 from . import activity, outbox, pruning, queries, rejections, tasks, transfer, writes
 from .groupcommit import Committer, GroupCommit
+from .migrations import SchemaChange
 from .records import (
     AttemptRecord,
     Claim,
@@ -78,6 +79,7 @@ class SQLStore:
     unavailable: tuple[type[BaseException], ...] = ()
 
     def __init__(self, *, max_batch: int = 256) -> None:
+        self.schema: SchemaChange | None = None
         self._commits: Committer[Receipt, Stored] = self._group_commit(
             "could not store the callback", writes.write_batch, max_batch
         )
@@ -310,7 +312,14 @@ class SQLStore:
         async with self._read() as tx:
             return await outbox.destination_statuses(tx, now)
 
-    async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
+    async def prune(
+        self,
+        cutoff: datetime,
+        *,
+        batch: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[Pruned], None] | None = None,
+    ) -> Pruned:
         if dry_run:
             async with self._read() as tx:
                 return await pruning.count(tx, cutoff)
@@ -323,6 +332,8 @@ class SQLStore:
                 ),
             )
             total += done
+            if progress is not None:
+                progress(done)
             if done == Pruned():
                 return total
             await asyncio.sleep(0.01)  # let waiting commits in between batches

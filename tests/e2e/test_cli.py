@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.helpers import fixture
 
 from .process import Serve, run_cli
+from .test_operating import on_a_terminal
 
 
 def test_url_prints_only_the_url_and_the_same_one_every_time(tmp_path: Path) -> None:
@@ -112,7 +113,13 @@ def test_send_test_and_prune(tmp_path: Path) -> None:
         assert sent.returncode == 0, sent.stderr
         assert "sent 120, accepted 120, duplicates 0" in sent.stdout
         assert "req/s; latency p50" in sent.stdout
-        assert "120/120" in sent.stderr  # the progress bar
+        assert "sending:" not in sent.stderr  # piped: no progress
+        status, stdout, shown = on_a_terminal(
+            tmp_path, "send-test", "fotor", "--url", url, "--count", "120", "--concurrency", "8"
+        )
+        assert status == 0, shown
+        assert "sending: [####################] 120/120 callbacks, " in shown
+        assert "sent 120, accepted 120, duplicates 0" in stdout
         refused = run_cli("send-test", "fotor", "--url", url + "x", cwd=tmp_path)
         assert refused.returncode == 1
         assert "rejected by status: 401: 1" in refused.stdout

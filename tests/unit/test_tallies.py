@@ -44,15 +44,16 @@ def test_a_tally_histogram_reads_as_a_histogram(observations: list[tuple[str, fl
     assert exposition(ours) == exposition(theirs)
 
 
-def test_each_series_has_its_created_time() -> None:
+def test_no_series_has_a_created_time() -> None:
     registry = CollectorRegistry()
     Tally("photohook_things", "Things.", ["source"], registry).inc(("fotor",))
     TallyHistogram("photohook_wait_seconds", "Waits.", ["source"], BUCKETS, registry).observe(
         ("fotor",), 0.2
     )
     text = generate_latest(registry).decode()
-    assert 'photohook_things_created{source="fotor"} 1.' in text
-    assert 'photohook_wait_seconds_created{source="fotor"} 1.' in text
+    assert 'photohook_things_total{source="fotor"} 1.0' in text
+    assert 'photohook_wait_seconds_count{source="fotor"} 1.0' in text
+    assert "_created" not in text
 
 
 def test_a_minute_tally_counts_by_minute_and_forgets_what_is_a_day_old() -> None:
