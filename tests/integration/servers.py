@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,13 +26,31 @@ from tests.helpers import free_port
 
 @contextmanager
 def running(
-    app: Any, *, lifespan: str = "on", certificate: Path | None = None, http: Any = "auto"
+    app: Any,
+    *,
+    lifespan: str = "on",
+    certificate: Path | None = None,
+    http: Any = "auto",
+    server_names: list[str | None] | None = None,
+    loop: str = "auto",
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yields its base URL. With
     ``certificate`` (a PEM file holding the key and the chain) it serves HTTPS, its URL naming
-    the host ``localhost``; ``http`` is uvicorn's HTTP protocol (a class, or its name)."""
+    the host ``localhost``, and appends to ``server_names`` the name (SNI) each TLS client asked
+    for; ``http`` is uvicorn's HTTP protocol (a class, or its name), ``loop`` its event loop."""
     port = free_port()
-    tls = {"ssl_certfile": certificate, "ssl_keyfile": certificate} if certificate else {}
+    tls: dict[str, Any] = {}
+    if certificate:
+        tls = {"ssl_certfile": certificate, "ssl_keyfile": certificate}
+    if certificate and server_names is not None:
+        names = server_names
+
+        def recording(config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+            context = default()
+            context.sni_callback = lambda _socket, name, _context: names.append(name)
+            return context
+
+        tls["ssl_context_factory"] = recording
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -40,6 +59,7 @@ def running(
         lifespan=lifespan,
         access_log=False,
         http=http,
+        loop=loop,
         **tls,
     )
     server = uvicorn.Server(config)
