@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +15,13 @@ import pytest
 from receiver import Settings, create_app
 from receiver.errors import StoreError
 from receiver.retention import prune_forever
-from receiver.store import EventQuery, Pruned, Receipt, Store, open_store
+from receiver.store import EventQuery, Pruned, Store, open_store
 from tests.helpers import asgi_client
 from tests.integration.servers import eventually
 
-from .factories import receipt
+from .factories import aged
 
 WEEK = 7 * 86400.0
-
-
-def aged(task_id: str, days: float) -> Receipt:
-    """A callback of ``task_id`` received ``days`` ago."""
-    fresh = receipt(task_id)
-    then = datetime.now(UTC) - timedelta(days=days)
-    events = tuple(
-        dataclasses.replace(new, event=dataclasses.replace(new.event, received_at=then))
-        for new in fresh.events
-    )
-    return dataclasses.replace(fresh, received_at=then, events=events)
 
 
 async def task_ids(store: Store) -> list[str]:
