@@ -45,11 +45,14 @@ def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
                     random.uniform(0.2, per_round / 300 * 0.8), serve.signal, [signal.SIGKILL]
                 )
                 killer.start()
+                before = len(traffic.acknowledged)
                 asyncio.run(
                     send_all(url.strip(), bodies, concurrency=16, rate=300, traffic=traffic)
                 )
                 killer.join()
-                serve.wait()
+                assert serve.wait() == -signal.SIGKILL
+                # Under load: the kill cut the round short (it takes 0.5 s at 300/s).
+                assert len(traffic.acknowledged) - before < per_round, round_number
                 serve.start()
                 missing = set(traffic.acknowledged) - stored_event_ids(tmp_path)
                 assert not missing, f"round {round_number}: {len(missing)} acknowledged events lost"
