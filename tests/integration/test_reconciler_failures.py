@@ -54,8 +54,9 @@ class Faulty:
             self.failing_finishes -= 1
             self.failed_at.append(time.time())
             raise StoreError("recording the check: the database is gone (injected)")
+        at = time.time()  # when the check's next time was reckoned, give or take a step
         await self.inner.finish_task(task, worker_id, **changes)
-        self.checks.append((time.time(), changes.get("next_check_at"), changes.get("error")))
+        self.checks.append((at, changes.get("next_check_at"), changes.get("error")))
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ async def test_a_finish_that_fails_leaves_the_lease_to_run_out_and_the_delivery_
 ) -> None:
     """At least once, never lost: the attempt was made but not recorded, so it is made again."""
     monkeypatch.setattr(receiver.worker, "LEASE_MARGIN", 0.0)
-    timeout = 0.5  # the lease: twice the attempt's timeout
+    timeout = 1.0  # the lease: twice the attempt's timeout
     sink = Sink()
     store.failing_finishes = 1
     worker = await started(store, app_destination(sink_url(sink), timeout=timeout, max_in_flight=1))
@@ -150,7 +150,7 @@ async def test_a_stop_that_times_out_leaves_deliveries_in_flight_to_another_work
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(receiver.worker, "LEASE_MARGIN", 0.0)
-    timeout = 1.0  # the lease: twice that
+    timeout = 2.0  # the lease: twice that
     sink = Sink(script=lambda n: Reply(delay=2 * timeout if n < 2 else 0))
     destinations = app_destination(sink_url(sink), timeout=timeout)
     worker = await started(store, destinations)
@@ -174,7 +174,7 @@ async def test_a_stop_that_times_out_leaves_deliveries_in_flight_to_another_work
 async def test_the_rate_limit_limits_attempts_in_any_second(
     store: Faulty, sink_url: Callable[[Sink], str]
 ) -> None:
-    rate, count = 5, 13
+    rate, count = 5, 16
     sink = Sink()
     worker = await started(store, app_destination(sink_url(sink), rate_limit=rate, max_in_flight=4))
     try:
@@ -185,10 +185,10 @@ async def test_the_rate_limit_limits_attempts_in_any_second(
     finally:
         await worker.stop()
     arrivals = [r.at for r in sink.received]
-    # Counted in one-second windows, one of slack for the edges; and the whole takes at least
-    # as long as the rate allows.
-    busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
-    assert busiest <= rate + 1, busiest
+    # Counted in two-second windows, two of slack for a busy machine's stalls (unlimited, all
+    # 16 would come at once); and the whole takes at least as long as the rate allows.
+    busiest = max(sum(1 for t in arrivals if start <= t < start + 2.0) for start in arrivals)
+    assert busiest <= 2 * rate + 2, busiest
     assert elapsed >= (count - 1) / rate * 0.9
 
 
