@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -376,8 +377,10 @@ def main() -> None:
         scaled = scaleout.run(args, workdir) if args.postgres else None
 
     date = datetime.now(UTC).strftime("%Y-%m-%d")
+    commit = source_commit()
     header = (
         f"# photohook benchmark, {date}\n\n"
+        f"Commit {commit}.\n\n"
         f"{os.cpu_count()} cores; load by {tool}, {args.connections} connections, "
         f"{args.rounds} rounds of {args.seconds:g} s after {args.warmup:g} s of warm-up, medians, "
         "each run started once every server was idle; "
@@ -444,6 +447,7 @@ def main() -> None:
         json.dumps(
             {
                 "date": date,
+                "commit": commit,
                 "tool": tool,
                 "settings": {k: str(v) for k, v in vars(args).items() if k != "out"},
                 "ingest": [asdict(row) for row in rows],
@@ -460,6 +464,23 @@ def main() -> None:
         )
     )
     print(f"written to {args.out / stem}.md and .json")
+
+
+def source_commit() -> str:
+    """The git commit measured, with ``-dirty`` when tracked files differ from it, so that a
+    result can be traced to its code; ``unknown`` outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}-dirty" if changed else head
 
 
 def _unused_stem(folder: Path, date: str) -> str:

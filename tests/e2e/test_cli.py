@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -7,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from receiver.store import Attempt, EventQuery, Outcome, Tracking, open_store
 from tests.helpers import fixture
+from tests.store.factories import aged
 
 from .process import Serve, run_cli
 from .test_operating import on_a_terminal
@@ -135,6 +138,44 @@ def test_send_test_and_prune(tmp_path: Path) -> None:
     short = run_cli("check", cwd=tmp_path)
     assert short.returncode == 2
     assert "server.retention: must be at least 7d" in short.stderr
+
+
+async def test_prune_deletes_what_its_dry_run_counted(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'photohook.db'}")
+    await store.open()
+    try:
+        await store.sync_destinations(["app"])
+        delivered = await store.store(aged("old-delivered", 10, destinations=("app",)))
+        await store.store(aged("old-waiting", 10, destinations=("app",)))
+        await store.store(aged("old-unrouted", 9))
+        await store.store(aged("recent", 6))
+        claims, _ = await store.claim({"app": 10}, "w", 60, time.time())
+        [done] = [c for c in claims if c.event.id in delivered.event_ids]
+        attempt = Attempt(started_at=time.time(), duration_ms=1.0, ok=True, status_code=200)
+        await store.finish(Outcome(done.delivery.id, "w", attempt, "delivered"))
+        eight_days_ago = time.time() - 8 * 86400
+        await store.track_task("fotor", "old-unrouted", None, Tracking(60, 3600), eight_days_ago)
+    finally:
+        await store.close()
+    counts = "2 events, 2 requests, 1 deliveries, 1 attempts, 1 finished tasks\n"
+
+    dry = await asyncio.to_thread(run_cli, "prune", "--older-than", "7d", "--dry-run", cwd=tmp_path)
+    assert (dry.returncode, dry.stdout) == (0, f"would delete {counts}")
+    pruned = await asyncio.to_thread(run_cli, "prune", "--older-than", "7d", cwd=tmp_path)
+    assert (pruned.returncode, pruned.stdout) == (0, f"deleted {counts}")
+    again = await asyncio.to_thread(
+        run_cli, "prune", "--older-than", "7d", "--dry-run", cwd=tmp_path
+    )
+    assert again.stdout.startswith("would delete 0 events, 0 requests, 0 deliveries, 0 attempts")
+
+    store = open_store(f"sqlite:///{tmp_path / 'photohook.db'}")
+    await store.open()
+    try:
+        kept = sorted(e.task_id for e in await store.list_events(EventQuery()))
+        assert kept == ["old-waiting", "recent"]
+        assert await store.list_tasks() == []
+    finally:
+        await store.close()
 
 
 def test_track_tasks_and_check_the_reconciling(tmp_path: Path) -> None:

@@ -138,6 +138,7 @@ def test_serve_refuses_an_unreachable_or_unmigrated_database_in_one_line(
             env={"PHOTOHOOK_DATABASE_URL": url},
         )
         assert result.returncode == 2
+        assert len(result.stderr.splitlines()) == 1, result.stderr
         assert result.stderr.startswith("photohook: error: ")
         assert expected in result.stderr
         assert "Traceback" not in result.stderr

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -30,10 +31,11 @@ def stored_ids(workdir: Path) -> set[str]:
 
 
 async def send_until(
-    url: str, *, concurrency: int, stop_after: int, on_enough: object
+    url: str, *, concurrency: int, stop_after: int, on_enough: Callable[[], None]
 ) -> list[str]:
     """Send callbacks with unique task ids until ``stop_after`` are acknowledged, then call
-    ``on_enough`` at once (while others are in flight); return every acknowledged event id."""
+    ``on_enough`` at once (while others are in flight); return every acknowledged event id.
+    A request may fail to get an answer only once ``on_enough`` was called."""
     acknowledged: list[str] = []
     body = fixture("fotor/upscale-completed")
     counter = iter(range(10**6))
@@ -44,12 +46,13 @@ async def send_until(
             try:
                 response = await client.post(url, json=body | {"taskId": f"t-{next(counter)}"})
             except httpx.TransportError:
+                assert done.is_set(), "a request failed before the signal"
                 return
             if response.status_code == 200:
                 acknowledged.extend(response.json()["event_ids"])
                 if len(acknowledged) >= stop_after and not done.is_set():
                     done.set()
-                    on_enough()  # type: ignore[operator]
+                    on_enough()
             else:
                 assert response.status_code == 503, response.text
 
@@ -58,6 +61,50 @@ async def send_until(
             asyncio.gather(*(sender(client) for _ in range(concurrency))), timeout=60
         )
     return acknowledged
+
+
+async def logged(serve: Serve, text: str, within: float = 20) -> None:
+    """Wait until the server's log says ``text``."""
+    deadline = time.monotonic() + within
+    while text not in serve.log.read_text():
+        assert time.monotonic() < deadline, f"the log never said {text!r}"
+        await asyncio.sleep(0.02)
+
+
+class HeldRequest:
+    """A callback the server has begun to handle, its body not sent yet: its ``100 Continue``
+    says the application is reading it. Raw HTTP/1.1, since httpx does not wait for one."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes):
+        self.reader, self.writer, self.body = reader, writer, body
+
+    @classmethod
+    async def begin(cls, url: str, task_id: str) -> HeldRequest:
+        parts = httpx.URL(url)
+        assert parts.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", parts.port)
+        body = json.dumps(fixture("fotor/upscale-completed") | {"taskId": task_id}).encode()
+        head = (
+            f"POST {parts.raw_path.decode()} HTTP/1.1\r\nHost: 127.0.0.1:{parts.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Expect: 100-continue\r\n\r\n"
+        )
+        writer.write(head.encode())
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        return cls(reader, writer, body)
+
+    async def finish(self) -> tuple[int, bytes]:
+        """Send the body; the status and body of the answer."""
+        self.writer.write(self.body)
+        await self.writer.drain()
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 20)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in header_lines if line)
+        content = await self.reader.readexactly(int(headers["content-length"]))
+        self.writer.close()
+        return int(status_line.split(" ")[1]), content
 
 
 def test_sigkill_right_after_a_200_loses_nothing(serve: Serve, tmp_path: Path) -> None:
@@ -87,17 +134,27 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(
 ) -> None:
     serve.start()
     url = run_cli("url", "fotor", "--base-url", serve.base_url, cwd=tmp_path).stdout.strip()
-    acknowledged = asyncio.run(
-        send_until(
+
+    async def load_then_sigterm() -> tuple[list[str], list[tuple[int, bytes]]]:
+        held = [await HeldRequest.begin(url, f"in-flight-{n}") for n in range(8)]
+        acknowledged = await send_until(
             url, concurrency=16, stop_after=100, on_enough=lambda: serve.signal(signal.SIGTERM)
         )
-    )
+        # The server is shutting down, waiting for the held requests, which are still in
+        # flight: their bodies come now, and each gets its answer.
+        await logged(serve, "Waiting for connections to close")
+        return acknowledged, await asyncio.gather(*(request.finish() for request in held))
+
+    acknowledged, answers = asyncio.run(load_then_sigterm())
+    assert [status for status, _ in answers] == [200] * 8, answers
+    held_ids = [event_id for _, body in answers for event_id in json.loads(body)["event_ids"]]
+    assert len(held_ids) == 8
     # uvicorn re-raises the signal once it has shut down cleanly, so supervisors see why it ended.
     assert serve.wait() in (0, -signal.SIGTERM)
     log = serve.log.read_text()
     assert "Application shutdown complete" in log
     assert "Traceback" not in log
-    assert set(acknowledged) <= stored_ids(tmp_path)
+    assert set(acknowledged) | set(held_ids) <= stored_ids(tmp_path)
 
 
 def test_start_up_log_masks_tokens(serve: Serve, tmp_path: Path) -> None:

@@ -77,19 +77,28 @@ def photohook_database(tmp_path: Path) -> str:
 async def photohook(
     tmp_path: Path, stack: ExitStack, photohook_database: str
 ) -> AsyncIterator[Callable[..., Any]]:
-    """Start photohook with a config (sources default; private destinations allowed)."""
+    """Start photohook with a config (sources default; private destinations allowed unless
+    ``allow_private=False``; ``loop`` is uvicorn's event loop)."""
     stores: list[Store] = []
 
-    async def start(config: str, environ: dict[str, str] | None = None, **load: Any) -> Photohook:
+    async def start(
+        config: str,
+        environ: dict[str, str] | None = None,
+        *,
+        allow_private: bool = True,
+        loop: str = "auto",
+        **load: Any,
+    ) -> Photohook:
         path = tmp_path / "photohook.toml"
-        path.write_text("[server]\nallow_private_destinations = true\n" + config)
+        server = "[server]\nallow_private_destinations = true\n" if allow_private else ""
+        path.write_text(server + config)
         settings = Settings.load(
             config_file=path,
             database_url=photohook_database,
             environ={"PHOTOHOOK_SECRET_KEYS": KEY, **(environ or {})},
             **load,
         )
-        base_url = stack.enter_context(running(create_app(settings)))
+        base_url = stack.enter_context(running(create_app(settings), loop=loop))
         store = open_store(settings.database_url)
         await store.open()
         stores.append(store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -33,14 +34,28 @@ def running(
     http: Any = "auto",
     root_path: str = "",
     access_log: bool = False,
+    server_names: list[str | None] | None = None,
+    loop: str = "auto",
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yields its base URL. With
     ``certificate`` (a PEM file holding the key and the chain) it serves HTTPS, its URL naming
-    the host ``localhost``; ``http`` is uvicorn's HTTP protocol (a class, or its name);
+    the host ``localhost``, and appends to ``server_names`` the name (SNI) each TLS client asked
+    for; ``http`` is uvicorn's HTTP protocol (a class, or its name), ``loop`` its event loop;
     ``root_path`` is uvicorn's ``--root-path``; ``access_log`` turns on uvicorn's access log
     (logger ``uvicorn.access``, at INFO)."""
     port = free_port()
-    tls = {"ssl_certfile": certificate, "ssl_keyfile": certificate} if certificate else {}
+    tls: dict[str, Any] = {}
+    if certificate:
+        tls = {"ssl_certfile": certificate, "ssl_keyfile": certificate}
+    if certificate and server_names is not None:
+        names = server_names
+
+        def recording(config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+            context = default()
+            context.sni_callback = lambda _socket, name, _context: names.append(name)
+            return context
+
+        tls["ssl_context_factory"] = recording
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -50,6 +65,7 @@ def running(
         access_log=access_log,
         http=http,
         root_path=root_path,
+        loop=loop,
         **tls,
     )
     server = uvicorn.Server(config)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trustme
 
-from receiver import __version__, senders
+from receiver import __version__, senders, ssrf
 from tests.helpers import fixture
 
 from .conftest import SECRET
@@ -218,8 +222,9 @@ async def test_https_destinations_are_verified_against_the_name_in_their_url(
         + destination("wrong", wrong, "retry_schedule = []")
         + '[[routes]]\nto = ["app", "wrong"]\n'
     )
-    # Connected to the checked address, the TLS name is still the URL's; each place's own
-    # connection trusts the same authorities.
+    # Each place's own connection trusts the same authorities, and TLS verifies the name in the
+    # URL. (Private destinations are allowed here, so the URL is used as it is: the pinned path,
+    # to the checked address, is the public destination's test below.)
     await asyncio.gather(*(app.send(taskId=f"task-{index}") for index in range(4)))
     await eventually(lambda: app.settled(8))
     assert {(d.destination, d.state) for d in await app.deliveries()} == {
@@ -231,6 +236,67 @@ async def test_https_destinations_are_verified_against_the_name_in_their_url(
     assert impostor.received == []
     refused = await app.deliveries(destination="wrong")
     assert all("CERTIFICATE_VERIFY_FAILED" in (d.last_error or "") for d in refused)
+
+
+PUBLIC_NAME = "hooks.photohook.test"
+
+
+async def test_a_public_destination_is_sent_to_the_checked_address_under_its_own_name(
+    photohook: Start, stack: ExitStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path production takes: the name is resolved and checked once, the connection goes to
+    that address, and the request still carries the URL's Host and TLS name (SNI)."""
+    ca = trustme.CA()
+    certificate = tmp_path / "public.pem"
+    ca.issue_cert(PUBLIC_NAME).private_key_and_cert_chain_pem.write_to_path(certificate)
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    monkeypatch.setattr(senders, "tls_context", lambda: trusted)
+    # The resolver seam: the name resolves to the sink's loopback address, and the guard takes
+    # that one address of that one name for a public one. Every other check stays as it is.
+    # (The asyncio loop, not uvloop: its look-ups go through socket.getaddrinfo.)
+    lookups: list[str] = []
+    system_getaddrinfo, guard = socket.getaddrinfo, ssrf.check_address
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name == PUBLIC_NAME:
+            lookups.append(name)
+            return system_getaddrinfo("127.0.0.1", port, *args, **kwargs)
+        return system_getaddrinfo(host, port, *args, **kwargs)
+
+    checked: list[str] = []
+
+    def check_address(host: str, address: ssrf.IPAddress) -> None:
+        if host == PUBLIC_NAME and address == ipaddress.ip_address("127.0.0.1"):
+            checked.append(str(address))
+            return
+        guard(host, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(ssrf, "check_address", check_address)
+    sink, server_names = Sink(secret=SECRET), list[str | None]()
+    url = stack.enter_context(
+        running(sink.app, lifespan="off", certificate=certificate, server_names=server_names)
+    )
+    port = int(url.rsplit(":", 1)[1])
+    app = await photohook(
+        destination("public", f"https://{PUBLIC_NAME}:{port}") + '[[routes]]\nto = ["public"]\n',
+        allow_private=False,
+        loop="asyncio",
+    )
+    assert (lookups, checked) == ([PUBLIC_NAME], ["127.0.0.1"])  # the configuration's check
+    [event_id] = await app.send()
+    await eventually(lambda: app.settled(1))
+    [delivery] = await app.deliveries()
+    assert (delivery.state, delivery.last_error) == ("delivered", None)
+    [received] = sink.received
+    assert (received.webhook_id, received.verified) == (event_id, True)
+    assert received.headers["host"] == f"{PUBLIC_NAME}:{port}"
+    assert server_names == [PUBLIC_NAME]
+    # One more look-up, checked: the connection went to the checked address, not to a second
+    # answer of the resolver (which DNS rebinding would make a different one).
+    assert (lookups, checked) == ([PUBLIC_NAME] * 2, ["127.0.0.1"] * 2)
 
 
 async def test_a_slow_destination_does_not_delay_the_others(

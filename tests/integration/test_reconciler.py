@@ -104,10 +104,17 @@ async def test_provider_errors_back_off_and_never_stop_the_reconciler(
 async def test_a_rejected_key_is_reported_and_polling_stops(
     photohook: Start, stack: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fotor = FakeFotor()
+    fotor, crop = FakeFotor(), FakeCropPhoto()
     fotor.key = "a-different-key"
     api = stack.enter_context(running(fotor.app, lifespan="off"))
-    app = await photohook(fotor_source(api))
+    crop_api = stack.enter_context(running(crop.app, lifespan="off"))
+    job = fixture("cropphoto/banner-job-completed")
+    crop.tasks[job["job_id"]] = job
+    app = await photohook(
+        fotor_source(api)
+        + f'[sources.crop]\nkind = "cropphoto"\nsecrets = ["s"]\napi_key = "{API_KEY}"\n'
+        f'api_base_url = "{crop_api}"\nreconcile_after = "100ms"\n'
+    )
     async with httpx.AsyncClient(base_url=app.base_url) as client:
         for task_id in ("t1", "t2"):
             await client.post("/api/tasks", json={"source": "fotor", "task_id": task_id})
@@ -121,8 +128,13 @@ async def test_a_rejected_key_is_reported_and_polling_stops(
         fotor_report = await fotor_report()
         assert "401" in fotor_report["last_error"]
         asked = len(fotor.requests)
-        await _wait(0.5)
+        # A new task of each source: the crop one's check shows that the reconciler swept
+        # after both were registered, and the fotor one, due first, was not asked about.
+        await client.post("/api/tasks", json={"source": "fotor", "task_id": "t3"})
+        await client.post("/api/tasks", json={"source": "crop", "task_id": job["job_id"]})
+        await eventually(lambda: _task_state(app, "done"))
         assert len(fotor.requests) == asked  # polling for fotor stopped
+        assert crop.requests == [job["job_id"]]
     rejections = [r for r in caplog.records if "rejected the API key" in r.getMessage()]
     assert len(rejections) == 1
     assert API_KEY not in caplog.text
@@ -237,9 +249,3 @@ async def _checks(app: Any, count: int) -> bool:
 
 async def _task_state(app: Any, state: str, count: int = 1) -> bool:
     return len(await app.store.list_tasks(state)) == count
-
-
-async def _wait(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)

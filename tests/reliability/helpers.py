@@ -33,6 +33,7 @@ def fotor_body(index: int, status: int = 1, prefix: str = "task") -> dict[str, A
 class Traffic:
     acknowledged: list[str] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
+    answers: list[int] = field(default_factory=list)  # each status, in the order answered
     errors: int = 0
 
 
@@ -66,6 +67,7 @@ async def send_all(
                 traffic.errors += 1
                 continue
             traffic.statuses[response.status_code] += 1
+            traffic.answers.append(response.status_code)
             if response.status_code == 200:
                 traffic.acknowledged.extend(response.json()["event_ids"])
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.helpers import fixture
 from tests.integration.servers import Reply, Sink, running
 
-from .helpers import Serve, fotor_body, rss_kib, run_cli, size, stored_event_ids
+from .helpers import Serve, fotor_body, rss_kib, run_cli, size, stored_event_ids, wait_until
 
 KEYS = "new-key-2026,old-key-2025"
 
@@ -290,6 +290,7 @@ def test_a_redirect_to_a_loopback_listener_is_never_followed(tmp_path: Path) -> 
 def test_slow_clients_neither_block_callbacks_nor_stay_open(server: tuple[Serve, str]) -> None:
     serve, url = server
     slow = size(50, 200)
+    connected: list[bool] = []  # one for each trickling client the server has taken in
 
     async def latencies(count: int) -> list[float]:
         found = []
@@ -312,12 +313,14 @@ def test_slow_clients_neither_block_callbacks_nor_stay_open(server: tuple[Serve,
             head = b'{"taskId": "'
         started = time.monotonic()
         closed_at = None
-        for byte in head * 20:
+        for sent, byte in enumerate(head * 20):
             try:
                 writer.write(bytes([byte]))
                 await writer.drain()
             except (ConnectionError, OSError):
                 break
+            if sent == 0:
+                connected.append(True)
             try:
                 data = await asyncio.wait_for(reader.read(1024), 0.5)
             except TimeoutError:
@@ -344,7 +347,7 @@ def test_slow_clients_neither_block_callbacks_nor_stay_open(server: tuple[Serve,
     thread = threading.Thread(target=trickling, args=(started, closed))
     thread.start()
     started.wait(10)
-    time.sleep(0.5)
+    assert wait_until(lambda: len(connected) == slow, within=10)
     loaded = asyncio.run(latencies(80))
     thread.join(30)
 

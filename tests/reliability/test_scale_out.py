@@ -41,12 +41,14 @@ def test_two_receivers_three_workers_one_database(tmp_path: Path, postgres_url: 
             ]
             first = [fotor_body(i, status=0 if i < ORDERED else 1) for i in range(TASKS)]
             then = [fotor_body(i, status=1) for i in range(ORDERED)]
-            killer = threading.Thread(target=_kill_when, args=(sink, 1500, workers[0]))
+            kill: dict[str, int] = {}
+            killer = threading.Thread(target=_kill_when, args=(sink, 1500, workers[0], kill))
             killer.start()
             statuses: Counter[int] = Counter()
             asyncio.run(_send(urls, first, statuses))
             asyncio.run(_send(urls, then, statuses))
             killer.join(60)
+            assert not killer.is_alive()
             sent = len(first) + len(then)
             assert statuses == Counter({200: sent + sent // 10}), statuses
 
@@ -74,6 +76,10 @@ def test_two_receivers_three_workers_one_database(tmp_path: Path, postgres_url: 
 
     received = list(sink.received)
     assert delivered() == expected
+    # The kill came mid-run: the worker was killed, not already gone, with most deliveries
+    # still to come.
+    assert kill["status"] == -signal.SIGKILL, kill
+    assert 1500 <= kill["received"] < len(expected) // 2, kill
     duplicates = len(received) - len(expected)
     arrivals: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in received:
@@ -108,7 +114,11 @@ async def _send(urls: list[str], bodies: list[dict[str, object]], statuses: Coun
         await asyncio.gather(*(sender(client) for _ in range(8)))
 
 
-def _kill_when(sink: Sink, received: int, worker: Worker) -> None:
-    wait_until(lambda: len(sink.received) >= received, within=60, every=0.01)
+def _kill_when(sink: Sink, received: int, worker: Worker, kill: dict[str, int]) -> None:
+    """SIGKILL ``worker`` once the sink has ``received`` requests; ``kill`` says how many it
+    had then, and how the worker ended."""
+    if not wait_until(lambda: len(sink.received) >= received, within=60, every=0.01):
+        return
+    kill["received"] = len(sink.received)
     worker.signal(signal.SIGKILL)
-    worker.wait()
+    kill["status"] = worker.wait()

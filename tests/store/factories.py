@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -63,3 +64,14 @@ def receipt(
         body_sha256=hashlib.sha256(body).digest(),
         events=events,
     )
+
+
+def aged(task_id: str, days: float, *, destinations: tuple[str, ...] = ()) -> Receipt:
+    """A callback of ``task_id`` received ``days`` ago."""
+    fresh = receipt(task_id, destinations=destinations)
+    then = datetime.now(UTC) - timedelta(days=days)
+    events = tuple(
+        dataclasses.replace(new, event=dataclasses.replace(new.event, received_at=then))
+        for new in fresh.events
+    )
+    return dataclasses.replace(fresh, received_at=then, events=events)

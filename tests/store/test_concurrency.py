@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +16,7 @@ import pytest
 from receiver.errors import StoreError
 from receiver.store import DeliveryQuery, EventQuery, Outcome, Store, open_store
 from receiver.store import sqlite as sqlite_store
+from receiver.store.migrations import migrations
 from receiver.store.sqlite import DIALECT, SQLiteStore
 from receiver.store.sqlite_writer import Writer
 from receiver.store.tx import Tx
@@ -139,11 +142,48 @@ async def test_migrations_can_be_left_to_the_migrate_command(database_url: str) 
     await again.close()
 
 
-async def test_processes_starting_together_migrate_once(database_url: str) -> None:
-    stores = [open_store(database_url) for _ in range(4)]
-    await asyncio.gather(*(s.open() for s in stores))
-    for opened in stores:
-        await opened.close()
+async def test_processes_starting_together_migrate_once(database_url: str, tmp_path: Path) -> None:
+    """Four ``photohook migrate`` processes at once: every one succeeds, and the schema is
+    applied once, at the newest version, which a process that may not migrate then accepts."""
+    from tests.e2e.process import COMMAND
+
+    environ = {**os.environ, "PHOTOHOOK_DATABASE_URL": database_url}
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *COMMAND,
+            "migrate",
+            cwd=tmp_path,
+            env=environ,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in processes)), 60)
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err.decode()
+        assert out.decode().endswith(": the schema is up to date\n")
+    engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    expected = [m.version for m in migrations(engine)]
+    assert await applied_versions(database_url) == expected  # each once, none missing
+    unmigrating = open_store(database_url)
+    await unmigrating.open(migrate=False)
+    await unmigrating.close()
+
+
+async def applied_versions(database_url: str) -> list[int]:
+    """The versions in the database's ``schema_migrations``, every row, in order."""
+    query = "SELECT version FROM schema_migrations ORDER BY version"
+    if database_url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as db:
+            return [row[0] for row in db.execute(query)]
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        return [row[0] for row in await connection.fetch(query)]
+    finally:
+        await connection.close()
 
 
 async def test_workers_elsewhere_are_woken_by_new_deliveries(postgres_url: str) -> None:
