@@ -272,6 +272,34 @@ async def test_secrets_in_headers_are_redacted_in_the_kept_copy(
         assert value not in json.dumps(detail) and value not in page
 
 
+async def test_a_hook_token_in_a_header_value_is_masked_in_every_kept_copy(
+    on_sqlite: Photohook, tmp_path: Path
+) -> None:
+    token = TOKENS.token("fotor")
+    forwarded = {
+        "referer": f"https://proxy.example/hooks/fotor/{token}",
+        "x-original-uri": f"/hooks/fotor/{token}?x=1",
+    }
+    accepted = await on_sqlite.post("fotor", fixture_bytes("fotor/upscale-completed"), **forwarded)
+    assert accepted.status_code == 200, accepted.text
+    refused = await on_sqlite.post("fotor", unknown_status(), **forwarded)
+    assert refused.status_code == 422, refused.text
+    [item] = await on_sqlite.kept()
+    detail = (await on_sqlite.admin("GET", f"/api/rejected/{item['id']}")).json()
+    event_id = accepted.json()["event_ids"][0]
+    stored = (await on_sqlite.admin("GET", f"/api/events/{event_id}")).json()["request"]
+    for headers in (detail["headers"], stored["headers"]):
+        assert ["referer", "https://proxy.example/hooks/fotor/<token>"] in headers
+        assert ["x-original-uri", "/hooks/fotor/<token>?x=1"] in headers
+    pages = [
+        (await on_sqlite.admin("GET", f"/ui/rejected/{item['id']}")).text,
+        (await on_sqlite.admin("GET", f"/ui/events/{event_id}")).text,
+    ]
+    assert token.encode() not in _database_files(tmp_path)
+    for shown in (json.dumps(detail), json.dumps(stored), *pages):
+        assert token not in shown
+
+
 def _database_files(directory: Path) -> bytes:
     return b"".join(path.read_bytes() for path in sorted(directory.glob("photohook.db*")))
 
