@@ -14,7 +14,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from receiver import Settings, create_app
+from receiver import Settings, create_app, rejected
+from receiver.errors import AlreadyAccepted
+from receiver.routing import Router
 from receiver.sources import fotor
 from receiver.store import EventQuery
 from receiver.tokens import URLTokens
@@ -194,13 +196,46 @@ async def test_once_the_parser_knows_the_status_a_retry_makes_an_event_that_is_d
     await eventually(lambda: len(photohook.sink.received) == 1)
     assert photohook.sink.received[0].json()["id"] == event_id
 
-    # Deduplicated as usual: the provider's resend, and another retry, make no new event.
+    # Deduplicated as usual: the provider's resend makes no new event; an accepted request is
+    # not run again, and keeps what its retry came to.
     resent = (await photohook.post("fotor", body)).json()
     assert resent == {"ok": True, "event_ids": [event_id], "duplicate": True}
-    again = (await photohook.admin("POST", f"/api/rejected/{item['id']}/retry")).json()
-    assert again["outcome"] == "duplicate" and again["event_ids"] == [event_id]
+    again = await photohook.admin("POST", f"/api/rejected/{item['id']}/retry")
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["message"] == (
+        f"it was retried already: accepted as {event_id}; it is not run again"
+    )
+    [kept] = await photohook.kept()
+    assert (kept["outcome"], kept["event_ids"], kept["retries"]) == ("accepted", [event_id], 1)
     assert await photohook.kept(retryable="true") == []
+    page = (await photohook.admin("GET", f"/ui/rejected/{item['id']}")).text
+    assert 'id="outcome"' in page and 'id="retry"' not in page
     assert 'photohook_events_total{type="fotor.task.completed"} 1.0' in await photohook.metrics()
+
+
+async def test_of_two_retries_at_once_only_one_records_its_outcome(
+    photohook: Photohook,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    database_url: str,
+    sink: tuple[Sink, str],
+) -> None:
+    """Two bulk retries that both listed the request before either ran it: the record's update
+    is conditional, so the second writes nothing and does not turn ``accepted`` into
+    ``duplicate``."""
+    assert (await photohook.post("fotor", unknown_status())).status_code == 422
+    [item] = await photohook.kept()
+    store = photohook.app.state.store
+    listed = await store.get_rejected(item["id"])  # as both bulk retries read it
+    monkeypatch.setitem(fotor.STATUS_NAMES, 3, "completed")
+    settings = settings_for(tmp_path, database_url, config(sink[1]))
+    router = Router(settings.routes)
+    assert await rejected._run(store, settings, router, listed, None) == "accepted"
+    with pytest.raises(AlreadyAccepted, match="another retry accepted it meanwhile"):
+        await rejected._run(store, settings, router, listed, None)
+    [kept] = await photohook.kept()
+    assert (kept["outcome"], kept["retries"]) == ("accepted", 1)
+    assert len(await store.list_events(EventQuery())) == 1
 
 
 async def test_the_cap_turns_away_what_is_over_it_and_counts_it(
@@ -319,9 +354,19 @@ async def test_invalid_json_and_a_wrong_media_type_are_kept_with_their_bodies(
     for item, body in ((media, plain), (json_error, broken)):
         detail = (await on_sqlite.admin("GET", f"/api/rejected/{item['id']}")).json()
         assert detail["body"].encode() == body
+    # Retrying a 415 says the body is JSON after all: it is parsed and validated, not refused
+    # for the Content-Type it arrived with (which never changes).
     retried = (await on_sqlite.admin("POST", f"/api/rejected/{media['id']}/retry")).json()
-    assert retried["outcome"] == "rejected"
-    assert retried["retry_error"]["code"] == "unsupported_media_type"
+    assert retried["outcome"] == "accepted" and retried["retry_error"] is None
+    [event_id] = retried["event_ids"]
+    event = (await on_sqlite.admin("GET", f"/api/events/{event_id}")).json()["event"]
+    assert event["payload"] == json.loads(plain)
+    # Still parsed: a 415 whose body is not JSON is refused again, for that.
+    answer = await on_sqlite.post("fotor", b"not json", **{"content-type": "text/plain"})
+    assert answer.status_code == 415
+    [garbage] = [r for r in await on_sqlite.kept(retryable="true") if r["status"] == 415]
+    again = (await on_sqlite.admin("POST", f"/api/rejected/{garbage['id']}/retry")).json()
+    assert again["outcome"] == "rejected" and again["retry_error"]["code"] == "invalid_json"
 
 
 async def test_a_body_over_the_limit_is_kept_without_it_and_cannot_be_retried(
@@ -337,6 +382,14 @@ async def test_a_body_over_the_limit_is_kept_without_it_and_cannot_be_retried(
     retried = await on_sqlite.admin("POST", f"/api/rejected/{item['id']}/retry")
     assert retried.status_code == 409
     assert "not kept" in retried.json()["error"]["message"]
+    # Not retryable, so a bulk retry leaves it out rather than failing on it every time.
+    assert await on_sqlite.kept(retryable="true") == []
+    assert (await on_sqlite.admin("POST", "/api/rejected/retry")).json() == {
+        "accepted": 0,
+        "duplicate": 0,
+        "rejected": 0,
+        "skipped": 0,
+    }
 
 
 async def test_a_failure_to_keep_is_503_and_keeping_heals(on_sqlite: Photohook) -> None:
