@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from receiver import Settings, create_app, rejected
+from receiver import Settings, create_app, ingest, rejected
 from receiver.errors import AlreadyAccepted
 from receiver.routing import Router
 from receiver.sources import fotor
@@ -254,6 +255,44 @@ async def test_the_cap_turns_away_what_is_over_it_and_counts_it(
     [turned_away] = [r for r in caplog.records if "not kept" in r.getMessage()]
     assert turned_away.levelno == logging.WARNING
     assert "source capped" in turned_away.getMessage()
+
+
+class _Clock:
+    """The ``time`` module as ingest sees it, with a monotonic clock that can be moved on."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+async def test_a_flood_over_the_cap_logs_one_line_per_window_with_its_count(
+    on_sqlite: Photohook, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leaked token sending bad bodies as fast as it can: every one is counted, but the log
+    gets one line per source per window, saying how many were turned away since the last."""
+    clock = _Clock()
+    monkeypatch.setattr(ingest, "time", clock)
+    caplog.set_level(logging.WARNING, logger="photohook.ingest")
+
+    def turned_away() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "not kept" in r.getMessage()]
+
+    for _ in range(22):
+        assert (await on_sqlite.post("capped", unknown_status())).status_code == 422
+    [line] = turned_away()
+    assert "source capped" in line
+    assert line.endswith("; 1 turned away so since the last such line (one every 5s at most)")
+    clock.ahead += ingest._FULL_FOR  # the window is over
+    assert (await on_sqlite.post("capped", unknown_status())).status_code == 422
+    [_, second] = turned_away()
+    assert "; 20 turned away so since the last such line" in second  # 19 unlogged, and this one
+    metrics = await on_sqlite.metrics()
+    assert 'photohook_rejected_requests_total{outcome="over_cap",source="capped"} 21.0' in metrics
 
 
 async def test_unauthenticated_bad_bodies_are_counted_and_never_kept(on_sqlite: Photohook) -> None:
