@@ -220,7 +220,8 @@ class Ingest:
             try:
                 check_media_type(headers.content_type, headers.content_encoding)
             except UnsupportedMediaType:
-                # Kept with its body, should the body be JSON after all.
+                # Kept with its body, should the body be JSON after all: a retry of a kept 415
+                # skips this check, and parses and validates the body.
                 with contextlib.suppress(PayloadTooLarge):
                     body = await _read_body(receive, headers.content_length, self._max_body)
                 raise
