@@ -229,7 +229,10 @@ def _parser() -> argparse.ArgumentParser:
     rejected_retry.set_defaults(command=commands.rejected_retry)
     rejected_retry.add_argument("rejected_id", metavar="ID", nargs="?", default=None)
     rejected_retry.add_argument(
-        "--all", action="store_true", default=False, help="every one not accepted yet"
+        "--all",
+        action="store_true",
+        default=False,
+        help="every one not accepted yet whose body was kept",
     )
     rejected_retry.add_argument("--source", help="with --all: only this source's")
 

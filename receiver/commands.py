@@ -389,8 +389,9 @@ def rejected(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def rejected_retry(settings: Settings, args: argparse.Namespace) -> int:
-    """Run kept rejected requests through ingest again: one by ID, or every one not accepted
-    yet with --all (of --source). Exits 1 when one is still refused, saying why."""
+    """Run kept rejected requests through ingest again: one by ID, or with --all (of --source)
+    every one not accepted yet whose body was kept. Exits 1 when one is still refused or cannot
+    be run (accepted already, its source gone), saying why."""
     from . import rejected as kept
     from .errors import HTTPError
 

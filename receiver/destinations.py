@@ -117,8 +117,9 @@ def imported(destination: Destination) -> Destination:
 
 
 def takes_context(handler: Callable[..., Any]) -> bool:
-    """Whether ``handler`` is called with the context too: it has a second positional parameter.
-    Raises TypeError for one that needs more than two arguments, or none."""
+    """Whether ``handler`` is called with the context too: its second positional parameter is
+    required. A defaulted one, or ``*args``, was valid before contexts existed and keeps getting
+    the event alone. Raises TypeError for one that needs more than two arguments, or none."""
     name = getattr(handler, "__qualname__", repr(handler))
     required = _positional(handler, required=True)
     every = _positional(handler, required=False)
@@ -127,7 +128,7 @@ def takes_context(handler: Callable[..., Any]) -> bool:
         raise TypeError(f'"{name}" must take the event, and at most a context besides')
     if not every and not variadic:
         raise TypeError(f'"{name}" must take the event as its argument')
-    return len(every) >= 2 or variadic
+    return len(required) == 2
 
 
 def _parameters(target: Callable[..., Any]) -> list[inspect.Parameter]:

@@ -115,6 +115,11 @@ class Conflict(HTTPError):
     code = "conflict"
 
 
+class AlreadyAccepted(Conflict):
+    """A kept rejected request was accepted already (or found a duplicate): it is not run
+    again, so that its record keeps what the retry that took it came to."""
+
+
 class RequestTimeout(HTTPError):
     """The request took too long to arrive."""
 

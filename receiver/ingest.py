@@ -91,6 +91,9 @@ class Ingest:
         self._trusted_proxies: AddressSet = settings.trusted_proxies
         self._sources: dict[str, _Source] = {}
         self._full_until: dict[str, float] = {}  # sources whose rejected-request cap is reached
+        #: Per source: when its next over-cap line may be written, and how many the cap turned
+        #: away since its last one (a flood must not flood the log too).
+        self._over_cap: dict[str, tuple[float, int]] = {}
         #: The requests' deadlines; its ``run()`` must be running (the app's lifespan runs it).
         self.deadlines = Deadlines()
 
@@ -217,7 +220,8 @@ class Ingest:
             try:
                 check_media_type(headers.content_type, headers.content_encoding)
             except UnsupportedMediaType:
-                # Kept with its body, should the body be JSON after all.
+                # Kept with its body, should the body be JSON after all: a retry of a kept 415
+                # skips this check, and parses and validates the body.
                 with contextlib.suppress(PayloadTooLarge):
                     body = await _read_body(receive, headers.content_length, self._max_body)
                 raise
@@ -274,15 +278,24 @@ class Ingest:
             )
         else:
             self._metrics.rejected(name, "over_cap")
+            now = time.monotonic()
+            next_line, since = self._over_cap.get(name, (0.0, 0))
+            if now < next_line:
+                self._over_cap[name] = (next_line, since + 1)
+                return
+            self._over_cap[name] = (now + _FULL_FOR, 0)
             logger.warning(
                 "refused a callback of source %s with %d %s%s: %s; not kept: the source keeps "
-                "%d rejected requests already (max_rejected)",
+                "%d rejected requests already (max_rejected); %d turned away so since the last "
+                "such line (one every %gs at most)",
                 name,
                 rejection.status,
                 rejection.code,
                 field,
                 rejection.message,
                 rejection.keep_at_most,
+                since + 1,
+                _FULL_FOR,
             )
 
 

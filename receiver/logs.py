@@ -24,8 +24,10 @@ access_logger = logging.getLogger("photohook.access")
 
 
 #: The facts a line can carry besides its message, each a field of its JSON object: given as
-#: ``extra={...}`` to a logging call, or as ``fields`` to :func:`log_often`. None of them ever
-#: holds a token or a secret: paths are masked, and no URL is among them.
+#: ``extra={...}`` to a logging call, or as ``fields`` to :func:`log_often`. None of them may
+#: hold a token or a secret: paths are masked; ``error`` carries a handler's or destination's
+#: error text, so whatever writes one keeps URLs out of it or strips their query and userinfo
+#: (as ``handlers.archive`` does).
 FIELDS = (
     "source",
     "event_id",

@@ -33,10 +33,14 @@ def is_sensitive(name: bytes) -> bool:
 
 
 def headers_json(headers: Headers) -> bytes:
-    """The headers as a JSON array of [name, value] pairs, secret values replaced."""
+    """The headers as a JSON array of [name, value] pairs, secret values replaced, and a hook
+    token masked in any other value (``Referer``, ``X-Original-URI`` carry the request's path)."""
     return orjson.dumps(
         [
-            [name.decode("latin-1"), REDACTED if is_sensitive(name) else value.decode("latin-1")]
+            [
+                name.decode("latin-1"),
+                REDACTED if is_sensitive(name) else path(value.decode("latin-1")),
+            ]
             for name, value in headers
         ]
     )

@@ -16,7 +16,14 @@ from collections.abc import Callable
 import orjson
 
 from .callbacks import KEPT_REFUSALS, SourceRules, check_media_type
-from .errors import Conflict, HTTPError, NotFound, PayloadTooLarge
+from .errors import (
+    AlreadyAccepted,
+    Conflict,
+    HTTPError,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from .events import parse_time
 from .routing import Router
 from .settings import Settings
@@ -39,8 +46,9 @@ async def retry(
 ) -> RejectedRequest:
     """Run the kept request ``rejected_id`` through ingest again; the record, as it now stands.
 
-    Raises :class:`NotFound` for an unknown id, :class:`Conflict` when it cannot be run again (its
-    source is gone, or its body was not kept); ``on_stored`` is called once it was stored.
+    Raises :class:`NotFound` for an unknown id, :class:`Conflict` when it cannot be run again (it
+    was accepted already, its source is gone, or its body was not kept); ``on_stored`` is called
+    once it was stored.
     """
     record = await store.get_rejected(rejected_id)
     if record is None:
@@ -58,8 +66,9 @@ async def retry_all(
     on_stored: OnStored | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Counter[str]:
-    """Retry every kept request not accepted yet (of ``source``), at most ``BULK_LIMIT``: how
-    many were accepted, duplicates, rejected again, or could not be run (``skipped``).
+    """Retry every kept request a retry can run (not accepted yet, body kept) of ``source``, at
+    most ``BULK_LIMIT``: how many were accepted, duplicates, rejected again, or could not be run
+    (``skipped``: the source is gone). One another retry accepted meanwhile is not counted.
     ``progress`` is told of each one run."""
     outcomes: Counter[str] = Counter()
     query = RejectedQuery(source=source, retryable=True, limit=500)
@@ -69,6 +78,8 @@ async def retry_all(
         for record in found[: BULK_LIMIT - done]:
             try:
                 outcomes[await _run(store, settings, router, record, on_stored)] += 1
+            except AlreadyAccepted:
+                pass
             except Conflict:
                 outcomes["skipped"] += 1
             if progress is not None:
@@ -88,6 +99,11 @@ async def _run(
     on_stored: OnStored | None,
 ) -> str:
     """Retry one record; its outcome (accepted, duplicate or rejected)."""
+    if record.outcome in ("accepted", "duplicate"):
+        raise AlreadyAccepted(
+            f"it was retried already: {record.outcome} as {', '.join(record.event_ids)}; "
+            "it is not run again"
+        )
     config = settings.sources.get(record.source)
     if config is None:
         raise Conflict(f"source {record.source!r} is no longer configured")
@@ -96,9 +112,13 @@ async def _run(
             "its body was not kept (it was larger than the limit), so it cannot be retried"
         )
     try:
-        check_media_type(
-            _header(record.headers, "content-type"), _header(record.headers, "content-encoding")
-        )
+        if record.status != UnsupportedMediaType.status_code:
+            # Retrying a 415 is the operator saying the body is JSON after all: the stored
+            # Content-Type never changes, and the body is still parsed and validated below.
+            check_media_type(
+                _header(record.headers, "content-type"),
+                _header(record.headers, "content-encoding"),
+            )
         if len(record.body) > settings.max_body_bytes:
             raise PayloadTooLarge(
                 f"the body is larger than the limit of {settings.max_body_bytes} bytes"

@@ -717,7 +717,8 @@ _REJECTED_PATHS: dict[str, Any] = {
                 _query(
                     "retryable",
                     {"type": "string", "enum": ["true", "false"]},
-                    "true: only those not accepted yet (never retried, or refused again).",
+                    "true: only those a retry can run: not accepted yet (never retried, or refused "
+                    "again), with their body kept.",
                 ),
                 *_PAGE,
             ],
@@ -725,7 +726,7 @@ _REJECTED_PATHS: dict[str, Any] = {
     },
     "/api/rejected/retry": {
         "post": _admin(
-            "Retry every kept rejected request not accepted yet (at most 10,000)",
+            "Retry every kept rejected request a retry can run (at most 10,000)",
             _ok(
                 {
                     "type": "object",
@@ -736,7 +737,7 @@ _REJECTED_PATHS: dict[str, Any] = {
                         "rejected": {"type": "integer"},
                         "skipped": {
                             "type": "integer",
-                            "description": "Not run: the source is gone or the body was not kept.",
+                            "description": "Not run: the source is gone.",
                         },
                     },
                 }

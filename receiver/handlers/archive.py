@@ -19,6 +19,7 @@ import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -32,7 +33,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ArchiveError(Exception):
-    """A result file could not be archived."""
+    """A result file could not be archived. Its message names the URL by :func:`shown` only: it
+    becomes the delivery's error, which is logged, stored and shown."""
+
+
+def shown(url: object) -> str:
+    """``url`` without userinfo, query or fragment: a presigned URL's signature is a credential."""
+    parts = urlsplit(str(url))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
 
 
 def save_result(event: Event) -> None:
@@ -63,7 +71,7 @@ def _download(
     current = httpx.URL(url)
     for _ in range(MAX_REDIRECTS + 1):
         if current.scheme not in ("http", "https"):
-            raise ArchiveError(f"not an http(s) URL: {current}")
+            raise ArchiveError(f"not an http(s) URL: {shown(current)}")
         if not allow_private:
             check_host(current.host, current.port or 443)
         with client.stream("GET", current) as response:
@@ -71,10 +79,10 @@ def _download(
                 current = current.join(response.headers["location"])
                 continue
             if response.status_code != 200:
-                raise ArchiveError(f"GET {url} answered {response.status_code}")
+                raise ArchiveError(f"GET {shown(url)} answered {response.status_code}")
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise ArchiveError(f"{url} is {declared} bytes, over the limit of {limit}")
+                raise ArchiveError(f"{shown(url)} is {declared} bytes, over the limit of {limit}")
             digest = hashlib.sha256()
             size = 0
             with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as part:
@@ -82,7 +90,7 @@ def _download(
                     for chunk in response.iter_bytes():
                         size += len(chunk)
                         if size > limit:
-                            raise ArchiveError(f"{url} is over the limit of {limit} bytes")
+                            raise ArchiveError(f"{shown(url)} is over the limit of {limit} bytes")
                         digest.update(chunk)
                         part.write(chunk)
                     part.flush()
@@ -99,7 +107,7 @@ def _download(
                 "content_type": response.headers.get("content-type"),
                 "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
-    raise ArchiveError(f"{url} redirects more than {MAX_REDIRECTS} times")
+    raise ArchiveError(f"{shown(url)} redirects more than {MAX_REDIRECTS} times")
 
 
 def _archived_url(sidecar: Path) -> object:

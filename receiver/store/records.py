@@ -383,7 +383,9 @@ class RejectedQuery:
     """Filters for listing kept rejected requests, newest first; ``before`` is the cursor."""
 
     source: str | None = None
-    retryable: bool = False  # only those not accepted yet (never retried, or still rejected)
+    #: Only those a retry can run: not accepted yet (never retried, or still rejected), with
+    #: their body kept.
+    retryable: bool = False
     before: str | None = None
     limit: int = 50
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from ..errors import AlreadyAccepted
 from ..events import format_time, format_timestamp
 from . import writes
 from .records import Receipt, RejectedQuery, RejectedRequest, Rejection, Stored
@@ -22,11 +23,13 @@ _INSERT = f"""
 """  # noqa: S608
 # Counting stops at the cap: a cap lowered below what is kept costs no more than the cap.
 _KEPT = "SELECT COUNT(*) FROM (SELECT 1 FROM rejected WHERE source = ? LIMIT ?) AS kept"
-_RETRIED = """
+# Only one not accepted yet: of two retries at once, the second writes nothing (and rolls back).
+_NOT_ACCEPTED = "(outcome IS NULL OR outcome = 'rejected')"
+_RETRIED = f"""
     UPDATE rejected SET retries = retries + 1, retried_at = ?, outcome = ?, retry_error = ?,
         event_ids = ?
-    WHERE id = ?
-"""
+    WHERE id = ? AND {_NOT_ACCEPTED}
+"""  # noqa: S608
 
 
 async def keep(tx: Tx, rejections: Sequence[Rejection], now: float) -> list[bool]:
@@ -70,7 +73,7 @@ async def list_rejected(tx: Tx, query: RejectedQuery) -> list[RejectedRequest]:
         where.append("source = ?")
         parameters.append(query.source)
     if query.retryable:
-        where.append("(outcome IS NULL OR outcome = 'rejected')")
+        where.append(f"{_NOT_ACCEPTED} AND body IS NOT NULL")
     if query.before is not None:
         where.append("id < ?")
         parameters.append(query.before)
@@ -88,20 +91,23 @@ async def get_rejected(tx: Tx, rejected_id: str) -> RejectedRequest | None:
 
 
 async def accept(tx: Tx, rejected_id: str, receipt: Receipt, now: float) -> Stored:
-    """Store the retried request's receipt and events, and record what it came to, at once."""
+    """Store the retried request's receipt and events, and record what it came to, at once.
+    Raises :class:`AlreadyAccepted` (nothing written) when another retry accepted it first."""
     [stored] = await writes.write_batch(tx, [receipt], now)
     outcome = "duplicate" if stored.duplicate else "accepted"
     event_ids = orjson.dumps(list(stored.event_ids)).decode()
-    await tx.execute(_RETRIED, (format_timestamp(now), outcome, None, event_ids, rejected_id))
+    row = (format_timestamp(now), outcome, None, event_ids, rejected_id)
+    if not await tx.execute(_RETRIED, row):
+        raise AlreadyAccepted("another retry accepted it meanwhile; it is not run again")
     return stored
 
 
 async def refuse(tx: Tx, rejected_id: str, error: dict[str, Any], now: float) -> None:
-    """Record that a retry was refused again, and why."""
-    await tx.execute(
-        _RETRIED,
-        (format_timestamp(now), "rejected", orjson.dumps(error).decode(), None, rejected_id),
-    )
+    """Record that a retry was refused again, and why; raises :class:`AlreadyAccepted` when
+    another retry accepted it meanwhile (its record is left as that one wrote it)."""
+    row = (format_timestamp(now), "rejected", orjson.dumps(error).decode(), None, rejected_id)
+    if not await tx.execute(_RETRIED, row):
+        raise AlreadyAccepted("another retry accepted it meanwhile; it is not run again")
 
 
 def _record(row: Any) -> RejectedRequest:

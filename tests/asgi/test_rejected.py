@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
@@ -14,7 +15,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from receiver import Settings, create_app
+from receiver import Settings, create_app, ingest, rejected
+from receiver.errors import AlreadyAccepted
+from receiver.routing import Router
 from receiver.sources import fotor
 from receiver.store import EventQuery
 from receiver.tokens import URLTokens
@@ -194,13 +197,46 @@ async def test_once_the_parser_knows_the_status_a_retry_makes_an_event_that_is_d
     await eventually(lambda: len(photohook.sink.received) == 1)
     assert photohook.sink.received[0].json()["id"] == event_id
 
-    # Deduplicated as usual: the provider's resend, and another retry, make no new event.
+    # Deduplicated as usual: the provider's resend makes no new event; an accepted request is
+    # not run again, and keeps what its retry came to.
     resent = (await photohook.post("fotor", body)).json()
     assert resent == {"ok": True, "event_ids": [event_id], "duplicate": True}
-    again = (await photohook.admin("POST", f"/api/rejected/{item['id']}/retry")).json()
-    assert again["outcome"] == "duplicate" and again["event_ids"] == [event_id]
+    again = await photohook.admin("POST", f"/api/rejected/{item['id']}/retry")
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["message"] == (
+        f"it was retried already: accepted as {event_id}; it is not run again"
+    )
+    [kept] = await photohook.kept()
+    assert (kept["outcome"], kept["event_ids"], kept["retries"]) == ("accepted", [event_id], 1)
     assert await photohook.kept(retryable="true") == []
+    page = (await photohook.admin("GET", f"/ui/rejected/{item['id']}")).text
+    assert 'id="outcome"' in page and 'id="retry"' not in page
     assert 'photohook_events_total{type="fotor.task.completed"} 1.0' in await photohook.metrics()
+
+
+async def test_of_two_retries_at_once_only_one_records_its_outcome(
+    photohook: Photohook,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    database_url: str,
+    sink: tuple[Sink, str],
+) -> None:
+    """Two bulk retries that both listed the request before either ran it: the record's update
+    is conditional, so the second writes nothing and does not turn ``accepted`` into
+    ``duplicate``."""
+    assert (await photohook.post("fotor", unknown_status())).status_code == 422
+    [item] = await photohook.kept()
+    store = photohook.app.state.store
+    listed = await store.get_rejected(item["id"])  # as both bulk retries read it
+    monkeypatch.setitem(fotor.STATUS_NAMES, 3, "completed")
+    settings = settings_for(tmp_path, database_url, config(sink[1]))
+    router = Router(settings.routes)
+    assert await rejected._run(store, settings, router, listed, None) == "accepted"
+    with pytest.raises(AlreadyAccepted, match="another retry accepted it meanwhile"):
+        await rejected._run(store, settings, router, listed, None)
+    [kept] = await photohook.kept()
+    assert (kept["outcome"], kept["retries"]) == ("accepted", 1)
+    assert len(await store.list_events(EventQuery())) == 1
 
 
 async def test_the_cap_turns_away_what_is_over_it_and_counts_it(
@@ -219,6 +255,44 @@ async def test_the_cap_turns_away_what_is_over_it_and_counts_it(
     [turned_away] = [r for r in caplog.records if "not kept" in r.getMessage()]
     assert turned_away.levelno == logging.WARNING
     assert "source capped" in turned_away.getMessage()
+
+
+class _Clock:
+    """The ``time`` module as ingest sees it, with a monotonic clock that can be moved on."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+async def test_a_flood_over_the_cap_logs_one_line_per_window_with_its_count(
+    on_sqlite: Photohook, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leaked token sending bad bodies as fast as it can: every one is counted, but the log
+    gets one line per source per window, saying how many were turned away since the last."""
+    clock = _Clock()
+    monkeypatch.setattr(ingest, "time", clock)
+    caplog.set_level(logging.WARNING, logger="photohook.ingest")
+
+    def turned_away() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "not kept" in r.getMessage()]
+
+    for _ in range(22):
+        assert (await on_sqlite.post("capped", unknown_status())).status_code == 422
+    [line] = turned_away()
+    assert "source capped" in line
+    assert line.endswith("; 1 turned away so since the last such line (one every 5s at most)")
+    clock.ahead += ingest._FULL_FOR  # the window is over
+    assert (await on_sqlite.post("capped", unknown_status())).status_code == 422
+    [_, second] = turned_away()
+    assert "; 20 turned away so since the last such line" in second  # 19 unlogged, and this one
+    metrics = await on_sqlite.metrics()
+    assert 'photohook_rejected_requests_total{outcome="over_cap",source="capped"} 21.0' in metrics
 
 
 async def test_unauthenticated_bad_bodies_are_counted_and_never_kept(on_sqlite: Photohook) -> None:
@@ -272,6 +346,34 @@ async def test_secrets_in_headers_are_redacted_in_the_kept_copy(
         assert value not in json.dumps(detail) and value not in page
 
 
+async def test_a_hook_token_in_a_header_value_is_masked_in_every_kept_copy(
+    on_sqlite: Photohook, tmp_path: Path
+) -> None:
+    token = TOKENS.token("fotor")
+    forwarded = {
+        "referer": f"https://proxy.example/hooks/fotor/{token}",
+        "x-original-uri": f"/hooks/fotor/{token}?x=1",
+    }
+    accepted = await on_sqlite.post("fotor", fixture_bytes("fotor/upscale-completed"), **forwarded)
+    assert accepted.status_code == 200, accepted.text
+    refused = await on_sqlite.post("fotor", unknown_status(), **forwarded)
+    assert refused.status_code == 422, refused.text
+    [item] = await on_sqlite.kept()
+    detail = (await on_sqlite.admin("GET", f"/api/rejected/{item['id']}")).json()
+    event_id = accepted.json()["event_ids"][0]
+    stored = (await on_sqlite.admin("GET", f"/api/events/{event_id}")).json()["request"]
+    for headers in (detail["headers"], stored["headers"]):
+        assert ["referer", "https://proxy.example/hooks/fotor/<token>"] in headers
+        assert ["x-original-uri", "/hooks/fotor/<token>?x=1"] in headers
+    pages = [
+        (await on_sqlite.admin("GET", f"/ui/rejected/{item['id']}")).text,
+        (await on_sqlite.admin("GET", f"/ui/events/{event_id}")).text,
+    ]
+    assert token.encode() not in _database_files(tmp_path)
+    for shown in (json.dumps(detail), json.dumps(stored), *pages):
+        assert token not in shown
+
+
 def _database_files(directory: Path) -> bytes:
     return b"".join(path.read_bytes() for path in sorted(directory.glob("photohook.db*")))
 
@@ -291,9 +393,19 @@ async def test_invalid_json_and_a_wrong_media_type_are_kept_with_their_bodies(
     for item, body in ((media, plain), (json_error, broken)):
         detail = (await on_sqlite.admin("GET", f"/api/rejected/{item['id']}")).json()
         assert detail["body"].encode() == body
+    # Retrying a 415 says the body is JSON after all: it is parsed and validated, not refused
+    # for the Content-Type it arrived with (which never changes).
     retried = (await on_sqlite.admin("POST", f"/api/rejected/{media['id']}/retry")).json()
-    assert retried["outcome"] == "rejected"
-    assert retried["retry_error"]["code"] == "unsupported_media_type"
+    assert retried["outcome"] == "accepted" and retried["retry_error"] is None
+    [event_id] = retried["event_ids"]
+    event = (await on_sqlite.admin("GET", f"/api/events/{event_id}")).json()["event"]
+    assert event["payload"] == json.loads(plain)
+    # Still parsed: a 415 whose body is not JSON is refused again, for that.
+    answer = await on_sqlite.post("fotor", b"not json", **{"content-type": "text/plain"})
+    assert answer.status_code == 415
+    [garbage] = [r for r in await on_sqlite.kept(retryable="true") if r["status"] == 415]
+    again = (await on_sqlite.admin("POST", f"/api/rejected/{garbage['id']}/retry")).json()
+    assert again["outcome"] == "rejected" and again["retry_error"]["code"] == "invalid_json"
 
 
 async def test_a_body_over_the_limit_is_kept_without_it_and_cannot_be_retried(
@@ -309,6 +421,14 @@ async def test_a_body_over_the_limit_is_kept_without_it_and_cannot_be_retried(
     retried = await on_sqlite.admin("POST", f"/api/rejected/{item['id']}/retry")
     assert retried.status_code == 409
     assert "not kept" in retried.json()["error"]["message"]
+    # Not retryable, so a bulk retry leaves it out rather than failing on it every time.
+    assert await on_sqlite.kept(retryable="true") == []
+    assert (await on_sqlite.admin("POST", "/api/rejected/retry")).json() == {
+        "accepted": 0,
+        "duplicate": 0,
+        "rejected": 0,
+        "skipped": 0,
+    }
 
 
 async def test_a_failure_to_keep_is_503_and_keeping_heals(on_sqlite: Photohook) -> None:

@@ -61,6 +61,9 @@ def test_a_callback_refused_under_a_wrong_kind_is_retried_once_the_config_is_fix
     assert kept["outcome"] == "accepted" and kept["event_ids"] == [event["id"]]
     assert kept["retries"] == 2 and kept["retry_error"] is None
     again = run_cli("rejected", "retry", rejected_id, cwd=tmp_path)
-    assert again.stdout == f"{rejected_id}: duplicate: {event['id']}\n"
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr.strip().endswith(
+        f"{rejected_id}: it was retried already: accepted as {event['id']}; it is not run again"
+    )
     nothing_left = run_cli("rejected", "retry", "--all", cwd=tmp_path)
     assert nothing_left.stdout == "0 accepted, 0 duplicate, 0 rejected\n"

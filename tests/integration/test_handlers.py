@@ -172,6 +172,34 @@ async def test_archive_refuses_private_addresses_by_default(
         save_result(event)
 
 
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/missing.png", "/missing.png answered 404"),
+        ("/big.bin", "/big.bin is 70000 bytes, over the limit"),
+    ],
+)
+async def test_archive_errors_name_result_urls_without_their_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: Any, path: str, expected: str
+) -> None:
+    """The error becomes the delivery's last_error and log line: a presigned URL's query and any
+    userinfo are credentials, so they are left out."""
+    from receiver.handlers.archive import ArchiveError, save_result
+
+    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_DIR", str(tmp_path))
+    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_ALLOW_PRIVATE", "1")
+    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_MAX_BYTES", "65536")
+    files = stack.enter_context(running(file_server(), lifespan="off"))
+    signed = files.replace("http://", "http://user:pa55word@") + path
+    signed += "?X-Amz-Signature=sig-never-shown-5150&X-Amz-Credential=cred-never-shown#frag"
+    with pytest.raises(ArchiveError) as raised:
+        save_result(_event(result_urls=(signed,)))
+    message = str(raised.value)
+    assert f"{files}{expected}" in message
+    for secret in ("sig-never-shown-5150", "cred-never-shown", "pa55word", "user", "?", "#"):
+        assert secret not in message
+
+
 async def test_the_resolved_address_is_checked_again_at_connect_time(
     sink_url: Callable[[Sink], str],
 ) -> None:
