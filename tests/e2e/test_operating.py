@@ -13,10 +13,12 @@ import select
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import httpx
 from starlette.applications import Starlette
@@ -61,20 +63,24 @@ def fill(workdir: Path, events: int, *, days_old: float = 0) -> None:
     asyncio.run(run())
 
 
-def on_a_terminal(workdir: Path, *args: str) -> tuple[int, str, str]:
-    """Run ``photohook ARGS`` with its stderr on a pseudo-terminal: (status, stdout, what the
-    terminal showed)."""
+def on_a_terminal(workdir: Path, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run ``photohook ARGS`` with its stderr on a pseudo-terminal and ``stdin`` (if given) on a
+    pipe: (status, stdout, what the terminal showed)."""
     controller, terminal = pty.openpty()
     try:
         with subprocess.Popen(
             [*COMMAND, *args],
             cwd=workdir,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=terminal,
         ) as child:
             os.close(terminal)
             terminal = -1
+            if stdin is not None:
+                assert child.stdin is not None
+                feeding = threading.Thread(target=_feed, args=(child.stdin, stdin), daemon=True)
+                feeding.start()
             shown = bytearray()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -96,6 +102,11 @@ def on_a_terminal(workdir: Path, *args: str) -> tuple[int, str, str]:
         if terminal != -1:
             os.close(terminal)
     return status, stdout, shown.decode()
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError), pipe:
+        pipe.write(data)
 
 
 def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
@@ -288,6 +299,24 @@ def test_long_commands_show_progress_on_a_terminal_and_only_their_summary_when_p
         assert result.returncode == 0, (args, result.stderr)
         assert progress not in result.stderr and "\r" not in result.stderr, (args, result.stderr)
         assert summary in result.stdout + result.stderr, (args, result.stdout, result.stderr)
+
+
+def test_an_import_from_a_pipe_on_a_terminal_shows_progress_without_a_total(
+    tmp_path: Path,
+) -> None:
+    fill(tmp_path, 300)
+    assert run_cli("export", "--output", "out.jsonl", cwd=tmp_path).returncode == 0
+    export = (tmp_path / "out.jsonl").read_bytes()
+    # `photohook import <(zcat export.gz)` names a pipe; without a path, stdin is one.
+    for path, copy in ((["/dev/stdin"], "named.db"), ([], "stdin.db")):
+        status, stdout, shown = on_a_terminal(
+            tmp_path, "import", *path, "--db", f"sqlite:///{copy}", stdin=export
+        )
+        assert "Traceback" not in shown, (path, shown)
+        assert status == 0, (path, stdout, shown)
+        assert re.search(r"importing: \d+ rows, \d+ rows/s", shown), (path, shown)
+        assert "#" not in shown and "/300" not in shown, shown  # no total: it is not known
+        assert f"imported 300 new receipts; 300 new events into sqlite:///{copy}" in stdout
 
 
 def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
