@@ -11,6 +11,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -374,6 +376,53 @@ def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
             worker.stop()
             serve.stop()
     assert "Traceback" not in worker.log.read_text()
+
+
+def _ipv6_loopback_port() -> int | None:
+    """A free port on ``::1``, or None where this machine has no IPv6 loopback."""
+    if not socket.has_ipv6:
+        return None
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6) as probe:
+            port: int = probe.getsockname()[1]
+            return port
+    except OSError:
+        return None
+
+
+def test_a_worker_serves_its_metrics_on_an_ipv6_host(tmp_path: Path) -> None:
+    port = _ipv6_loopback_port()
+    if port is None:
+        pytest.skip("this machine has no IPv6 loopback (::1) to listen on")
+    (tmp_path / "photohook.toml").write_text(LOGGED)
+    worker = Worker(tmp_path, env={"PHOTOHOOK_HOST": "::1", "PHOTOHOOK_METRICS_PORT": str(port)})
+    try:
+        worker.start()
+        assert f"metrics at http://[::1]:{port}/metrics" in worker.log.read_text()
+        scraped = httpx.get(f"http://[::1]:{port}/metrics", timeout=10)
+        assert scraped.status_code == 200
+        assert 'photohook_queue_depth{destination="log"} 0.0' in scraped.text
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.log.read_text()
+
+
+def test_a_worker_whose_metrics_host_does_not_resolve_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "photohook.toml").write_text(LOGGED)
+    port = free_port()
+    # A space makes the resolver refuse the name itself, without asking a DNS server.
+    env = {"PHOTOHOOK_HOST": "no such host", "PHOTOHOOK_METRICS_PORT": str(port)}
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
+    result = run_cli("worker", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"photohook: error: cannot serve metrics on no such host:{port}:"
+        " Name or service not known\n"
+    )
 
 
 def test_retrying_every_rejected_request_shows_progress_on_a_terminal(tmp_path: Path) -> None:
