@@ -41,11 +41,13 @@ class UsageError(PhotohookError):
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the receiver, and the delivery worker unless --no-worker."""
     from .logs import configure_logging
+    from .metrics import drop_created_series
     from .server import serve
 
     if not args.no_worker:
         settings = settings.with_callables()  # a broken handler stops serve at once
     configure_logging(settings.log_level, settings.log_format)
+    drop_created_series()
     serve(settings, worker=not args.no_worker)
     return 0
 
@@ -54,11 +56,12 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run a delivery worker alone (beside 'serve --no-worker', or several); with
     --metrics-port, it serves its own /metrics."""
     from .logs import configure_logging
-    from .metrics import Metrics
+    from .metrics import Metrics, drop_created_series
     from .worker import Worker
 
     settings = settings.with_callables()
     configure_logging(settings.log_level, settings.log_format)
+    drop_created_series()
 
     async def run() -> None:
         stop = asyncio.Event()

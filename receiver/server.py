@@ -67,7 +67,9 @@ def serve(settings: Settings, *, worker: bool = True) -> None:
 def process_app() -> ASGIApp:
     """The application of one of ``serve``'s processes, configured as the parent was."""
     from .logs import configure_logging
+    from .metrics import drop_created_series
 
+    drop_created_series()  # as the parent did: each process is a new interpreter
     given = json.loads(os.environ[_GIVEN])
     settings = Settings.load(
         config_file=given["config_file"],
