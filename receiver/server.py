@@ -56,7 +56,7 @@ def serve(settings: Settings, *, worker: bool = True) -> None:
             "database_url": settings.database_url,
             "log_level": settings.log_level,
             "log_format": settings.log_format,
-            "app_dir": str(settings.app_dir),
+            "app_dir": str(settings.app_dir) if settings.app_dir else None,
             "worker": worker,
         }
     )
