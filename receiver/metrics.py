@@ -34,7 +34,7 @@ UNKNOWN_SOURCE = "(unknown)"
 
 def drop_created_series() -> None:
     """Turn off prometheus_client's ``_created`` series, for the whole process: ``photohook
-    serve`` and ``worker`` do at start-up, an application embedding photohook decides for itself.
+    serve`` and ``worker`` do so at start-up, an application embedding photohook decides for itself.
 
     A ``_created`` series for every counter and histogram doubles what is scraped and stored, for
     a start time that ``process_start_time_seconds`` already tells.

@@ -73,12 +73,15 @@ def pending(engine: str, applied: Mapping[int, str]) -> list[Migration]:
     for version, name in sorted(applied.items()):
         shipped = by_version.get(version)
         if shipped is None or shipped.name != name:
-            ours = f"{version:04d}_{shipped.name}" if shipped else "none"
+            ours = (
+                f"this photohook's migration {version:04d} is {version:04d}_{shipped.name}"
+                if shipped
+                else f"this photohook has no migration {version:04d}"
+            )
             raise StoreError(
-                f"the database has migration {version:04d}_{name} applied, but this photohook's "
-                f"migration {version:04d} is {ours}: the database was migrated by another build "
-                "of photohook, so its schema is not the one this build expects; use that build, "
-                "or a database (or backup) migrated by this one"
+                f"the database has migration {version:04d}_{name} applied, but {ours}: it was "
+                "migrated by another build of photohook, so its schema is not the one this build "
+                "expects; use that build, or a database (or backup) migrated by this one"
             )
     return [m for m in known if m.version not in applied]
 
