@@ -14,7 +14,7 @@ import pytest
 
 from receiver.errors import StoreError
 from receiver.store import EventQuery, Store, open_store
-from receiver.store.migrations import migrations
+from receiver.store.migrations import migrations, pending
 from receiver.store.postgres import PostgresStore
 from receiver.store.sqlite import SQLiteStore
 
@@ -130,6 +130,13 @@ async def test_a_migration_applied_under_another_name_is_refused_not_skipped(
         message = str(refused.value)
         assert f"{latest.version:04d}_from_a_dev_build" in message
         assert f"{latest.version:04d}_{latest.name}" in message
+
+
+def test_a_recorded_migration_this_build_does_not_ship_is_refused() -> None:
+    applied = {m.version: m.name for m in migrations("sqlite")}
+    assert pending("sqlite", applied) == []
+    with pytest.raises(StoreError, match="0000_dropped applied, but this photohook has no "):
+        pending("sqlite", {0: "dropped", **applied})
 
 
 async def _execute(database_url: str, sql: str) -> None:
