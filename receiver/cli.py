@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from . import commands, database
@@ -43,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_callables=False,
             metrics_port=getattr(args, "metrics_port", None),
         )
+        if hasattr(args, "app_dir") and settings.app_dir is None:
+            # The commands that import handlers do it from the working directory first, as
+            # `python -m` would; an application embedding photohook keeps its own import path.
+            settings = replace(settings, app_dir=Path.cwd())
         result: int = args.command(settings, args)
         sys.stdout.flush()  # a closed pipe is found here, not at the interpreter's exit
         return result

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 import sys
@@ -42,11 +41,13 @@ class UsageError(PhotohookError):
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the receiver, and the delivery worker unless --no-worker."""
     from .logs import configure_logging
+    from .metrics import drop_created_series
     from .server import serve
 
     if not args.no_worker:
         settings = settings.with_callables()  # a broken handler stops serve at once
     configure_logging(settings.log_level, settings.log_format)
+    drop_created_series()
     serve(settings, worker=not args.no_worker)
     return 0
 
@@ -55,11 +56,12 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run a delivery worker alone (beside 'serve --no-worker', or several); with
     --metrics-port, it serves its own /metrics."""
     from .logs import configure_logging
-    from .metrics import Metrics
+    from .metrics import Metrics, drop_created_series
     from .worker import Worker
 
     settings = settings.with_callables()
     configure_logging(settings.log_level, settings.log_format)
+    drop_created_series()
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -116,25 +118,36 @@ async def _metrics_server(
         access_log=False,
         log_config=None,
     )
+    where = _host_port(settings.host, settings.metrics_port)
     try:
         # Bound here, so that a port in use is an error of ours rather than uvicorn's exit.
-        listening = socket.create_server((settings.host, settings.metrics_port))
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise PhotohookError(
-            f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {reason}"
-        ) from None
+        listening = _listen(settings.host, settings.metrics_port)
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise PhotohookError(f"cannot serve metrics on {where}: {reason}") from None
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve([listening]), name="photohook-metrics")
-    logging.getLogger("photohook.worker").info(
-        "metrics at http://%s:%d/metrics", settings.host, settings.metrics_port
-    )
+    logging.getLogger("photohook.worker").info("metrics at http://%s/metrics", where)
     try:
         yield
     finally:
         server.should_exit = True
         await serving
         listening.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``'s first address, of whichever family it is (``::1`` is
+    IPv6, a name may be either)."""
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    return socket.create_server(address, family=family)
+
+
+def _host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def url(settings: Settings, args: argparse.Namespace) -> int:

@@ -75,7 +75,7 @@ def import_(settings: Settings, args: argparse.Namespace) -> int:
     source = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115
     try:
         with Progress("importing", unit="rows") as progress:
-            if progress.shown and args.input:
+            if progress.shown and source.seekable():
                 progress.total = max(_rows_in(source), 0)
             return eventloop.run(_import(settings, source, progress))
     finally:
@@ -84,7 +84,8 @@ def import_(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rows_in(export: IO[bytes]) -> int:
-    """How many rows an export file holds: its lines but the first and the last."""
+    """How many rows an export file holds: its lines but the first and the last. Only for a
+    seekable file: a pipe (``<(zcat export.gz)``, stdin) would be read up and lost."""
     lines = sum(block.count(b"\n") for block in iter(lambda: export.read(1 << 20), b""))
     export.seek(0)
     return lines - 2

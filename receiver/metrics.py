@@ -32,14 +32,20 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0
 UNKNOWN_SOURCE = "(unknown)"
 
 
+def drop_created_series() -> None:
+    """Turn off prometheus_client's ``_created`` series, for the whole process: ``photohook
+    serve`` and ``worker`` do so at start-up, an application embedding photohook decides for itself.
+
+    A ``_created`` series for every counter and histogram doubles what is scraped and stored, for
+    a start time that ``process_start_time_seconds`` already tells.
+    """
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
 class Metrics:
     """What photohook counts. Labels are bounded: configured sources and destinations only."""
 
     def __init__(self, sources: Iterable[str], destinations: Iterable[str]) -> None:
-        # A ``_created`` series for every counter and histogram doubles what is scraped and
-        # stored, for a start time that ``process_start_time_seconds`` already tells. The switch
-        # is prometheus_client's, for the whole process.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         # The process's CPU, memory and open files, and Python's version and collections.
         ProcessCollector(registry=self.registry)

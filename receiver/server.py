@@ -56,7 +56,7 @@ def serve(settings: Settings, *, worker: bool = True) -> None:
             "database_url": settings.database_url,
             "log_level": settings.log_level,
             "log_format": settings.log_format,
-            "app_dir": str(settings.app_dir),
+            "app_dir": str(settings.app_dir) if settings.app_dir else None,
             "worker": worker,
         }
     )
@@ -67,7 +67,9 @@ def serve(settings: Settings, *, worker: bool = True) -> None:
 def process_app() -> ASGIApp:
     """The application of one of ``serve``'s processes, configured as the parent was."""
     from .logs import configure_logging
+    from .metrics import drop_created_series
 
+    drop_created_series()  # as the parent did: each process is a new interpreter
     given = json.loads(os.environ[_GIVEN])
     settings = Settings.load(
         config_file=given["config_file"],

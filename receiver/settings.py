@@ -113,9 +113,10 @@ class Settings:
     max_rejected_per_source: int = DEFAULT_MAX_REJECTED  # rejected requests kept per source
     migrate: bool = True  # apply pending database migrations at start-up
     processes: int = 1  # how many processes `serve` runs (WEB_CONCURRENCY)
-    #: The folder handler and transform modules are imported from, first on the import path,
-    #: as uvicorn's ``--app-dir`` (PHOTOHOOK_APP_DIR; default: the working directory).
-    app_dir: Path = field(default_factory=Path.cwd)
+    #: The folder handler and transform modules are imported from, put first on the import path
+    #: as uvicorn's ``--app-dir`` does (PHOTOHOOK_APP_DIR). None: the import path is left as it
+    #: is; ``photohook serve``, ``worker`` and ``check`` give the working directory.
+    app_dir: Path | None = None
     metrics_port: int | None = None  # where `photohook worker` serves /metrics; None: nowhere
 
     def rejected_cap(self, source: str) -> int:
@@ -188,8 +189,9 @@ class Settings:
         )
         if not sources:
             raise root.error("sources", "at least one source is required")
-        folder = Path(app_dir or environ.get("PHOTOHOOK_APP_DIR") or ".").absolute()
-        if import_callables:
+        given_dir = app_dir or environ.get("PHOTOHOOK_APP_DIR")
+        folder = Path(given_dir).absolute() if given_dir else None
+        if import_callables and folder is not None:
             _on_import_path(folder)
         destinations = {
             name: read_destination(
@@ -273,9 +275,11 @@ class Settings:
         )
 
     def with_callables(self) -> Settings:
-        """These settings with every handler and transform imported (from :attr:`app_dir` first);
-        raises :class:`~receiver.errors.ConfigError` naming the file, key and problem."""
-        _on_import_path(self.app_dir)
+        """These settings with every handler and transform imported (from :attr:`app_dir` first,
+        where given); raises :class:`~receiver.errors.ConfigError` naming the file, key and
+        problem."""
+        if self.app_dir is not None:
+            _on_import_path(self.app_dir)
         destinations = {name: imported(d) for name, d in self.destinations.items()}
         return replace(self, destinations=destinations)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from importlib import resources
 
@@ -41,7 +42,7 @@ class SchemaChange:
     after: int
 
     @classmethod
-    def of(cls, applied: set[int], todo: list[Migration]) -> SchemaChange:
+    def of(cls, applied: Collection[int], todo: list[Migration]) -> SchemaChange:
         before = max(applied, default=0)
         return cls(before, max((m.version for m in todo), default=before))
 
@@ -57,9 +58,10 @@ def migrations(engine: str) -> list[Migration]:
     return found
 
 
-def pending(engine: str, applied: set[int]) -> list[Migration]:
-    """The migrations of ``engine`` not yet applied to a database that has ``applied``; raises
-    StoreError if the database is newer than this photohook."""
+def pending(engine: str, applied: Mapping[int, str]) -> list[Migration]:
+    """The migrations of ``engine`` not yet applied to a database whose ``schema_migrations``
+    holds ``applied`` (version: name); raises StoreError if the database is newer than this
+    photohook, or was migrated by a build whose migrations differ from these."""
     known = migrations(engine)
     newest = max((m.version for m in known), default=0)
     if applied and max(applied) > newest:
@@ -67,6 +69,20 @@ def pending(engine: str, applied: set[int]) -> list[Migration]:
             f"the database schema is at version {max(applied)}, newer than this photohook "
             f"knows ({newest}); upgrade photohook"
         )
+    by_version = {m.version: m for m in known}
+    for version, name in sorted(applied.items()):
+        shipped = by_version.get(version)
+        if shipped is None or shipped.name != name:
+            ours = (
+                f"this photohook's migration {version:04d} is {version:04d}_{shipped.name}"
+                if shipped
+                else f"this photohook has no migration {version:04d}"
+            )
+            raise StoreError(
+                f"the database has migration {version:04d}_{name} applied, but {ours}: it was "
+                "migrated by another build of photohook, so its schema is not the one this build "
+                "expects; use that build, or a database (or backup) migrated by this one"
+            )
     return [m for m in known if m.version not in applied]
 
 

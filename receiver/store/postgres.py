@@ -327,7 +327,10 @@ class PostgresStore(SQLStore):
                     "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
                 )
                 applied = {
-                    int(row[0]) for row in await tx.fetch("SELECT version FROM schema_migrations")
+                    int(version): str(name)
+                    for version, name in await tx.fetch(
+                        "SELECT version, name FROM schema_migrations"
+                    )
                 }
                 todo = pending("postgresql", applied)
                 if todo and not apply:

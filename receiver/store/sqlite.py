@@ -206,7 +206,10 @@ async def _migrate(tx: Tx, *, apply: bool) -> SchemaChange:
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    applied = {row[0] for row in await tx.fetch("SELECT version FROM schema_migrations")}
+    applied = {
+        int(version): str(name)
+        for version, name in await tx.fetch("SELECT version, name FROM schema_migrations")
+    }
     todo = pending("sqlite", applied)
     if todo and not apply:
         raise not_migrated(todo)

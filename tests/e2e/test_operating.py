@@ -11,14 +11,18 @@ import pty
 import re
 import select
 import signal
+import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -61,20 +65,24 @@ def fill(workdir: Path, events: int, *, days_old: float = 0) -> None:
     asyncio.run(run())
 
 
-def on_a_terminal(workdir: Path, *args: str) -> tuple[int, str, str]:
-    """Run ``photohook ARGS`` with its stderr on a pseudo-terminal: (status, stdout, what the
-    terminal showed)."""
+def on_a_terminal(workdir: Path, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run ``photohook ARGS`` with its stderr on a pseudo-terminal and ``stdin`` (if given) on a
+    pipe: (status, stdout, what the terminal showed)."""
     controller, terminal = pty.openpty()
     try:
         with subprocess.Popen(
             [*COMMAND, *args],
             cwd=workdir,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=terminal,
         ) as child:
             os.close(terminal)
             terminal = -1
+            if stdin is not None:
+                assert child.stdin is not None
+                feeding = threading.Thread(target=_feed, args=(child.stdin, stdin), daemon=True)
+                feeding.start()
             shown = bytearray()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -96,6 +104,11 @@ def on_a_terminal(workdir: Path, *args: str) -> tuple[int, str, str]:
         if terminal != -1:
             os.close(terminal)
     return status, stdout, shown.decode()
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError), pipe:
+        pipe.write(data)
 
 
 def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
@@ -290,6 +303,24 @@ def test_long_commands_show_progress_on_a_terminal_and_only_their_summary_when_p
         assert summary in result.stdout + result.stderr, (args, result.stdout, result.stderr)
 
 
+def test_an_import_from_a_pipe_on_a_terminal_shows_progress_without_a_total(
+    tmp_path: Path,
+) -> None:
+    fill(tmp_path, 300)
+    assert run_cli("export", "--output", "out.jsonl", cwd=tmp_path).returncode == 0
+    export = (tmp_path / "out.jsonl").read_bytes()
+    # `photohook import <(zcat export.gz)` names a pipe; without a path, stdin is one.
+    for path, copy in ((["/dev/stdin"], "named.db"), ([], "stdin.db")):
+        status, stdout, shown = on_a_terminal(
+            tmp_path, "import", *path, "--db", f"sqlite:///{copy}", stdin=export
+        )
+        assert "Traceback" not in shown, (path, shown)
+        assert status == 0, (path, stdout, shown)
+        assert re.search(r"importing: \d+ rows, \d+ rows/s", shown), (path, shown)
+        assert "#" not in shown and "/300" not in shown, shown  # no total: it is not known
+        assert f"imported 300 new receipts; 300 new events into sqlite:///{copy}" in stdout
+
+
 def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
     sink = Sink()
     with running(sink.app, lifespan="off") as sink_url:
@@ -345,6 +376,53 @@ def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
             worker.stop()
             serve.stop()
     assert "Traceback" not in worker.log.read_text()
+
+
+def _ipv6_loopback_port() -> int | None:
+    """A free port on ``::1``, or None where this machine has no IPv6 loopback."""
+    if not socket.has_ipv6:
+        return None
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6) as probe:
+            port: int = probe.getsockname()[1]
+            return port
+    except OSError:
+        return None
+
+
+def test_a_worker_serves_its_metrics_on_an_ipv6_host(tmp_path: Path) -> None:
+    port = _ipv6_loopback_port()
+    if port is None:
+        pytest.skip("this machine has no IPv6 loopback (::1) to listen on")
+    (tmp_path / "photohook.toml").write_text(LOGGED)
+    worker = Worker(tmp_path, env={"PHOTOHOOK_HOST": "::1", "PHOTOHOOK_METRICS_PORT": str(port)})
+    try:
+        worker.start()
+        assert f"metrics at http://[::1]:{port}/metrics" in worker.log.read_text()
+        scraped = httpx.get(f"http://[::1]:{port}/metrics", timeout=10)
+        assert scraped.status_code == 200
+        assert 'photohook_queue_depth{destination="log"} 0.0' in scraped.text
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.log.read_text()
+
+
+def test_a_worker_whose_metrics_host_does_not_resolve_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "photohook.toml").write_text(LOGGED)
+    port = free_port()
+    # A space makes the resolver refuse the name itself, without asking a DNS server.
+    env = {"PHOTOHOOK_HOST": "no such host", "PHOTOHOOK_METRICS_PORT": str(port)}
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
+    result = run_cli("worker", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"photohook: error: cannot serve metrics on no such host:{port}:"
+        " Name or service not known\n"
+    )
 
 
 def test_retrying_every_rejected_request_shows_progress_on_a_terminal(tmp_path: Path) -> None:

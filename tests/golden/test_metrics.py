@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import pytest
+from prometheus_client import enable_created_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
+from receiver.metrics import drop_created_series
 from tests.helpers import fixture
 from tests.integration.providers import API_KEY, FakeFotor
 from tests.integration.servers import Sink, eventually, running
@@ -39,8 +42,19 @@ def shape(exposition: str) -> str:
     return "\n".join(sorted(lines)) + "\n"
 
 
+@pytest.fixture
+def as_photohook_serve() -> Iterator[None]:
+    """The process-wide switch that ``photohook serve`` sets at start-up, undone afterwards."""
+    drop_created_series()
+    yield
+    enable_created_metrics()
+
+
 async def test_the_metrics_names_types_help_and_labels_are_the_golden_ones(
-    photohook: Callable[..., Any], sink_url: Callable[[Sink], str], stack: Any
+    photohook: Callable[..., Any],
+    sink_url: Callable[[Sink], str],
+    stack: Any,
+    as_photohook_serve: None,
 ) -> None:
     fotor = FakeFotor()
     api = stack.enter_context(running(fotor.app, lifespan="off"))

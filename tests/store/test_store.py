@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from receiver.errors import StoreError
 from receiver.store import EventQuery, Store, open_store
-from receiver.store.migrations import migrations
+from receiver.store.migrations import migrations, pending
 from receiver.store.postgres import PostgresStore
 from receiver.store.sqlite import SQLiteStore
 
@@ -105,6 +107,49 @@ async def test_migrations_apply_once_and_refuse_a_newer_schema(tmp_path: Path) -
         db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'now')")
     with pytest.raises(StoreError, match="newer than this photohook knows"):
         await SQLiteStore(str(path)).open()
+
+
+async def test_a_migration_applied_under_another_name_is_refused_not_skipped(
+    database_url: str,
+) -> None:
+    """A database migrated by a development build whose migration numbers later changed: its
+    last migration was recorded under another name, and this build's is not in its schema."""
+    engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    latest = migrations(engine)[-1]
+    store = open_store(database_url)
+    await store.open()
+    await store.close()
+    await _execute(
+        database_url,
+        "UPDATE schema_migrations SET name = 'from_a_dev_build'"
+        " WHERE version = (SELECT max(version) FROM schema_migrations)",
+    )
+    for migrate in (True, False):
+        with pytest.raises(StoreError) as refused:
+            await open_store(database_url).open(migrate=migrate)
+        message = str(refused.value)
+        assert f"{latest.version:04d}_from_a_dev_build" in message
+        assert f"{latest.version:04d}_{latest.name}" in message
+
+
+def test_a_recorded_migration_this_build_does_not_ship_is_refused() -> None:
+    applied = {m.version: m.name for m in migrations("sqlite")}
+    assert pending("sqlite", applied) == []
+    with pytest.raises(StoreError, match="0000_dropped applied, but this photohook has no "):
+        pending("sqlite", {0: "dropped", **applied})
+
+
+async def _execute(database_url: str, sql: str) -> None:
+    if database_url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as db:
+            db.execute(sql)
+            db.commit()
+        return
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
 
 
 async def test_writes_fail_with_store_error_and_recover(tmp_path: Path) -> None:

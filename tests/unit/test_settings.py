@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,29 @@ def test_how_many_rejected_requests_each_source_keeps(tmp_path: Path) -> None:
     ):
         with pytest.raises(ConfigError, match=message):
             Settings.load(config_file=write(tmp_path / "bad.toml", text), environ={})
+
+
+def test_loading_settings_leaves_the_import_path_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An application embedding photohook keeps its own ``sys.path``; only a folder given as
+    ``app_dir`` (or PHOTOHOOK_APP_DIR) goes first, as ``photohook serve`` gives the working
+    directory."""
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    config = write(
+        tmp_path / "photohook.toml",
+        '[destinations.log]\nhandler = "handlers.log:print_event"\n',
+    )
+    settings = Settings.load(environ={})
+    assert sys.path == before
+    assert settings.app_dir is None
+    settings = Settings.load(config_file=config, environ={})
+    settings.with_callables()  # what create_app does when it delivers
+    assert sys.path == before
+
+    given = tmp_path / "app"
+    Settings.load(environ={"PHOTOHOOK_APP_DIR": str(given)})
+    assert sys.path == [str(given), *before]
+    assert Settings.load(environ={}, app_dir=tmp_path).app_dir == tmp_path
+    assert sys.path == [str(tmp_path), str(given), *before]
