@@ -1,0 +1,127 @@
+"""The sender's edges, through its injectable transport: a named destination is connected to at
+its checked address (the Host header and TLS name kept), ``Retry-After`` in every date form,
+and what a failed handler leaves for the schedule."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import httpx
+import pytest
+
+from receiver import Event
+from receiver.destinations import HandlerDestination, HTTPDestination
+from receiver.senders import HandlerSender, HTTPSender, parse_retry_after
+from tests.unit.test_routing import event
+
+ADDRESS = "93.184.215.14"
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``public.example`` resolves to one public address; nothing else resolves."""
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        if host != "public.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ADDRESS, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+class Empty(httpx.AsyncByteStream):
+    """A response body that streams, as a real transport's does."""
+
+    async def __aiter__(self) -> Any:
+        yield b""
+
+
+class Recorder:
+    """A transport that answers 204 and keeps each request as it would go on the wire."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.transport = httpx.MockTransport(self.answer)
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(204, stream=Empty())
+
+
+@pytest.mark.usefixtures("resolver")
+@pytest.mark.parametrize(
+    ("url", "netloc", "port"),
+    [
+        ("https://public.example/hook", "public.example", None),
+        ("https://public.example:8443/hook", "public.example:8443", 8443),
+        ("http://public.example/hook", "public.example", None),
+    ],
+)
+async def test_a_named_destination_is_reached_at_its_checked_address(
+    url: str, netloc: str, port: int | None
+) -> None:
+    recorder = Recorder()
+    destination = HTTPDestination(name="public", url=url)
+    result = await HTTPSender(destination, recorder.transport).send(event())
+    assert result.attempt.ok, result.attempt.error
+    (request,) = recorder.requests
+    assert request.url.host == ADDRESS  # not resolved again at connect time: no rebinding
+    assert request.url.port == port
+    assert request.url.path == "/hook"
+    assert request.headers["host"] == netloc
+    assert request.extensions["sni_hostname"] == "public.example"  # TLS verifies the name
+
+
+@pytest.mark.usefixtures("resolver")
+async def test_an_address_destination_is_sent_as_it_is() -> None:
+    recorder = Recorder()
+    destination = HTTPDestination(name="public", url=f"http://{ADDRESS}:8080/hook")
+    result = await HTTPSender(destination, recorder.transport).send(event())
+    assert result.attempt.ok, result.attempt.error
+    (request,) = recorder.requests
+    assert str(request.url) == f"http://{ADDRESS}:8080/hook"
+    assert request.headers["host"] == f"{ADDRESS}:8080"
+    assert "sni_hostname" not in request.extensions
+
+
+@pytest.mark.usefixtures("resolver")
+async def test_an_unresolvable_destination_is_a_failed_attempt_not_a_crash() -> None:
+    recorder = Recorder()
+    destination = HTTPDestination(name="gone", url="https://gone.example/hook")
+    result = await HTTPSender(destination, recorder.transport).send(event())
+    assert not result.attempt.ok
+    assert result.attempt.error == "OSError: cannot resolve gone.example: Name or service not known"
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    ("in_zone", "in_gmt"),
+    [
+        ("Sun, 06 Dec 2099 12:00:00 +0200", "Sun, 06 Dec 2099 10:00:00 GMT"),
+        ("Sun, 06 Dec 2099 10:00:00 -0000", "Sun, 06 Dec 2099 10:00:00 GMT"),
+    ],
+)
+def test_retry_after_dates_count_from_the_instant_they_name(in_zone: str, in_gmt: str) -> None:
+    zoned, gmt = parse_retry_after(in_zone), parse_retry_after(in_gmt)
+    assert zoned is not None and gmt is not None
+    assert abs(zoned - gmt) < 5
+
+
+def test_a_retry_after_date_without_a_zone_in_the_past_is_now() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 -0000") == 0.0
+    assert parse_retry_after(" 30 ") == 30.0
+
+
+def fails(event: Event) -> None:
+    raise RuntimeError("the handler is broken")
+
+
+async def test_a_failed_handler_leaves_the_delay_to_the_schedule() -> None:
+    sender = HandlerSender(HandlerDestination(name="app", handler=fails))
+    result = await sender.send(event())
+    assert not result.attempt.ok
+    assert result.attempt.error == "RuntimeError: the handler is broken"
+    assert result.retry_after is None
+    delay = sender.destination.retry.next_delay(1, result.retry_after)
+    assert delay is not None and 4.0 <= delay <= 6.0
