@@ -125,3 +125,21 @@ async def test_a_failed_handler_leaves_the_delay_to_the_schedule() -> None:
     assert result.retry_after is None
     delay = sender.destination.retry.next_delay(1, result.retry_after)
     assert delay is not None and 4.0 <= delay <= 6.0
+
+
+class AsyncCallable:
+    """A handler object whose ``__call__`` is async: calling it returns a coroutine."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def __call__(self, event: Event) -> None:
+        self.seen.append(event.id)
+
+
+async def test_a_handler_that_returns_a_coroutine_is_awaited() -> None:
+    handler = AsyncCallable()
+    sender = HandlerSender(HandlerDestination(name="app", handler=handler))
+    result = await sender.send(event(id="evt_awaited"))
+    assert result.attempt.ok, result.attempt.error
+    assert handler.seen == ["evt_awaited"]
