@@ -4,6 +4,7 @@ and what a failed handler leaves for the schedule."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any
 
@@ -117,9 +118,15 @@ def fails(event: Event) -> None:
     raise RuntimeError("the handler is broken")
 
 
-async def test_a_failed_handler_leaves_the_delay_to_the_schedule() -> None:
+async def test_a_failed_handler_leaves_the_delay_to_the_schedule(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     sender = HandlerSender(HandlerDestination(name="app", handler=fails))
-    result = await sender.send(event())
+    with caplog.at_level(logging.ERROR, "photohook.delivery"):
+        result = await sender.send(event(id="evt_failed"))
+    (record,) = caplog.records
+    assert record.getMessage() == "handler of destination app failed on evt_failed"
+    assert record.exc_info is not None  # the operator gets the traceback
     assert not result.attempt.ok
     assert result.attempt.error == "RuntimeError: the handler is broken"
     assert result.retry_after is None
