@@ -150,3 +150,25 @@ async def test_a_handler_that_returns_a_coroutine_is_awaited() -> None:
     result = await sender.send(event(id="evt_awaited"))
     assert result.attempt.ok, result.attempt.error
     assert handler.seen == ["evt_awaited"]
+
+
+class Endless(httpx.AsyncByteStream):
+    """A response body of 1000-byte chunks that would go on for ever; counts what was read."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    async def __aiter__(self) -> Any:
+        for index in range(10_000):
+            self.read += 1
+            yield bytes([ord("a") + index % 26]) * 1000
+
+
+async def test_the_recorded_answer_is_the_first_2048_bytes_of_a_streamed_body() -> None:
+    body = Endless()
+    transport = httpx.MockTransport(lambda request: httpx.Response(500, stream=body))
+    destination = HTTPDestination(name="local", url="http://127.0.0.1:9/hook", allow_private=True)
+    result = await HTTPSender(destination, transport).send(event())
+    assert result.attempt.status_code == 500
+    assert result.attempt.response_body == b"a" * 1000 + b"b" * 1000 + b"c" * 48
+    assert body.read == 3  # the rest is never read
