@@ -4,16 +4,22 @@ and what a failed handler leaves for the schedule."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import time
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from receiver import Event
+from receiver.__about__ import __version__
 from receiver.destinations import HandlerDestination, HTTPDestination
+from receiver.secret import Secret
 from receiver.senders import HandlerSender, HTTPSender, parse_retry_after
+from receiver.signing import decode_secret, verify
 from tests.unit.test_routing import event
 
 ADDRESS = "93.184.215.14"
@@ -172,3 +178,97 @@ async def test_the_recorded_answer_is_the_first_2048_bytes_of_a_streamed_body() 
     assert result.attempt.status_code == 500
     assert result.attempt.response_body == b"a" * 1000 + b"b" * 1000 + b"c" * 48
     assert body.read == 3  # the rest is never read
+
+
+def answering(status: int, headers: dict[str, str] | None = None) -> Recorder:
+    recorder = Recorder()
+    recorder.answer = lambda request: (  # type: ignore[method-assign]
+        recorder.requests.append(request) or httpx.Response(status, headers=headers, stream=Empty())
+    )
+    recorder.transport = httpx.MockTransport(recorder.answer)
+    return recorder
+
+
+def local(**options: Any) -> HTTPDestination:
+    return HTTPDestination(
+        name="local", url="http://127.0.0.1:9/hook", allow_private=True, **options
+    )
+
+
+async def test_the_request_carries_the_standard_webhooks_headers_and_the_destinations_own() -> None:
+    recorder = answering(200)
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    destination = local(secrets=(Secret(secret),), headers={"x-team": "imaging"})
+    before = int(time.time())
+    result = await HTTPSender(destination, recorder.transport).send(event(id="evt_signed"))
+    assert result.attempt.ok
+    (request,) = recorder.requests
+    assert request.method == "POST"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"] == f"photohook/{__version__}"
+    assert request.headers["x-team"] == "imaging"
+    assert request.headers["webhook-id"] == "evt_signed"
+    timestamp = int(request.headers["webhook-timestamp"])
+    assert before <= timestamp <= time.time()
+    assert orjson.loads(request.content)["id"] == "evt_signed"
+    keys = [decode_secret(secret)]
+    signature = request.headers["webhook-signature"]
+    assert verify(keys, "evt_signed", timestamp, request.content, signature, now=timestamp)
+
+
+@pytest.mark.parametrize(
+    ("status", "ok", "error", "gone"),
+    [
+        (200, True, None, False),
+        (204, True, None, False),
+        (299, True, None, False),
+        (300, False, "HTTP 300 (redirects are not followed)", False),
+        (399, False, "HTTP 399 (redirects are not followed)", False),
+        (400, False, "HTTP 400", False),
+        (410, False, "HTTP 410", True),
+        (411, False, "HTTP 411", False),
+        (199, False, "HTTP 199", False),
+    ],
+)
+async def test_how_each_status_counts(status: int, ok: bool, error: str | None, gone: bool) -> None:
+    result = await HTTPSender(local(), answering(status).transport).send(event())
+    assert result.attempt.ok is ok
+    assert result.attempt.status_code == status
+    assert result.attempt.error == error
+    assert result.gone is gone
+
+
+@pytest.mark.parametrize(("status", "honoured"), [(429, True), (503, True), (500, False)])
+async def test_retry_after_is_read_from_429_and_503_only(status: int, honoured: bool) -> None:
+    recorder = answering(status, {"Retry-After": "7"})
+    result = await HTTPSender(local(), recorder.transport).send(event())
+    assert result.retry_after == (7.0 if honoured else None)
+
+
+async def test_a_destination_that_does_not_answer_in_time_is_a_timed_out_attempt() -> None:
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        raise AssertionError("unreachable")
+
+    sender = HTTPSender(local(timeout=0.1), httpx.MockTransport(never))
+    result = await sender.send(event())
+    assert not result.attempt.ok
+    assert result.attempt.error == "timed out after 0.1s"
+
+
+async def test_a_failing_transform_is_a_failed_attempt_and_none_skips() -> None:
+    def broken(event: Event) -> Any:
+        raise ValueError("no such field")
+
+    recorder = answering(200)
+    failed = await HTTPSender(local(transform=broken), recorder.transport).send(event())
+    assert not failed.attempt.ok and not failed.skipped
+    assert failed.attempt.error == "transform failed: ValueError: no such field"
+    skipped = await HTTPSender(local(transform=lambda e: None), recorder.transport).send(event())
+    assert skipped.skipped and skipped.attempt.ok
+    assert skipped.attempt.error == "not sent: the transform gave None"
+    shaped = await HTTPSender(local(transform=lambda e: {"only": e.id}), recorder.transport).send(
+        event(id="evt_shaped")
+    )
+    assert shaped.attempt.ok
+    assert [orjson.loads(r.content) for r in recorder.requests] == [{"only": "evt_shaped"}]
