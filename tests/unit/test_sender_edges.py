@@ -256,12 +256,18 @@ async def test_a_destination_that_does_not_answer_in_time_is_a_timed_out_attempt
     assert result.attempt.error == "timed out after 0.1s"
 
 
-async def test_a_failing_transform_is_a_failed_attempt_and_none_skips() -> None:
+async def test_a_failing_transform_is_a_failed_attempt_and_none_skips(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def broken(event: Event) -> Any:
         raise ValueError("no such field")
 
     recorder = answering(200)
-    failed = await HTTPSender(local(transform=broken), recorder.transport).send(event())
+    with caplog.at_level(logging.ERROR, "photohook.delivery"):
+        failed = await HTTPSender(local(transform=broken), recorder.transport).send(event())
+    (record,) = caplog.records
+    assert record.getMessage() == "transform of destination local failed"
+    assert record.exc_info is not None
     assert not failed.attempt.ok and not failed.skipped
     assert failed.attempt.error == "transform failed: ValueError: no such field"
     skipped = await HTTPSender(local(transform=lambda e: None), recorder.transport).send(event())
