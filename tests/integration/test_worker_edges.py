@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver import worker as worker_module
 from receiver.destinations import HandlerDestination
 from receiver.events import Event
 from receiver.retry import RetrySchedule
@@ -135,3 +136,30 @@ async def test_stop_waits_out_the_grace_then_leaves_the_rest_to_be_retried(
     assert deliveries["quick"].state == "delivered"  # finished within the grace
     assert deliveries["stuck"].state != "delivered"
     assert deliveries["stuck"].attempts == 0  # no attempt recorded: its lease runs out
+
+
+async def test_a_delivery_in_flight_is_not_sent_again_by_another_worker(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its lease outlasts the attempt's timeout: the other worker only takes it over once the
+    # first could no longer be sending it. Without the fixed margin, the timeout alone must
+    # make the lease long enough.
+    monkeypatch.setattr(worker_module, "LEASE_MARGIN", 0.1)
+    await store.sync_destinations(["app"])
+    await store.store(receipt("t1", destinations=("app",)))
+    calls: list[str] = []
+
+    async def slow(event: Event) -> None:
+        calls.append(event.id)
+        await asyncio.sleep(1.5)
+
+    destination = HandlerDestination(name="app", handler=slow, timeout=3.0)
+    workers = [Worker(store, {"app": destination}, sweep_interval=0.05) for _ in range(2)]
+    for worker in workers:
+        await worker.start()
+    try:
+        await eventually(lambda: _states_are(store, ["delivered"]), within=10)
+    finally:
+        for worker in workers:
+            await worker.stop()
+    assert len(calls) == 1
