@@ -8,11 +8,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from receiver import worker as worker_module
 from receiver.destinations import HandlerDestination
+from receiver.errors import StoreError
 from receiver.events import Event
 from receiver.retry import RetrySchedule
 from receiver.store import DeliveryQuery, Store, open_store
@@ -163,3 +165,83 @@ async def test_a_delivery_in_flight_is_not_sent_again_by_another_worker(
         for worker in workers:
             await worker.stop()
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "logged"),
+    [
+        (
+            StoreError("cannot claim: the database is locked"),
+            "cannot claim: the database is locked",
+        ),
+        (RuntimeError("a bug"), "the delivery loop failed; trying again"),
+    ],
+)
+async def test_a_failed_claim_is_logged_and_tried_again(
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fault: Exception,
+    logged: str,
+) -> None:
+    await store.sync_destinations(["app"])
+    await store.store(receipt("t1", destinations=("app",)))
+    claim = store.claim
+    failures = [fault, fault]
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(store, "claim", flaky)
+
+    async def handler(event: Event) -> None:
+        pass
+
+    worker = Worker(
+        store, {"app": HandlerDestination(name="app", handler=handler)}, sweep_interval=0.05
+    )
+    with caplog.at_level(logging.ERROR, "photohook.worker"):
+        await worker.start()
+        try:
+            await eventually(lambda: _states_are(store, ["delivered"]), within=10)
+        finally:
+            await worker.stop()
+    assert caplog.messages.count(logged) == 2
+
+
+async def test_an_outcome_that_cannot_be_recorded_is_logged_and_sent_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # At least once: the lease runs out and the delivery is sent again, never lost.
+    monkeypatch.setattr(worker_module, "LEASE_MARGIN", 0.1)
+    await store.sync_destinations(["app"])
+    await store.store(receipt("t1", destinations=("app",)))
+    finish = store.finish
+    failures = [StoreError("cannot record: the disk is full")]
+
+    async def flaky(outcome: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await finish(outcome)
+
+    monkeypatch.setattr(store, "finish", flaky)
+    calls: list[str] = []
+
+    async def handler(event: Event) -> None:
+        calls.append(event.id)
+
+    destination = HandlerDestination(name="app", handler=handler, timeout=0.2)
+    worker = Worker(store, {"app": destination}, sweep_interval=0.05)
+    with caplog.at_level(logging.ERROR, "photohook.worker"):
+        await worker.start()
+        try:
+            await eventually(lambda: _states_are(store, ["delivered"]), within=10)
+        finally:
+            await worker.stop()
+    assert len(calls) == 2
+    [delivery] = await store.list_deliveries(DeliveryQuery())
+    assert [m for m in caplog.messages if m.startswith("cannot record delivery")] == [
+        f"cannot record delivery {delivery.id}: cannot record: the disk is full"
+    ]
