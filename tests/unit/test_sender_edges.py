@@ -278,3 +278,39 @@ async def test_a_failing_transform_is_a_failed_attempt_and_none_skips(
     )
     assert shaped.attempt.ok
     assert [orjson.loads(r.content) for r in recorder.requests] == [{"only": "evt_shaped"}]
+
+
+async def test_an_attempt_records_when_it_started_how_long_it_took_and_the_answers_headers() -> (
+    None
+):
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)
+        return httpx.Response(202, headers={"x-request": "r-1"}, stream=Empty())
+
+    before = time.time()
+    result = await HTTPSender(local(), httpx.MockTransport(slow)).send(event())
+    attempt = result.attempt
+    assert before <= attempt.started_at <= time.time()
+    assert 45 <= attempt.duration_ms < 10_000  # milliseconds
+    assert attempt.response_headers is not None
+    assert ["x-request", "r-1"] in orjson.loads(attempt.response_headers)
+
+
+@pytest.mark.usefixtures("resolver")
+async def test_a_name_that_resolves_to_a_private_address_is_refused_at_connect_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    getaddrinfo = socket.getaddrinfo
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        if host == "rebound.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port))]
+        return getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    recorder = Recorder()
+    destination = HTTPDestination(name="rebound", url="https://rebound.example/hook")
+    result = await HTTPSender(destination, recorder.transport).send(event())
+    assert not result.attempt.ok
+    assert result.attempt.error == "refused: rebound.example (10.0.0.7) is a private address"
+    assert recorder.requests == []
