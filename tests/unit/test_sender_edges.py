@@ -314,3 +314,11 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_at_connect_t
     assert not result.attempt.ok
     assert result.attempt.error == "refused: rebound.example (10.0.0.7) is a private address"
     assert recorder.requests == []
+
+
+async def test_a_connection_failure_without_words_still_says_what_failed() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("")
+
+    result = await HTTPSender(local(), httpx.MockTransport(refuse)).send(event())
+    assert result.attempt.error == "ConnectError: connection failed"
