@@ -25,7 +25,7 @@ from .admin.openapi import document
 from .errors import HTTPError, ServiceUnavailable, StoreError
 from .ingest import Ingest, hook_path_params
 from .logs import RequestLog
-from .metrics import Metrics
+from .metrics import MEDIA_TYPE, Metrics
 from .responses import JSONResponse, error_response
 from .retention import prune_forever
 from .routing import Router
@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     worker unless ``worker=False`` (then run ``photohook worker`` beside it).
     """
     settings = settings if settings is not None else Settings.load()
+    if worker:
+        settings = settings.with_callables()
     store = open_store(settings.database_url)
     router = Router(settings.routes)
     metrics = Metrics(settings.sources, settings.destinations)
@@ -103,9 +105,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
         return JSONResponse(document())
 
     async def prometheus(request: Request) -> Response:
-        return Response(
-            await metrics.render(store), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        return Response(await metrics.render(store), media_type=MEDIA_TYPE)
 
     def guarded(endpoint: Endpoint) -> Endpoint:
         async def check_then_call(request: Request) -> Response:
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
 
     admin_routes: list[BaseRoute] = [
         Route(route.path, guarded(route.endpoint), methods=route.methods)
-        for route in AdminAPI(settings, store, router, wake).routes()
+        for route in AdminAPI(settings, store, router, wake, metrics).routes()
         if isinstance(route, Route)
     ]
     app = _App(
@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/metrics", guarded(prometheus), methods=["GET"]),
             *admin_routes,
-            *Dashboard(settings, store, router, access, wake).routes(),
+            *Dashboard(settings, store, router, access, wake, metrics).routes(),
         ],
         middleware=[Middleware(RequestLog)],
         lifespan=lifespan,

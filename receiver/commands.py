@@ -5,22 +5,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
+import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import IO, Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from . import eventloop, redact
 from .destinations import HTTPDestination
 from .durations import format_duration
+from .errors import PhotohookError
 from .events import Event, format_time, format_timestamp
+from .progress import Progress
 from .routing import Router
 from .settings import Settings
-from .store import Delivery, DeliveryQuery, EventQuery, Store, open_store
+from .store import Delivery, DeliveryQuery, EventQuery, Pruned, Store, open_store
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 T = TypeVar("T")
+
+#: The filters of ``events`` (and of replaying by filter), as ``GET /api/events`` names them.
+EVENT_FILTERS = ("source", "type", "status", "task_id", "business_id", "since", "until")
+
+
+class UsageError(PhotohookError):
+    """A command-line option has a value the command cannot use."""
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -28,16 +44,21 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from .logs import configure_logging
     from .server import serve
 
+    if not args.no_worker:
+        settings = settings.with_callables()  # a broken handler stops serve at once
     configure_logging(settings.log_level, settings.log_format)
     serve(settings, worker=not args.no_worker)
     return 0
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a delivery worker alone (beside 'serve --no-worker', or several)."""
+    """Run a delivery worker alone (beside 'serve --no-worker', or several); with
+    --metrics-port, it serves its own /metrics."""
     from .logs import configure_logging
+    from .metrics import Metrics
     from .worker import Worker
 
+    settings = settings.with_callables()
     configure_logging(settings.log_level, settings.log_format)
 
     async def run() -> None:
@@ -50,16 +71,19 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         try:
             from .routing import Router
 
+            metrics = Metrics(settings.sources, settings.destinations)
             deliverer = Worker(
                 store,
                 settings.destinations,
                 sources=settings.sources,
                 router=Router(settings.routes),
+                metrics=metrics,
             )
-            await deliverer.start()
-            eventloop.freeze_startup_objects()
-            await stop.wait()
-            await deliverer.stop()
+            async with _metrics_server(settings, metrics, store):
+                await deliverer.start()
+                eventloop.freeze_startup_objects()
+                await stop.wait()
+                await deliverer.stop()
         finally:
             await store.close()
 
@@ -67,28 +91,98 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _metrics_server(
+    settings: Settings, metrics: Metrics, store: Store
+) -> AsyncIterator[None]:
+    """A worker's ``/metrics`` on ``settings.metrics_port``, while the block runs (nothing
+    without a port)."""
+    if settings.metrics_port is None:
+        yield
+        return
+    import uvicorn
+
+    from .admin.access import AdminAccess
+    from .metrics import metrics_app
+
+    app = metrics_app(metrics, store, AdminAccess(settings.admin_token, settings.trusted_proxies))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.metrics_port,
+        lifespan="off",
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_config=None,
+    )
+    try:
+        # Bound here, so that a port in use is an error of ours rather than uvicorn's exit.
+        listening = socket.create_server((settings.host, settings.metrics_port))
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise PhotohookError(
+            f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {reason}"
+        ) from None
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve([listening]), name="photohook-metrics")
+    logging.getLogger("photohook.worker").info(
+        "metrics at http://%s:%d/metrics", settings.host, settings.metrics_port
+    )
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await serving
+        listening.close()
+
+
 def url(settings: Settings, args: argparse.Namespace) -> int:
     """Print the URL to register with the provider for SOURCE."""
     from .app import url_tokens
+    from .tokens import URLTokens
 
     source = settings.sources.get(args.source)
     if source is None:
         return _no_source(settings, args.source)
-    base = args.base_url.rstrip("/")
+    base = (args.base_url or settings.base_url or listen_url(settings)).rstrip("/")
     if "token" not in source.require:
         print(f"{base}/hooks/{source.name}")
         return 0
-    tokens = with_store(settings, lambda store: url_tokens(settings, store))
+    if settings.secret_keys:
+        tokens = URLTokens([key.reveal() for key in settings.secret_keys])
+    else:
+        tokens = with_store(settings, lambda store: url_tokens(settings, store))
     print(f"{base}/hooks/{source.name}/{tokens.token(source.name)}")
+    return 0
+
+
+def listen_url(settings: Settings) -> str:
+    """Where ``serve`` listens, as a URL (an unspecified address as loopback)."""
+    import ipaddress
+
+    host = settings.host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{settings.port}"
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"http://{host}:{settings.port}"
+
+
+def secret(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a new Standard Webhooks secret (whsec_...) for a destination's 'secret'."""
+    from .signing import new_secret
+
+    print(new_secret())
     return 0
 
 
 def events(settings: Settings, args: argparse.Namespace) -> int:
     """List stored events, newest first."""
-    query = EventQuery(
-        source=args.source, status=args.status, task_id=args.task_id, limit=args.limit
-    )
-    found = with_store(settings, lambda store: store.list_events(query))
+    found = with_store(settings, lambda store: store.list_events(event_filters(args)))
     if args.json:
         _print_json([event.to_dict() for event in found])
         return 0
@@ -98,6 +192,67 @@ def events(settings: Settings, args: argparse.Namespace) -> int:
         empty="no events",
     )
     return 0
+
+
+def event_filters(args: argparse.Namespace) -> EventQuery:
+    """The events that the filters given on the command line match: read as ``GET /api/events``
+    reads its query string, into the same store query."""
+    from .admin.api import STATUSES
+    from .admin.params import Params, event_query
+    from .errors import ValidationFailed
+
+    given = {name: getattr(args, name, None) for name in EVENT_FILTERS}
+    params = Params({name: str(value) for name, value in given.items() if value is not None})
+    try:
+        query = event_query(params, statuses=STATUSES)
+    except ValidationFailed as exc:
+        raise UsageError(f"--{(exc.field or '').replace('_', '-')}: {exc.message}") from None
+    return replace(query, limit=getattr(args, "limit", 500))  # replaying: pages of 500
+
+
+def event(settings: Settings, args: argparse.Namespace) -> int:
+    """Show one event, its deliveries and each attempt (status, error, the answer's body)."""
+    detail = with_store(settings, lambda store: store.event_detail(args.event_id))
+    if detail is None:
+        return _fail(f"no event {args.event_id!r}")
+    if args.json:
+        _print_json(detail.to_dict())
+        return 0
+    e = detail.event
+    print(f"event {e.id}")
+    for label, value in (
+        ("source", f"{e.source} ({e.kind})"),
+        ("type", e.type),
+        ("task", f"{e.task_id} ({e.task_type})" if e.task_type else e.task_id),
+        ("business id", e.business_id or "-"),
+        ("labels", ", ".join(e.labels) or "-"),
+        ("received", f"{format_time(e.received_at)} via {e.via}"),
+        ("results", str(len(e.result_urls)) + (" (flagged)" if e.flagged else "")),
+        ("duplicates", str(detail.duplicates)),
+    ):
+        print(f"  {label + ':':<13}{value}")
+    if not detail.deliveries:
+        print("no deliveries")
+    for delivery, attempts in detail.deliveries:
+        tries = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
+        print(f"delivery {delivery.id} to {delivery.destination}: {delivery.state}, {tries}")
+        for attempt in attempts:
+            status = f"HTTP {attempt.status_code}" if attempt.status_code else "-"
+            print(
+                f"  #{attempt.number} {format_timestamp(attempt.started_at)[:23]}Z  {status}  "
+                f"{attempt.duration_ms:.0f} ms  {'ok' if attempt.ok else _printable(attempt.error)}"
+            )
+            if attempt.response_body:
+                print(f"     body: {_printable(attempt.response_body)}")
+    return 0
+
+
+def _printable(text: str | None) -> str:
+    """``text`` on one line, with what a terminal would obey (escape sequences, say: a response
+    body is whatever a destination sent) spelled out instead."""
+    if text is None:
+        return "-"
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def deliveries(settings: Settings, args: argparse.Namespace) -> int:
@@ -130,11 +285,17 @@ def deliveries(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def replay(settings: Settings, args: argparse.Namespace) -> int:
-    """Route an event again (routes added since apply) and queue new deliveries."""
+    """Route an event again (routes added since apply) and queue new deliveries; or every
+    event the filters match."""
     from .operations import replay_event
 
     if args.destination and args.destination not in settings.destinations:
         return _fail(f"no destination named {args.destination!r}")
+    filtered = any(getattr(args, name, None) is not None for name in EVENT_FILTERS)
+    if (args.event_id is None) == (not filtered):
+        return _fail("give an EVENT_ID, or filters (--status failed --since 2026-11-22, say)")
+    if filtered:
+        return _replay_matching(settings, args)
 
     async def run(store: Store) -> tuple[Event | None, list[tuple[str, str]]]:
         event = await store.get_event(args.event_id)
@@ -142,7 +303,12 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
             return None, []
         router = Router(settings.routes)
         return event, await replay_event(
-            store, router, event, destination=args.destination, destinations=settings.destinations
+            store,
+            router,
+            event,
+            destination=args.destination,
+            destinations=settings.destinations,
+            new_id=args.new_id,
         )
 
     event, created = with_store(settings, run)
@@ -152,6 +318,30 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(f"no route sends {event.id} anywhere; name one with --destination")
     for delivery_id, target in created:
         print(f"{delivery_id} -> {target}")
+    return 0
+
+
+def _replay_matching(settings: Settings, args: argparse.Namespace) -> int:
+    from .operations import BULK_LIMIT, replay_matching
+
+    query = event_filters(args)
+
+    async def run(store: Store, progress: Progress) -> tuple[int, int]:
+        return await replay_matching(
+            store,
+            Router(settings.routes),
+            query,
+            destination=args.destination,
+            new_id=getattr(args, "new_id", False),
+            progress=progress.advance,
+        )
+
+    with Progress("replaying", unit="events") as progress:
+        events, deliveries = with_store(settings, lambda store: run(store, progress))
+    print(
+        f"replayed {events} events{' (the most at once)' if events >= BULK_LIMIT else ''}:"
+        f" {deliveries} new {'delivery' if deliveries == 1 else 'deliveries'}"
+    )
     return 0
 
 
@@ -166,6 +356,78 @@ def retry(settings: Settings, args: argparse.Namespace) -> int:
     if args.delivery_id and not count:
         return _fail(f"{args.delivery_id} is not a dead delivery")
     print(f"queued {count} dead {'delivery' if count == 1 else 'deliveries'} again")
+    return 0
+
+
+def rejected(settings: Settings, args: argparse.Namespace) -> int:
+    """List callbacks refused for their content (kept to be retried), newest first."""
+    from .store import RejectedQuery
+
+    query = RejectedQuery(source=args.source, limit=args.limit)
+    found = with_store(settings, lambda store: store.list_rejected(query))
+    if args.json:
+        _print_json([record.to_dict() for record in found])
+        return 0
+    rows = [
+        (
+            r.id,
+            r.received_at[:19] + "Z",
+            r.source,
+            str(r.status),
+            r.code + (f" ({r.field})" if r.field is not None else ""),
+            r.outcome or "-",
+            ", ".join(r.event_ids) or r.error()["message"],
+        )
+        for r in found
+    ]
+    _print_table(
+        ("ID", "RECEIVED", "SOURCE", "STATUS", "ERROR", "RETRY", "EVENTS OR WHY"),
+        rows,
+        empty="no rejected requests",
+    )
+    return 0
+
+
+def rejected_retry(settings: Settings, args: argparse.Namespace) -> int:
+    """Run kept rejected requests through ingest again: one by ID, or every one not accepted
+    yet with --all (of --source). Exits 1 when one is still refused, saying why."""
+    from . import rejected as kept
+    from .errors import HTTPError
+
+    if (args.rejected_id is None) == (not args.all):
+        return _fail("give an ID, or --all (with --source S if you like)")
+    router = Router(settings.routes)
+    if args.all:
+        with Progress("retrying", unit="requests") as progress:
+            outcomes = with_store(
+                settings,
+                lambda store: kept.retry_all(
+                    store,
+                    settings,
+                    router,
+                    getattr(args, "source", None),
+                    progress=progress.advance,
+                ),
+            )
+        print(
+            ", ".join(f"{outcomes[name]} {name}" for name in ("accepted", "duplicate", "rejected"))
+            + (f", {outcomes['skipped']} could not be run" if outcomes["skipped"] else "")
+        )
+        return 1 if outcomes["rejected"] or outcomes["skipped"] else 0
+    try:
+        record = with_store(
+            settings, lambda store: kept.retry(store, settings, router, args.rejected_id)
+        )
+    except HTTPError as exc:
+        return _fail(f"{args.rejected_id}: {exc.message}")
+    if record.outcome == "rejected":
+        error = record.error()
+        field = f" (field {error['field']})" if "field" in error else ""
+        return _fail(
+            f"{record.id}: still refused: {error['status']} {error['code']}{field}: "
+            f"{error['message']}; it is kept"
+        )
+    print(f"{record.id}: {record.outcome}: {', '.join(record.event_ids)}")
     return 0
 
 
@@ -278,8 +540,8 @@ def send_test(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def prune(settings: Settings, args: argparse.Namespace) -> int:
-    """Delete events, stored requests and attempts older than --older-than (not those still
-    being delivered)."""
+    """Delete events, stored requests, attempts and kept rejected requests older than
+    --older-than (not events still being delivered)."""
     from .durations import parse_duration
     from .retention import prune_old
 
@@ -287,20 +549,32 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
         seconds = parse_duration(args.older_than)
     except ValueError as exc:
         return _fail(f"--older-than: {exc}")
-    pruned = with_store(settings, lambda store: prune_old(store, seconds, dry_run=args.dry_run))
+
+    async def run(store: Store, progress: Progress) -> Pruned:
+        if args.dry_run:
+            return await prune_old(store, seconds, dry_run=True)
+        if progress.shown:
+            progress.total = (await prune_old(store, seconds, dry_run=True)).events
+        return await prune_old(store, seconds, progress=lambda done: progress.advance(done.events))
+
+    with Progress("pruning", unit="events") as progress:
+        pruned = with_store(settings, lambda store: run(store, progress))
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{verb} {pruned.events} events, {pruned.receipts} requests, "
-        f"{pruned.deliveries} deliveries, {pruned.attempts} attempts, {pruned.tasks} finished tasks"
+        f"{pruned.deliveries} deliveries, {pruned.attempts} attempts, "
+        f"{pruned.tasks} finished tasks, {pruned.rejected} rejected requests"
     )
     return 0
 
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
     """Validate the configuration and print the sources, destinations and routes."""
+    settings = settings.with_callables()
     print(f"config: {settings.config_file or '(none; built-in defaults)'}")
     print(f"database: {redact.url(settings.database_url)}")
     print(f"max body: {settings.max_body_bytes} bytes")
+    print(f"rejected requests kept: {settings.max_rejected_per_source} per source")
     proxies = ", ".join(str(n) for n in settings.trusted_proxies.networks) or "(none)"
     print(f"trusted proxies: {proxies}")
     for name, source in settings.sources.items():
@@ -309,6 +583,8 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  allow_ips: {', '.join(str(n) for n in source.allow_ips.networks)}")
         if "secret" in source.require:
             print(f"  secrets: {len(source.secrets)}")
+        if source.max_rejected is not None:
+            print(f"  rejected requests kept: {source.max_rejected}")
         if source.api_key is None:
             print("  not reconciled: no api_key")
         else:
@@ -332,10 +608,16 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def with_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
+def with_store(
+    settings: Settings, use: Callable[[Store], Awaitable[T]], *, create: bool = False
+) -> T:
+    """``use`` the database, which must exist: only ``migrate``, ``serve`` and ``worker`` make
+    one, so that a command run in the wrong folder does not answer from a new, empty one (or
+    print a URL under a key no server knows)."""
+
     async def run() -> T:
         store = open_store(settings.database_url)
-        await store.open()
+        await store.open(create=create)
         try:
             return await use(store)
         finally:

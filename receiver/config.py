@@ -45,11 +45,14 @@ class Table:
         file: str,
         path: str = "",
         environ: Mapping[str, str] = os.environ,
+        strict_secrets: bool = True,
     ) -> None:
         self.data = data
         self.file = file
         self.path = path
         self.environ = environ
+        #: False: an ``env:NAME`` secret whose variable is unset is read as an UnsetSecret.
+        self.strict_secrets = strict_secrets
         self._read: set[str] = set()
 
     def key(self, key: str) -> str:
@@ -120,9 +123,7 @@ class Table:
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 raise self.error(f"{key}[{index}]", f"expected a table, got {item!r}")
-            tables.append(
-                Table(item, file=self.file, path=self.key(f"{key}[{index}]"), environ=self.environ)
-            )
+            tables.append(self._child(item, self.key(f"{key}[{index}]")))
         return tables
 
     def take_str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -152,14 +153,14 @@ class Table:
         secrets = []
         for index, item in enumerate(self.take_str_list(key)):
             try:
-                secrets.append(resolve_secret(item, self.environ))
+                secrets.append(resolve_secret(item, self.environ, strict=self.strict_secrets))
             except (LookupError, ValueError) as exc:
                 raise self.error(f"{key}[{index}]", str(exc).strip("'\"")) from None
         return tuple(secrets)
 
     def take_table(self, key: str) -> Table:
         value = self._take(key, dict, "a table")
-        return Table(value or {}, file=self.file, path=self.key(key), environ=self.environ)
+        return self._child(value or {}, self.key(key))
 
     def take_tables(self, key: str) -> dict[str, Table]:
         """A table of named tables, such as ``[sources.NAME]``; names are checked."""
@@ -172,10 +173,17 @@ class Table:
                 )
             if not isinstance(value, dict):
                 raise self.error(f"{key}.{name}", f"expected a table, got {value!r}")
-            tables[name] = Table(
-                value, file=self.file, path=self.key(f"{key}.{name}"), environ=self.environ
-            )
+            tables[name] = self._child(value, self.key(f"{key}.{name}"))
         return tables
+
+    def _child(self, data: Mapping[str, Any], path: str) -> Table:
+        return Table(
+            data,
+            file=self.file,
+            path=path,
+            environ=self.environ,
+            strict_secrets=self.strict_secrets,
+        )
 
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self._read)

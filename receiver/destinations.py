@@ -5,21 +5,40 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from .config import Table
+from .context import DeliveryContext
 from .errors import ConfigError
 from .events import Event
 from .importer import import_from_string
 from .retry import DEFAULT_SCHEDULE, RetrySchedule
-from .secret import Secret
+from .secret import Secret, UnsetSecret
 from .signing import decode_secret
 from .ssrf import DeniedDestination, check_host
 
-Handler: TypeAlias = Callable[[Event], Awaitable[None] | None]
+#: ``def handle(event)`` or ``def handle(event, context)``; ``async def`` alike.
+Handler: TypeAlias = (
+    Callable[[Event], Awaitable[None] | None]
+    | Callable[[Event, DeliveryContext], Awaitable[None] | None]
+)
 Transform: TypeAlias = Callable[[Event], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportString:
+    """A handler or transform the config file names as ``"module:function"``, not imported yet:
+    only what delivers or checks imports it, so the web process of ``serve --no-worker`` needs
+    neither the modules nor their dependencies."""
+
+    value: str
+    where: str  #: the file and key that give it, for errors
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(f"{self.where}: {message}")
+
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
 _RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -40,7 +59,7 @@ class HTTPDestination:
     max_in_flight: int = 16
     rate_limit: float | None = None  # attempts per second
     headers: Mapping[str, str] = field(default_factory=dict)
-    transform: Transform | None = None
+    transform: Transform | ImportString | None = None
     allow_private: bool = False
 
     @property
@@ -59,7 +78,7 @@ class HandlerDestination:
     """``[destinations.NAME]`` with ``handler``: a Python function is called with each event."""
 
     name: str
-    handler: Handler
+    handler: Handler | ImportString
     timeout: float = 30.0
     retry: RetrySchedule = field(default_factory=RetrySchedule)
     max_in_flight: int = 16
@@ -67,13 +86,76 @@ class HandlerDestination:
 
     @property
     def target(self) -> str:
+        if isinstance(self.handler, ImportString):
+            return self.handler.value
         return f"{self.handler.__module__}:{self.handler.__qualname__}"
 
 
 Destination: TypeAlias = HTTPDestination | HandlerDestination
 
 
-def read_destination(table: Table, name: str, *, allow_private: bool) -> Destination:
+def imported(destination: Destination) -> Destination:
+    """``destination`` with its handler or transform imported; raises ConfigError naming the
+    file, the key and the problem."""
+    if isinstance(destination, HandlerDestination) and isinstance(
+        destination.handler, ImportString
+    ):
+        handler = _import(destination.handler)
+        try:
+            takes_context(handler)
+        except TypeError as exc:
+            raise destination.handler.error(str(exc)) from None
+        return replace(destination, handler=handler)
+    if isinstance(destination, HTTPDestination) and isinstance(destination.transform, ImportString):
+        transform = _import(destination.transform)
+        if len(_positional(transform, required=True)) > 1:
+            raise destination.transform.error(
+                f'"{destination.transform.value}" must take one argument, the event'
+            )
+        return replace(destination, transform=transform)
+    return destination
+
+
+def takes_context(handler: Callable[..., Any]) -> bool:
+    """Whether ``handler`` is called with the context too: it has a second positional parameter.
+    Raises TypeError for one that needs more than two arguments, or none."""
+    name = getattr(handler, "__qualname__", repr(handler))
+    required = _positional(handler, required=True)
+    every = _positional(handler, required=False)
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in _parameters(handler))
+    if len(required) > 2:
+        raise TypeError(f'"{name}" must take the event, and at most a context besides')
+    if not every and not variadic:
+        raise TypeError(f'"{name}" must take the event as its argument')
+    return len(every) >= 2 or variadic
+
+
+def _parameters(target: Callable[..., Any]) -> list[inspect.Parameter]:
+    return list(inspect.signature(target).parameters.values())
+
+
+def _positional(target: Callable[..., Any], *, required: bool) -> list[inspect.Parameter]:
+    return [
+        p
+        for p in _parameters(target)
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and (p.default is p.empty or not required)
+    ]
+
+
+def _import(import_str: ImportString) -> Any:
+    try:
+        target = import_from_string(import_str.value)
+    except ConfigError as exc:
+        raise import_str.error(exc.message) from None
+    if not callable(target):
+        raise import_str.error(f'"{import_str.value}" is not callable')
+    return target
+
+
+def read_destination(
+    table: Table, name: str, *, allow_private: bool, import_now: bool = True
+) -> Destination:
     url = table.take_optional_str("url")
     handler_path = table.take_optional_str("handler")
     if (url is None) == (handler_path is None):
@@ -88,22 +170,24 @@ def read_destination(table: Table, name: str, *, allow_private: bool) -> Destina
     max_in_flight = table.take_int("max_in_flight", 16, minimum=1)
     rate_limit = _rate(table)
     if handler_path is not None:
-        handler = _resolve(table, "handler", handler_path)
         timeout = table.take_duration("timeout", 30.0)
         table.finish()
-        return HandlerDestination(
+        destination: Destination = HandlerDestination(
             name=name,
-            handler=handler,
+            handler=_import_string(table, "handler", handler_path),
             timeout=timeout,
             retry=retry,
             max_in_flight=max_in_flight,
             rate_limit=rate_limit,
         )
+        return imported(destination) if import_now else destination
     assert url is not None
     private_ok = table.take_bool("allow_private", allow_private)
     _check_url(table, url, private_ok)
     secrets = table.take_secrets("secret")
     for index, secret in enumerate(secrets):
+        if isinstance(secret, UnsetSecret):
+            continue
         try:
             decode_secret(secret.reveal())
         except ValueError as exc:
@@ -117,12 +201,12 @@ def read_destination(table: Table, name: str, *, allow_private: bool) -> Destina
             raise headers.error(key, "photohook sets this header itself")
         extra[key] = value
     transform_path = table.take_optional_str("transform")
-    transform = _resolve(table, "transform", transform_path) if transform_path else None
+    transform = _import_string(table, "transform", transform_path) if transform_path else None
     timeout = table.take_duration("timeout", 15.0)
     if timeout <= 0:
         raise table.error("timeout", "must be more than 0")
     table.finish()
-    return HTTPDestination(
+    destination = HTTPDestination(
         name=name,
         url=url,
         secrets=secrets,
@@ -134,23 +218,11 @@ def read_destination(table: Table, name: str, *, allow_private: bool) -> Destina
         transform=transform,
         allow_private=private_ok,
     )
+    return imported(destination) if import_now else destination
 
 
-def _resolve(table: Table, key: str, import_str: str) -> Any:
-    try:
-        target = import_from_string(import_str)
-    except ConfigError as exc:
-        raise table.error(key, exc.message) from None
-    if not callable(target):
-        raise table.error(key, f'"{import_str}" is not callable')
-    parameters = [
-        p
-        for p in inspect.signature(target).parameters.values()
-        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    if len(parameters) > 1:
-        raise table.error(key, f'"{import_str}" must take one argument, the event')
-    return target
+def _import_string(table: Table, key: str, value: str) -> ImportString:
+    return ImportString(value, where=f"{table.file}: {table.key(key)}")
 
 
 def _check_url(table: Table, url: str, allow_private: bool) -> None:

@@ -34,6 +34,11 @@ class StoreError(PhotohookError):
     """The database could not complete the operation."""
 
 
+class NoDatabase(StoreError):
+    """There is no photohook database here: a command that only reads or changes one does not
+    create it (``migrate``, ``serve`` and ``worker`` do)."""
+
+
 class StoreUnavailable(StoreError):
     """The database could not be reached, or did not answer in time: any operation would have
     failed alike, whatever its data."""

@@ -1,4 +1,11 @@
-"""Resolving ``"module:attribute"`` strings to objects, once, at start-up."""
+"""Resolving ``"module:attribute"`` strings to objects, once, at start-up.
+
+uvicorn's public ``uvicorn.importer.import_from_string`` does the same, and is not used: for
+``"myapp.hooks:record"`` with no ``myapp`` on the import path (the commonest mistake, a handler
+beside the config file but not in the app dir) it raises a bare ``ModuleNotFoundError`` for
+``myapp`` instead of its own message, and a module that fails while importing escapes as its
+exception. Here each is a :class:`~receiver.errors.ImportStringError`, one line naming the string.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +28,14 @@ def import_from_string(import_str: str) -> Any:
     try:
         target: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is None or not module_name.startswith(exc.name):
-            raise  # the module exists, but something it imports does not
-        raise ImportStringError(f'could not import module "{module_name}"') from None
+        if exc.name is not None and f"{module_name}.".startswith(f"{exc.name}."):
+            raise ImportStringError(f'could not import module "{module_name}"') from None
+        # The module exists, but something it imports does not.
+        raise ImportStringError(f'module "{module_name}" failed to import: {exc}') from exc
+    except Exception as exc:
+        raise ImportStringError(
+            f'module "{module_name}" failed to import: {type(exc).__name__}: {exc}'
+        ) from exc
     for attr in attrs.split("."):
         try:
             target = getattr(target, attr)

@@ -8,7 +8,7 @@ provider sends the callback again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -20,12 +20,12 @@ from starlette.types import Receive, Scope, Send
 
 from . import redact
 from .auth import SECRET_HEADER, SourceAuth
+from .callbacks import KEPT_REFUSALS, SourceRules, check_media_type
 from .clientaddr import AddressSet, client_address
 from .deadlines import Deadlines
 from .errors import (
     ClientDisconnected,
     HTTPError,
-    InvalidJSON,
     MethodNotAllowed,
     PayloadTooLarge,
     RequestTimeout,
@@ -37,12 +37,9 @@ from .errors import (
 from .ids import new_id
 from .logs import REQUEST_ID, begin_request, log_request
 from .metrics import Metrics
-from .normalize import new_events
-from .reconciler import tracking
 from .routing import Router
 from .settings import Settings, SourceConfig
-from .sources import KINDS, Kind
-from .store import Receipt, Store, Stored, Tracking
+from .store import Receipt, Rejection, Store, Stored
 from .tokens import URLTokens
 
 logger = logging.getLogger("photohook.ingest")
@@ -52,13 +49,25 @@ COMMIT_TIMEOUT = 10.0
 _SECRET_HEADER = SECRET_HEADER.encode()
 
 
+#: Seconds a source whose cap turned a rejected request away is taken to be still full, so that
+#: a flood of them (a leaked token, say) costs the database nothing meanwhile.
+_FULL_FOR = 5.0
+
+
 @dataclass(frozen=True, slots=True)
 class _Source:
     config: SourceConfig
-    kind: Kind
+    rules: SourceRules
     auth: SourceAuth
-    ranks: dict[str, int]
-    tracking: Tracking | None
+
+
+class _Refused(Exception):
+    """An authenticated callback refused for what it sent, with the request to keep."""
+
+    def __init__(self, error: HTTPError, rejection: Rejection) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.rejection = rejection
 
 
 class Ingest:
@@ -81,19 +90,14 @@ class Ingest:
         self._access_log = settings.access_log
         self._trusted_proxies: AddressSet = settings.trusted_proxies
         self._sources: dict[str, _Source] = {}
+        self._full_until: dict[str, float] = {}  # sources whose rejected-request cap is reached
         #: The requests' deadlines; its ``run()`` must be running (the app's lifespan runs it).
         self.deadlines = Deadlines()
 
     def start(self, tokens: URLTokens) -> None:
         """Make the endpoint ready, once the URL token keys are known."""
         self._sources = {
-            name: _Source(
-                config,
-                KINDS[config.kind],
-                SourceAuth(config, tokens),
-                KINDS[config.kind].status_rank,
-                tracking(config),
-            )
+            name: _Source(config, SourceRules.of(config), SourceAuth(config, tokens))
             for name, config in self._settings.sources.items()
         }
 
@@ -109,6 +113,7 @@ class Ingest:
         source = scope["path_params"]["source"]
         status = 500
         outcome = ""
+        event_ids: tuple[str, ...] = ()
         try:
             try:
                 stored = await self._receive(scope, receive)
@@ -120,6 +125,7 @@ class Ingest:
             else:
                 status = 200
                 outcome = "duplicate" if stored.duplicate else "accepted"
+                event_ids = stored.event_ids
                 body = orjson.dumps(
                     {"ok": True, "event_ids": stored.event_ids, "duplicate": stored.duplicate}
                 )
@@ -132,7 +138,16 @@ class Ingest:
                 path: str = scope["path"]
                 if "token" in scope["path_params"]:
                     path = path.rpartition("/")[0] + "/<token>"
-                log_request(scope["method"], path, status, outcome, started)
+                # One event is the common case; a Crop.photo batch is many, found by request id.
+                event_id = event_ids[0] if len(event_ids) == 1 else None
+                log_request(
+                    scope["method"],
+                    path,
+                    status,
+                    outcome,
+                    started,
+                    {"source": source, "event_id": event_id},
+                )
             REQUEST_ID.reset(reset)
 
     async def _receive(self, scope: Scope, receive: Receive) -> Stored:
@@ -151,10 +166,17 @@ class Ingest:
         committing = False
         task = asyncio.current_task()
         assert task is not None
+        name = scope["path_params"]["source"]
         try:
             # One deadline for the whole request: the body's, then the commit's.
             self.deadlines.set(task, self._settings.body_timeout)
-            source, receipt = await self._receipt(scope, receive)
+            try:
+                source, receipt = await self._receipt(scope, receive)
+            except _Refused as refused:
+                committing = True
+                self.deadlines.set(task, COMMIT_TIMEOUT)
+                await self._keep(refused.rejection)
+                raise refused.error from None
             committing = True
             self.deadlines.set(task, COMMIT_TIMEOUT)
             stored = await self._store.store(receipt)
@@ -165,24 +187,23 @@ class Ingest:
                 raise RequestTimeout(
                     f"the body did not arrive within {self._settings.body_timeout:g}s"
                 ) from None
-            logger.error(
-                "storing a callback of source %s took over %ss", receipt.source, COMMIT_TIMEOUT
-            )
+            logger.error("storing a callback of source %s took over %ss", name, COMMIT_TIMEOUT)
             raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
         except StoreError as exc:
-            logger.error("cannot store a callback of source %s: %s", receipt.source, exc)
+            logger.error("cannot store a callback of source %s: %s", name, exc)
             raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
         finally:
             self.deadlines.clear(task)
         if stored.new_event_ids:
             new = set(stored.new_event_ids)
             self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)
-        if stored.deliveries or (stored.new_event_ids and source.tracking is not None):
+        if stored.deliveries or (stored.new_event_ids and source.rules.tracking is not None):
             self._wake()  # new deliveries to send, or a task to track or confirm
         return stored
 
     async def _receipt(self, scope: Scope, receive: Receive) -> tuple[_Source, Receipt]:
-        """Authenticate, read and validate the callback: what is to be stored."""
+        """Authenticate, read and validate the callback: what is to be stored. A refusal for
+        what an authenticated callback sent is raised as :class:`_Refused`, to be kept."""
         params = scope["path_params"]
         source = self._sources.get(params["source"])
         if source is None:
@@ -191,35 +212,78 @@ class Ingest:
         peer = scope["client"][0] if scope.get("client") else None
         client = client_address(peer, headers.forwarded_for, self._trusted_proxies)
         source.auth.check(token=params.get("token"), client=client, secret=headers.secret)
-        _check_media_type(headers.content_type, headers.content_encoding)
-        body = await _read_body(receive, headers.content_length, self._max_body)
+        body: bytes | None = None
         try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidJSON(f"the body is not valid JSON: {exc.msg}") from None
-        received_at = datetime.now(UTC)
-        name = source.config.name
-        events = new_events(
-            source.kind.parse(document),
-            source=name,
-            kind=source.kind,
-            ranks=source.ranks,
-            router=self._router,
-            tracking=source.tracking,
-            payload=document,
-            received_at=received_at,
-        )
-        return source, Receipt(
-            id=new_id("rcv"),
-            source=name,
-            received_at=received_at,
-            peer=peer,
-            client=str(client) if client is not None else None,
-            headers=redact.headers_json(scope["headers"]),
-            body=body,
-            body_sha256=hashlib.sha256(body).digest(),
-            events=events,
-        )
+            try:
+                check_media_type(headers.content_type, headers.content_encoding)
+            except UnsupportedMediaType:
+                # Kept with its body, should the body be JSON after all.
+                with contextlib.suppress(PayloadTooLarge):
+                    body = await _read_body(receive, headers.content_length, self._max_body)
+                raise
+            body = await _read_body(receive, headers.content_length, self._max_body)
+            return source, source.rules.receipt(
+                body,
+                router=self._router,
+                received_at=datetime.now(UTC),
+                peer=peer,
+                client=str(client) if client is not None else None,
+                headers=redact.headers_json(scope["headers"]),
+            )
+        except KEPT_REFUSALS as error:
+            rejection = Rejection(
+                id=new_id("rej"),
+                source=source.config.name,
+                received_at=datetime.now(UTC),
+                peer=peer,
+                client=str(client) if client is not None else None,
+                headers=redact.headers_json(scope["headers"]),
+                body=body,
+                status=error.status_code,
+                code=error.code,
+                message=error.message,
+                field=error.field,
+                keep_at_most=self._settings.rejected_cap(source.config.name),
+            )
+            raise _Refused(error, rejection) from None
+
+    async def _keep(self, rejection: Rejection) -> None:
+        """Keep a refused callback durably before it is answered, within its source's cap;
+        raises StoreError when it cannot be kept (the provider is then told to retry)."""
+        name = rejection.source
+        full_until = self._full_until.get(name)
+        if full_until is not None and time.monotonic() < full_until:
+            kept = False
+        else:
+            kept = await self._store.keep_rejected(rejection)
+            if kept:
+                self._full_until.pop(name, None)
+            else:
+                self._full_until[name] = time.monotonic() + _FULL_FOR
+        field = f" (field {rejection.field!r})" if rejection.field is not None else ""
+        if kept:
+            self._metrics.rejected(name, "kept")
+            logger.warning(
+                "refused a callback of source %s with %d %s%s: %s; kept as %s",
+                name,
+                rejection.status,
+                rejection.code,
+                field,
+                rejection.message,
+                rejection.id,
+            )
+        else:
+            self._metrics.rejected(name, "over_cap")
+            logger.warning(
+                "refused a callback of source %s with %d %s%s: %s; not kept: the source keeps "
+                "%d rejected requests already (max_rejected)",
+                name,
+                rejection.status,
+                rejection.code,
+                field,
+                rejection.message,
+                rejection.keep_at_most,
+            )
 
 
 def hook_path_params(scope: Scope) -> dict[str, str] | None:
@@ -278,14 +342,6 @@ def _headers(
     if extra:
         headers.extend((name.lower().encode(), value.encode()) for name, value in extra.items())
     return headers
-
-
-def _check_media_type(content_type: str | None, content_encoding: str | None) -> None:
-    media_type = (content_type or "").partition(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType()
-    if content_encoding and content_encoding.strip().lower() != "identity":
-        raise UnsupportedMediaType("the body must not be compressed (Content-Encoding)")
 
 
 async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:

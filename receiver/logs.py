@@ -9,6 +9,7 @@ import logging
 import select
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -22,8 +23,29 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 access_logger = logging.getLogger("photohook.access")
 
 
+#: The facts a line can carry besides its message, each a field of its JSON object: given as
+#: ``extra={...}`` to a logging call, or as ``fields`` to :func:`log_often`. None of them ever
+#: holds a token or a secret: paths are masked, and no URL is among them.
+FIELDS = (
+    "source",
+    "event_id",
+    "task_id",
+    "delivery_id",
+    "destination",
+    "attempt",
+    "outcome",
+    "http_status",
+    "duration_ms",
+    "error",
+    "method",
+    "path",
+)
+Fields = Mapping[str, object]
+
+
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (and the exception, if any)."""
+    """One JSON object per line: time, level, logger, message, the facts of :data:`FIELDS` the
+    record carries (and the exception, if any)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = _entry(
@@ -32,18 +54,34 @@ class JSONFormatter(logging.Formatter):
             record.name,
             record.getMessage(),
             getattr(record, "request_id", ""),
+            {name: getattr(record, name) for name in FIELDS if hasattr(record, name)},
         )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
 
-    def line(self, created: float, level: str, name: str, message: str, request_id: str) -> str:
+    def line(
+        self,
+        created: float,
+        level: str,
+        name: str,
+        message: str,
+        request_id: str,
+        fields: Fields | None = None,
+    ) -> str:
         """What :meth:`format` makes of a record with these fields and no exception."""
-        return orjson.dumps(_entry(created, level, name, message, request_id)).decode()
+        return orjson.dumps(_entry(created, level, name, message, request_id, fields)).decode()
 
 
-def _entry(created: float, level: str, name: str, message: str, request_id: str) -> dict[str, str]:
-    entry = {
+def _entry(
+    created: float,
+    level: str,
+    name: str,
+    message: str,
+    request_id: str,
+    fields: Fields | None = None,
+) -> dict[str, object]:
+    entry: dict[str, object] = {
         "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
         "level": level.lower(),
         "logger": name,
@@ -51,6 +89,8 @@ def _entry(created: float, level: str, name: str, message: str, request_id: str)
     }
     if request_id:
         entry["request_id"] = request_id
+    if fields:
+        entry.update((key, value) for key, value in fields.items() if value is not None)
     return entry
 
 
@@ -65,8 +105,17 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return self._time(record.created)
 
-    def line(self, created: float, level: str, name: str, message: str, request_id: str) -> str:
-        """What :meth:`format` makes of a record with these fields and no exception."""
+    def line(
+        self,
+        created: float,
+        level: str,
+        name: str,
+        message: str,
+        request_id: str,
+        fields: Fields | None = None,
+    ) -> str:
+        """What :meth:`format` makes of a record with these fields and no exception (the
+        message says what the fields hold)."""
         return f"{self._time(created)} {level:<7} {name}: {message}"
 
     def _time(self, created: float) -> str:
@@ -75,6 +124,29 @@ class TextFormatter(logging.Formatter):
             self._second = second
             self._seconds_text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
         return f"{self._seconds_text},{int((created - second) * 1000):03d}"
+
+
+class TokenMaskingFilter(logging.Filter):
+    """Masks the URL token of ``/hooks/{source}/{token}`` in every record it sees, as
+    ``/hooks/{source}/<token>``.
+
+    photohook logs its own requests with the token masked; a server or application that embeds
+    it logs them its own way. Add this filter to the logger that writes those lines (uvicorn's
+    ``uvicorn.access``), or to a handler, so that they never show a token either.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact.path(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _masked(value) for key, value in record.args.items()}
+        return True
+
+
+def _masked(value: object) -> object:
+    return redact.path(value) if isinstance(value, str) else value
 
 
 class _RequestIdFilter(logging.Filter):
@@ -89,24 +161,42 @@ def begin_request() -> tuple[str, contextvars.Token[str]]:
     return request_id, REQUEST_ID.set(request_id)
 
 
-def log_request(method: str, path: str, status: int, outcome: str, started: float) -> None:
+def log_request(
+    method: str,
+    path: str,
+    status: int,
+    outcome: str,
+    started: float,
+    fields: Fields | None = None,
+) -> None:
     """The access line of a request; ``path`` must have its secrets masked already."""
     if access_logger.isEnabledFor(logging.INFO):
         elapsed = (time.perf_counter() - started) * 1000
+        facts = {
+            "method": method,
+            "path": path,
+            "http_status": status,
+            "outcome": outcome or None,
+            "duration_ms": round(elapsed, 3),
+        }
         outcome = f" {outcome}" if outcome else ""
-        log_often(access_logger, f"{method} {path} {status}{outcome} {elapsed:.1f}ms")
+        log_often(
+            access_logger,
+            f"{method} {path} {status}{outcome} {elapsed:.1f}ms",
+            {**facts, **fields} if fields else facts,
+        )
 
 
-def log_often(logger: logging.Logger, message: str) -> None:
-    """``logger.info(message)``, for a line logged many times a second (a request's, a
-    delivery's): written with the others of its moment (see :class:`_Output`)."""
+def log_often(logger: logging.Logger, message: str, fields: Fields | None = None) -> None:
+    """``logger.info(message, extra=fields)``, for a line logged many times a second (a
+    request's, a delivery's): written with the others of its moment (see :class:`_Output`)."""
     if not logger.isEnabledFor(logging.INFO):
         return
     output = _sole_output(logger)
     if output is None:
-        logger.info(message)
+        logger.info(message, extra=fields)
     else:
-        output.soon(logger.name, message)
+        output.soon(logger.name, message, fields)
 
 
 #: Seconds a frequent line (see :func:`log_often`) may wait in memory before it is written.
@@ -138,10 +228,10 @@ class _Output(logging.StreamHandler[TextIO]):
         self._line = formatter.line
         self._waiting: list[str] = []
 
-    def soon(self, name: str, message: str) -> None:
+    def soon(self, name: str, message: str, fields: Fields | None = None) -> None:
         """Write logger ``name``'s INFO line ``message`` soon (at once, outside an event loop)."""
         try:
-            line = self._line(time.time(), "INFO", name, message, REQUEST_ID.get())
+            line = self._line(time.time(), "INFO", name, message, REQUEST_ID.get(), fields)
         except Exception:
             # As for a record that cannot be formatted: reported on stderr, never raised.
             self.handleError(logging.makeLogRecord({"name": name, "msg": message}))

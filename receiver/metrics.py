@@ -1,14 +1,32 @@
-"""Prometheus metrics (``GET /metrics``), one registry per application."""
+"""Prometheus metrics (``GET /metrics``), one registry per application (or worker process)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from .store import Store
-from .tallies import Tally, TallyHistogram
+from .tallies import MinuteTally, Tally, TallyHistogram
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from .admin.access import AdminAccess
+
+#: The media type of Prometheus' text format.
+MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 UNKNOWN_SOURCE = "(unknown)"
@@ -18,7 +36,15 @@ class Metrics:
     """What photohook counts. Labels are bounded: configured sources and destinations only."""
 
     def __init__(self, sources: Iterable[str], destinations: Iterable[str]) -> None:
+        # A ``_created`` series for every counter and histogram doubles what is scraped and
+        # stored, for a start time that ``process_start_time_seconds`` already tells. The switch
+        # is prometheus_client's, for the whole process.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
+        # The process's CPU, memory and open files, and Python's version and collections.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.sources = frozenset(sources)
         self.destinations = frozenset(destinations)
         # Counted for every callback and every attempt: plain numbers, not the library's
@@ -29,6 +55,16 @@ class Metrics:
             ["source", "outcome", "reason"],
             self.registry,
         )
+        self.rejected_requests = Tally(
+            "photohook_rejected_requests",
+            "Authenticated callbacks refused for their content (400, 413, 415, 422), by source "
+            "and whether they were kept or turned away by the source's cap (kept, over_cap).",
+            ["source", "outcome"],
+            self.registry,
+        )
+        #: Duplicate and rejected callbacks by (source, outcome) and minute, for the dashboard:
+        #: accepted ones are counted from the store.
+        self.recent_callbacks = MinuteTally()
         self.ingest_seconds = TallyHistogram(
             "photohook_ingest_duration_seconds",
             "Time from a callback's arrival to its answer.",
@@ -86,7 +122,12 @@ class Metrics:
         if source not in self.sources:
             source = UNKNOWN_SOURCE
         self.callbacks.inc((source, outcome, reason))
+        if outcome != "accepted":
+            self.recent_callbacks.inc((source, outcome))
         self.ingest_seconds.observe((source,), seconds)
+
+    def rejected(self, source: str, outcome: str) -> None:
+        self.rejected_requests.inc((source, outcome))
 
     def stored(self, event_types: Iterable[str]) -> None:
         for event_type in event_types:
@@ -113,3 +154,33 @@ class Metrics:
         for state, count in states.items():
             self.disabled.labels(state).set(count)
         return generate_latest(self.registry)
+
+
+def metrics_app(metrics: Metrics, store: Store, access: AdminAccess) -> Starlette:
+    """``GET /metrics`` and nothing else, for a process that serves no other HTTP (``photohook
+    worker``); the same access as the admin API's."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from .errors import HTTPError, for_status
+    from .responses import error_response
+
+    async def prometheus(request: Request) -> Response:
+        access.check(request)
+        return Response(await metrics.render(store), media_type=MEDIA_TYPE)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):  # no such path, or not GET
+            response = error_response(for_status(exc.status_code)())
+            response.status_code = exc.status_code
+            return response
+        assert isinstance(exc, HTTPError)
+        return error_response(exc)
+
+    return Starlette(
+        routes=[Route("/metrics", prometheus, methods=["GET"])],
+        exception_handlers={HTTPError: refused, HTTPException: refused},
+    )

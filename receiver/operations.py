@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -25,29 +25,44 @@ async def replay_event(
     *,
     destination: str | None = None,
     destinations: Collection[str] = (),
+    new_id: bool = False,
 ) -> list[tuple[str, str]]:
     """Queue new deliveries of ``event``: to ``destination``, or wherever routes send it now.
 
+    They keep the event's ``webhook-id``, so that a receiver that deduplicates drops what it has
+    processed (as Stripe and Svix replay); ``new_id`` sends them as new messages instead.
     Returns (delivery id, destination) pairs; empty when no route sends the event anywhere.
     """
     targets = (destination,) if destination else router.destinations(event)
     if not targets:
         return []
     await store.sync_destinations(destinations or targets)
-    return list(zip(await store.add_deliveries(event.id, targets), targets, strict=True))
+    created = await store.add_deliveries(event.id, targets, new_message=new_id)
+    return list(zip(created, targets, strict=True))
 
 
 async def replay_matching(
-    store: Store, router: Router, query: EventQuery, *, destination: str | None = None
+    store: Store,
+    router: Router,
+    query: EventQuery,
+    *,
+    destination: str | None = None,
+    new_id: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
-    """Replay every event ``query`` matches (at most ``BULK_LIMIT``): (events, deliveries)."""
+    """Replay every event ``query`` matches (at most ``BULK_LIMIT``): (events, deliveries).
+    ``progress`` is given how many events each page replayed."""
     events = deliveries = 0
     page = replace(query, limit=min(query.limit, 500))
     while events < BULK_LIMIT:
         found = await store.list_events(page)
         for event in found:
-            deliveries += len(await replay_event(store, router, event, destination=destination))
+            deliveries += len(
+                await replay_event(store, router, event, destination=destination, new_id=new_id)
+            )
         events += len(found)
+        if progress is not None:
+            progress(len(found))
         if len(found) < page.limit:
             break
         page = replace(page, before=found[-1].id)

@@ -22,7 +22,8 @@ _SENSITIVE_HEADERS = frozenset(
     }
 )
 _SENSITIVE_WORDS = (b"secret", b"token", b"signature", b"password", b"api-key", b"apikey")
-_HOOK_PATH = re.compile(r"(/hooks/[^/]+/)[^/?]+")  # anywhere: below a mount point too
+# Anywhere: below a mount point too, and inside a log line (so a token ends at a space or quote).
+_HOOK_PATH = re.compile(r"(/hooks/[^/\s]+/)[^/?\s\"']+")
 
 
 @functools.lru_cache(maxsize=1024)  # header names repeat from request to request

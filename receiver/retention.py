@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from .errors import StoreError
@@ -15,10 +16,17 @@ logger = logging.getLogger("photohook.retention")
 INTERVAL = 600.0
 
 
-async def prune_old(store: Store, retention: float, *, dry_run: bool = False) -> Pruned:
-    """Delete (or count) what was received more than ``retention`` seconds ago."""
+async def prune_old(
+    store: Store,
+    retention: float,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[Pruned], None] | None = None,
+) -> Pruned:
+    """Delete (or count) what was received more than ``retention`` seconds ago; ``progress``
+    is given each batch's deletions."""
     cutoff = datetime.now(UTC) - timedelta(seconds=retention)
-    return await store.prune(cutoff, dry_run=dry_run)
+    return await store.prune(cutoff, dry_run=dry_run, progress=progress)
 
 
 async def prune_forever(store: Store, retention: float, *, interval: float = INTERVAL) -> None:
@@ -32,11 +40,13 @@ async def prune_forever(store: Store, retention: float, *, interval: float = INT
         else:
             if pruned != Pruned():
                 logger.info(
-                    "pruned %d events, %d requests, %d deliveries, %d attempts, %d tasks",
+                    "pruned %d events, %d requests, %d deliveries, %d attempts, %d tasks, "
+                    "%d rejected requests",
                     pruned.events,
                     pruned.receipts,
                     pruned.deliveries,
                     pruned.attempts,
                     pruned.tasks,
+                    pruned.rejected,
                 )
         await asyncio.sleep(interval)

@@ -36,15 +36,37 @@ class Secret:
         return hash(self._value)
 
 
-def resolve_secret(value: str, environ: Mapping[str, str] = os.environ) -> Secret:
+class UnsetSecret(Secret):
+    """An ``env:NAME`` secret whose variable is unset, read by a command that neither signs nor
+    delivers (``events``, ``url``, ...): the operator's shell need not hold the service's
+    secrets. It matches nothing, and revealing it raises ``LookupError`` naming the variable."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable: str) -> None:
+        super().__init__("")
+        self.variable = variable
+
+    def reveal(self) -> str:
+        raise LookupError(f"environment variable {self.variable} is not set")
+
+    def matches(self, candidate: bytes | str) -> bool:
+        return False
+
+
+def resolve_secret(
+    value: str, environ: Mapping[str, str] = os.environ, *, strict: bool = True
+) -> Secret:
     """A literal, or ``env:NAME`` for the value of the environment variable NAME.
 
-    Raises ``LookupError`` naming the variable when it is unset or empty, ``ValueError`` for an
-    empty literal.
+    Raises ``LookupError`` naming the variable when it is unset or empty (unless not ``strict``:
+    then an :class:`UnsetSecret`), ``ValueError`` for an empty literal.
     """
     if value.startswith("env:"):
         name = value[4:]
         resolved = environ.get(name, "")
+        if not resolved and not strict and name:
+            return UnsetSecret(name)
         if not resolved:
             raise LookupError(f"environment variable {name} is not set")
         return Secret(resolved)

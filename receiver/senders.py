@@ -8,6 +8,7 @@ import inspect
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,7 +19,14 @@ import orjson
 
 from . import redact, ssrf
 from .__about__ import __version__
-from .destinations import Destination, HandlerDestination, HTTPDestination
+from .context import DeliveryContext
+from .destinations import (
+    Destination,
+    HandlerDestination,
+    HTTPDestination,
+    ImportString,
+    takes_context,
+)
 from .events import Event
 from .retry import Retry
 from .signing import signature_header
@@ -80,7 +88,10 @@ class HTTPSender:
     def __init__(
         self, destination: HTTPDestination, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
+        if isinstance(destination.transform, ImportString):
+            raise destination.transform.error("the transform was not imported")
         self.destination = destination
+        self._transform = destination.transform
         self._transport = transport if transport is not None else http_transport()
         self._url = httpx.URL(destination.url)
         self._keys = destination.signing_keys()
@@ -89,17 +100,20 @@ class HTTPSender:
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    async def send(self, event: Event) -> Result:
+    async def send(self, event: Event, context: DeliveryContext | None = None) -> Result:
+        """One attempt; ``context`` gives the ``webhook-id`` (default: the event id)."""
         destination = self.destination
+        message_id = context.message_id if context is not None else event.id
         started, clock = time.time(), time.perf_counter()
 
         def failed(error: str) -> Result:
             return Result(_attempt(started, clock, ok=False, error=error))
 
         try:
-            document = destination.transform(event) if destination.transform else event.to_dict()
+            document = self._transform(event) if self._transform else event.to_dict()
         except Exception as exc:
-            logger.exception("transform of destination %s failed", destination.name)
+            # The attempt's line says what failed; the traceback is for debugging.
+            logger.debug("transform of destination %s failed", destination.name, exc_info=True)
             return failed(f"transform failed: {type(exc).__name__}: {exc}")
         if document is None:
             skipped = _attempt(started, clock, ok=True, error="not sent: the transform gave None")
@@ -110,11 +124,11 @@ class HTTPSender:
             **destination.headers,
             "content-type": "application/json",
             "user-agent": USER_AGENT,
-            "webhook-id": event.id,
+            "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
         }
         if self._keys:
-            headers["webhook-signature"] = signature_header(self._keys, event.id, timestamp, body)
+            headers["webhook-signature"] = signature_header(self._keys, message_id, timestamp, body)
         try:
             async with asyncio.timeout(destination.timeout):
                 url, extensions = await self._target(headers)
@@ -168,25 +182,32 @@ class HandlerSender:
     """Calls a handler function: async ones on the event loop, sync ones in a thread."""
 
     def __init__(self, destination: HandlerDestination) -> None:
+        handler = destination.handler
+        if isinstance(handler, ImportString):
+            raise handler.error("the handler was not imported")
         self.destination = destination
-        self._is_async = inspect.iscoroutinefunction(destination.handler)
+        self._handler: Callable[..., Any] = handler
+        self._is_async = inspect.iscoroutinefunction(handler)
+        # Decided once: a handler of one parameter keeps being called with the event alone.
+        self._takes_context = takes_context(handler)
 
     async def aclose(self) -> None:
         """Nothing to close: handlers hold no connection."""
 
-    async def send(self, event: Event) -> Result:
+    async def send(self, event: Event, context: DeliveryContext) -> Result:
         destination = self.destination
         started, clock = time.time(), time.perf_counter()
         retry_after = None
         error = None
+        arguments = (event, context) if self._takes_context else (event,)
         try:
             async with asyncio.timeout(destination.timeout):
                 if self._is_async:
-                    await destination.handler(event)  # type: ignore[misc]
+                    await self._handler(*arguments)
                 else:
                     # A sync handler that overruns keeps its thread until it returns; the
                     # attempt counts as failed and is retried.
-                    returned = await asyncio.to_thread(destination.handler, event)
+                    returned = await asyncio.to_thread(self._handler, *arguments)
                     if inspect.isawaitable(returned):
                         await returned
         except Retry as exc:
@@ -194,7 +215,14 @@ class HandlerSender:
         except TimeoutError:
             error = f"timed out after {destination.timeout:g}s"
         except Exception as exc:
-            logger.exception("handler of destination %s failed on %s", destination.name, event.id)
+            # The attempt's line says what failed (a warning once the delivery is dead); the
+            # traceback is for debugging.
+            logger.debug(
+                "handler of destination %s failed on %s",
+                destination.name,
+                event.id,
+                exc_info=True,
+            )
             error = f"{type(exc).__name__}: {exc}"
         return Result(_attempt(started, clock, ok=error is None, error=error), retry_after)
 

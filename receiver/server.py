@@ -56,6 +56,7 @@ def serve(settings: Settings, *, worker: bool = True) -> None:
             "database_url": settings.database_url,
             "log_level": settings.log_level,
             "log_format": settings.log_format,
+            "app_dir": str(settings.app_dir),
             "worker": worker,
         }
     )
@@ -74,6 +75,8 @@ def process_app() -> ASGIApp:
         log_level=given["log_level"],
         log_format=given["log_format"],
         migrate=False,
+        app_dir=given["app_dir"],
+        import_callables=False,  # create_app imports them when this process delivers
     )
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings, worker=given["worker"])

@@ -6,6 +6,7 @@ Flags win over environment variables, which win over the file, which wins over t
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from .destinations import (
     HandlerDestination,
     HTTPDestination,
     Transform,
+    imported,
     read_destination,
 )
 from .errors import ConfigError
@@ -44,7 +46,17 @@ ENVIRONMENT = {
     "PHOTOHOOK_LOG_FORMAT": "log format: text or json (default: text)",
     "PHOTOHOOK_ADMIN_TOKEN": "bearer token of the admin API and dashboard "
     "(default: unset, loopback clients only)",
+    "PHOTOHOOK_BASE_URL": "public base URL 'url' prints (default: http://HOST:PORT as 'serve')",
+    "PHOTOHOOK_APP_DIR": "folder handler and transform modules are imported from "
+    "(default: the working directory)",
+    "PHOTOHOOK_ARCHIVE_DIR": "handlers.archive: where results are saved (default: ./archive)",
+    "PHOTOHOOK_ARCHIVE_MAX_BYTES": "handlers.archive: largest file (default: 100 MiB)",
+    "PHOTOHOOK_ARCHIVE_ALLOW_PRIVATE": "handlers.archive: 1 to fetch from private addresses",
+    "PHOTOHOOK_METRICS_PORT": "port of a 'worker' process's own /metrics, on PHOTOHOOK_HOST "
+    "(default: none)",
 }
+#: How many authenticated callbacks refused for their content each source keeps, by default.
+DEFAULT_MAX_REJECTED = 10_000
 #: Duplicates must be recognised for at least this long (Crop.photo resends for ~1.5 hours).
 MINIMUM_RETENTION = 7 * 86400
 
@@ -63,6 +75,7 @@ class SourceConfig:
     reconcile_after: float = 600.0
     reconcile_for: float = 48 * 3600.0
     confirm: bool = False  # check terminal callbacks with the provider before routing them
+    max_rejected: int | None = None  # rejected requests kept; None: [server]'s default
 
 
 def default_sources() -> dict[str, SourceConfig]:
@@ -80,6 +93,7 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8000
+    base_url: str | None = None  # what `photohook url` prints; None: http://host:port
     database_url: str = DEFAULT_DATABASE_URL
     config_file: Path | None = None
     secret_keys: tuple[Secret, ...] = ()
@@ -96,8 +110,20 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"
     access_log: bool = True  # a line per accepted callback (refusals and failures always)
+    max_rejected_per_source: int = DEFAULT_MAX_REJECTED  # rejected requests kept per source
     migrate: bool = True  # apply pending database migrations at start-up
     processes: int = 1  # how many processes `serve` runs (WEB_CONCURRENCY)
+    #: The folder handler and transform modules are imported from, first on the import path,
+    #: as uvicorn's ``--app-dir`` (PHOTOHOOK_APP_DIR; default: the working directory).
+    app_dir: Path = field(default_factory=Path.cwd)
+    metrics_port: int | None = None  # where `photohook worker` serves /metrics; None: nowhere
+
+    def rejected_cap(self, source: str) -> int:
+        """How many rejected requests ``source`` keeps."""
+        config = self.sources.get(source)
+        if config is not None and config.max_rejected is not None:
+            return config.max_rejected
+        return self.max_rejected_per_source
 
     @classmethod
     def load(
@@ -111,11 +137,21 @@ class Settings:
         log_format: str | None = None,
         migrate: bool = True,
         processes: int | None = None,
+        metrics_port: int | None = None,
         handlers: Mapping[str, Handler] | None = None,
         transforms: Mapping[str, Transform] | None = None,
         environ: Mapping[str, str] = os.environ,
+        resolve_secrets: bool = True,
+        app_dir: str | Path | None = None,
+        import_callables: bool = True,
     ) -> Settings:
         """Read the flags given here, then the environment, then the config file.
+
+        With ``import_callables=False``, the handlers and transforms the file names are not
+        imported until :meth:`with_callables` (a web process that does not deliver never needs
+        them). With ``resolve_secrets=False`` (commands that neither sign nor deliver), an
+        ``env:NAME`` secret whose variable is unset is an :class:`~receiver.secret.UnsetSecret`,
+        not an error.
 
         ``handlers`` adds handler destinations given as callables (named by the keys, for routes
         to name in ``to``); ``transforms`` sets the transform of the named HTTP destinations.
@@ -123,7 +159,12 @@ class Settings:
         """
         path = _config_path(config_file, environ)
         document = load_toml(path) if path is not None else {}
-        root = Table(document, file=str(path or DEFAULT_CONFIG_FILE), environ=environ)
+        root = Table(
+            document,
+            file=str(path or DEFAULT_CONFIG_FILE),
+            environ=environ,
+            strict_secrets=resolve_secrets,
+        )
         server = root.take_table("server")
         max_body_bytes = server.take_int("max_body_bytes", 262_144, minimum=1024)
         trusted_proxies = server.take_networks("trusted_proxies")
@@ -133,6 +174,7 @@ class Settings:
         if header_timeout <= 0 or body_timeout <= 0:
             raise server.error("header_timeout", "timeouts must be more than 0")
         access_log = server.take_bool("access_log", True)
+        max_rejected = server.take_int("max_rejected_per_source", DEFAULT_MAX_REJECTED)
         retention = server.take_duration("retention", 0) or None
         if retention is not None and retention < MINIMUM_RETENTION:
             raise server.error(
@@ -146,8 +188,13 @@ class Settings:
         )
         if not sources:
             raise root.error("sources", "at least one source is required")
+        folder = Path(app_dir or environ.get("PHOTOHOOK_APP_DIR") or ".").absolute()
+        if import_callables:
+            _on_import_path(folder)
         destinations = {
-            name: read_destination(table, name, allow_private=allow_private)
+            name: read_destination(
+                table, name, allow_private=allow_private, import_now=import_callables
+            )
             for name, table in root.take_tables("destinations").items()
         }
         _add_callables(root, destinations, handlers or {}, transforms or {})
@@ -182,10 +229,22 @@ class Settings:
             ) from None
         if not 1 <= resolved_processes <= 64:
             raise ConfigError(f"processes: expected 1 to 64, got {resolved_processes}")
+        env_metrics_port = environ.get("PHOTOHOOK_METRICS_PORT") or None
+        try:
+            resolved_metrics_port = (
+                metrics_port if metrics_port is not None else int(env_metrics_port or 0) or None
+            )
+        except ValueError:
+            raise ConfigError(
+                f"PHOTOHOOK_METRICS_PORT: expected a port number, got {env_metrics_port!r}"
+            ) from None
+        if resolved_metrics_port is not None and not 1 <= resolved_metrics_port <= 65535:
+            raise ConfigError(f"metrics port: expected 1 to 65535, got {resolved_metrics_port}")
         keys = environ.get("PHOTOHOOK_SECRET_KEYS", "")
         return cls(
             host=host or environ.get("PHOTOHOOK_HOST") or "127.0.0.1",
             port=resolved_port,
+            base_url=environ.get("PHOTOHOOK_BASE_URL") or None,
             database_url=database_url
             or environ.get("PHOTOHOOK_DATABASE_URL")
             or DEFAULT_DATABASE_URL,
@@ -206,9 +265,24 @@ class Settings:
             log_level=level,
             log_format=fmt,
             access_log=access_log,
+            max_rejected_per_source=max_rejected,
             migrate=migrate,
             processes=resolved_processes,
+            app_dir=folder,
+            metrics_port=resolved_metrics_port,
         )
+
+    def with_callables(self) -> Settings:
+        """These settings with every handler and transform imported (from :attr:`app_dir` first);
+        raises :class:`~receiver.errors.ConfigError` naming the file, key and problem."""
+        _on_import_path(self.app_dir)
+        destinations = {name: imported(d) for name, d in self.destinations.items()}
+        return replace(self, destinations=destinations)
+
+
+def _on_import_path(folder: Path) -> None:
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 
 def _add_callables(
@@ -268,6 +342,7 @@ def _read_source(table: Table, name: str) -> SourceConfig:
     confirm = table.take_bool("confirm", False)
     if confirm and api_key is None:
         raise table.error("confirm", "confirming callbacks needs the provider's api_key")
+    max_rejected = table.take_int("max_rejected", -1)
     table.finish()
     return SourceConfig(
         name=name,
@@ -280,4 +355,5 @@ def _read_source(table: Table, name: str) -> SourceConfig:
         reconcile_after=reconcile_after,
         reconcile_for=reconcile_for,
         confirm=confirm,
+        max_rejected=max_rejected if max_rejected >= 0 else None,
     )

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 from collections.abc import Sequence
 
 PREFIX = "whsec_"
@@ -26,6 +27,11 @@ def decode_secret(secret: str) -> bytes:
     if not key:
         raise ValueError("a Standard Webhooks secret cannot be empty")
     return key
+
+
+def new_secret() -> str:
+    """A new random secret, ``whsec_`` and the base64 of 32 bytes (256 bits, HMAC-SHA256's)."""
+    return PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
 
 from . import eventloop
+from .progress import Progress
 from .senders import tls_context
 
 FOTOR_STATUS = {"in_progress": 0, "completed": 1, "failed": 2}
@@ -124,13 +124,12 @@ async def send_test(
     count: int,
     concurrency: int,
     secret: str | None,
-    progress: TextIO | None = None,
+    progress: Progress | None = None,
 ) -> Summary:
     """Send ``count`` callbacks, ``concurrency`` at a time, and summarize what came back."""
     summary = Summary()
     headers = {"X-WEBHOOK-SECRET": secret} if secret else {}
     queue = iter(range(count))
-    show_progress = progress is not None and count >= 100
 
     async def sender(client: httpx.AsyncClient) -> None:
         for index in queue:
@@ -154,10 +153,8 @@ async def send_test(
                 else:
                     summary.rejected[response.status_code] += 1
             summary.sent += 1
-            if show_progress and progress is not None and summary.sent % max(1, count // 50) == 0:
-                done = summary.sent * 30 // count
-                progress.write(f"\r[{'#' * done}{'.' * (30 - done)}] {summary.sent}/{count}")
-                progress.flush()
+            if progress is not None:
+                progress.advance()
 
     # A client, so a connection, per sender: httpx's shared pool looks at every connection on
     # every request, and slows down as concurrency grows. They share the deliveries' one TLS
@@ -175,10 +172,10 @@ async def send_test(
         started = time.perf_counter()
         await asyncio.gather(*(sender(client) for client in clients))
     summary.seconds = time.perf_counter() - started
-    if show_progress and progress is not None:
-        progress.write("\n")
     return summary
 
 
 def run(**options: Any) -> Summary:
-    return eventloop.run(send_test(progress=sys.stderr, **options))
+    """:func:`send_test`, with its progress on stderr while that is a terminal."""
+    with Progress("sending", options["count"], unit="callbacks") as progress:
+        return eventloop.run(send_test(progress=progress, **options))

@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Mapping
 
+from .context import DeliveryContext
 from .destinations import Destination
 from .errors import StoreError
 from .ids import ulid
@@ -96,17 +97,19 @@ class _Lane:
         try:
             if self.rate is not None:
                 await self.rate.wait()
-            result = await sender.send(claim.event)
+            delivery = claim.delivery
+            context = DeliveryContext(
+                delivery_id=delivery.id,
+                attempt=delivery.attempts + 1,
+                destination=delivery.destination,
+                message_id=delivery.message_id or claim.event.id,
+            )
+            result = await sender.send(claim.event, context)
         finally:
             self._free.append(sender)
             self.worker.wake()  # room to claim another
         outcome = self._outcome(claim, result)
-        error = f" ({result.attempt.error})" if result.attempt.error else ""
-        log_often(
-            logger,
-            f"delivery {claim.delivery.id} of {claim.event.id} to {self.destination.name}: "
-            f"{outcome.state}{error}",
-        )
+        self._log(claim, outcome)
         if self.worker.metrics is not None:
             seconds = result.attempt.duration_ms / 1000
             self.worker.metrics.attempt(self.destination.name, outcome.state, seconds)
@@ -115,6 +118,49 @@ class _Lane:
         except StoreError as exc:
             # The lease runs out and the delivery is tried again: at least once, never lost.
             logger.error("cannot record delivery %s: %s", claim.delivery.id, exc)
+
+    def _log(self, claim: Claim, outcome: Outcome) -> None:
+        """An attempt's line: INFO, written with the others of its moment, whatever came of it
+        but the end of the delivery's hopes (dead) or of its destination's (disabled): those are
+        warnings, written at once."""
+        attempt = outcome.attempt
+        fields = {
+            "source": claim.event.source,
+            "event_id": claim.event.id,
+            "task_id": claim.event.task_id,
+            "delivery_id": claim.delivery.id,
+            "destination": self.destination.name,
+            "attempt": claim.delivery.attempts + 1,
+            "outcome": outcome.state,
+            "http_status": attempt.status_code,
+            "duration_ms": round(attempt.duration_ms, 3),
+            "error": attempt.error,
+        }
+        about = (
+            f"delivery {claim.delivery.id} of {claim.event.id} (task {claim.event.task_id}) "
+            f"to {self.destination.name}"
+        )
+        if outcome.disable_destination is not None:
+            logger.warning(
+                "destination %s disabled: %s; its deliveries are held until "
+                "'photohook resume %s' (%s)",
+                self.destination.name,
+                outcome.disable_destination,
+                self.destination.name,
+                about,
+                extra=fields,
+            )
+        elif outcome.state == "dead":
+            logger.warning(
+                "%s is dead after %d attempts: %s",
+                about,
+                claim.delivery.attempts + 1,
+                attempt.error,
+                extra=fields,
+            )
+        else:
+            error = f" ({attempt.error})" if attempt.error else ""
+            log_often(logger, f"{about}: {outcome.state}{error}", fields)
 
     def _outcome(self, claim: Claim, result: Result) -> Outcome:
         state, next_attempt_at, disable = "delivered", None, None

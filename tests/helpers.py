@@ -13,7 +13,6 @@ import httpx
 from starlette.applications import Starlette
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 FOTOR_IP = "54.212.95.175"
 
 

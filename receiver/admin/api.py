@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import Conflict, InvalidJSON, NotFound, ValidationFailed
+from ..metrics import Metrics
 from ..operations import (
     destination_report,
     reconciler_report,
@@ -18,24 +19,31 @@ from ..operations import (
     replay_matching,
     track,
 )
+from ..rejected import retry, retry_all
 from ..responses import JSONResponse
 from ..routing import Router
 from ..settings import Settings
 from ..sources import KINDS
-from ..store import TASK_STATES, DeliveryQuery, Store
-from .params import Params, delivery_query, event_query
+from ..store import TASK_STATES, DeliveryQuery, Receipt, Store, Stored
+from .params import Params, delivery_query, event_query, rejected_query
 
 STATUSES = sorted({status for kind in KINDS.values() for status in kind.statuses})
 
 
 class AdminAPI:
     def __init__(
-        self, settings: Settings, store: Store, router: Router, wake: Callable[[], None]
+        self,
+        settings: Settings,
+        store: Store,
+        router: Router,
+        wake: Callable[[], None],
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._router = router
         self._wake = wake
+        self._metrics = metrics
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -52,6 +60,10 @@ class AdminAPI:
             Route("/api/tasks", self.list_tasks, methods=["GET"]),
             Route("/api/tasks", self.track_task, methods=["POST"]),
             Route("/api/reconciler", self.reconciler, methods=["GET"]),
+            Route("/api/rejected", self.list_rejected, methods=["GET"]),
+            Route("/api/rejected/retry", self.retry_rejected, methods=["POST"]),
+            Route("/api/rejected/{rejected_id}", self.get_rejected, methods=["GET"]),
+            Route("/api/rejected/{rejected_id}/retry", self.retry_one_rejected, methods=["POST"]),
         ]
 
     async def list_events(self, request: Request) -> Response:
@@ -71,7 +83,8 @@ class AdminAPI:
 
     async def replay_one(self, request: Request) -> Response:
         _no_params(request)
-        destination = self._destination(await _body(request))
+        body = await _body(request)
+        destination = self._destination(body)
         event = await self._store.get_event(request.path_params["event_id"])
         if event is None:
             raise NotFound("no event with that id")
@@ -81,6 +94,7 @@ class AdminAPI:
             event,
             destination=destination,
             destinations=self._settings.destinations,
+            new_id=_new_id(body),
         )
         if not created:
             raise ValidationFailed(
@@ -93,9 +107,10 @@ class AdminAPI:
         params = Params(request.query_params)
         query = event_query(params, statuses=STATUSES, limit=500)
         params.finish()
-        destination = self._destination(await _body(request))
+        body = await _body(request)
+        destination = self._destination(body)
         events, deliveries = await replay_matching(
-            self._store, self._router, query, destination=destination
+            self._store, self._router, query, destination=destination, new_id=_new_id(body)
         )
         self._wake()
         return JSONResponse({"events": events, "deliveries": deliveries})
@@ -187,8 +202,53 @@ class AdminAPI:
             {"sources": await reconciler_report(self._store, self._settings.sources)}
         )
 
+    async def list_rejected(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        query = rejected_query(params)
+        params.finish()
+        found = await self._store.list_rejected(query)
+        next_cursor = found[-1].id if len(found) == query.limit else None
+        return JSONResponse(
+            {"items": [r.to_dict(full=False) for r in found], "next_cursor": next_cursor}
+        )
+
+    async def get_rejected(self, request: Request) -> Response:
+        _no_params(request)
+        found = await self._store.get_rejected(request.path_params["rejected_id"])
+        if found is None:
+            raise NotFound("no rejected request with that id")
+        return JSONResponse(found.to_dict())
+
+    async def retry_one_rejected(self, request: Request) -> Response:
+        _no_params(request)
+        record = await retry(
+            self._store,
+            self._settings,
+            self._router,
+            request.path_params["rejected_id"],
+            self._stored,
+        )
+        return JSONResponse(record.to_dict(full=False))
+
+    async def retry_rejected(self, request: Request) -> Response:
+        params = Params(request.query_params)
+        source = params.text("source")
+        params.finish()
+        outcomes = await retry_all(self._store, self._settings, self._router, source, self._stored)
+        return JSONResponse(
+            {name: outcomes[name] for name in ("accepted", "duplicate", "rejected", "skipped")}
+        )
+
+    def _stored(self, receipt: Receipt, stored: Stored) -> None:
+        """A retried rejected request was stored: count its new events, wake the worker."""
+        if self._metrics is not None and stored.new_event_ids:
+            new = set(stored.new_event_ids)
+            self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)
+        if stored.new_event_ids:
+            self._wake()
+
     def _destination(self, body: dict[str, Any]) -> str | None:
-        unknown = sorted(set(body) - {"destination"})
+        unknown = sorted(set(body) - {"destination", "new_id"})
         if unknown:
             raise ValidationFailed(f"unknown field {unknown[0]!r}", field=unknown[0])
         destination = body.get("destination")
@@ -197,6 +257,13 @@ class AdminAPI:
         if not isinstance(destination, str) or destination not in self._settings.destinations:
             raise ValidationFailed("no destination with that name", field="destination")
         return destination
+
+
+def _new_id(body: dict[str, Any]) -> bool:
+    new_id = body.get("new_id", False)
+    if not isinstance(new_id, bool):
+        raise ValidationFailed("new_id must be true or false", field="new_id")
+    return new_id
 
 
 def _no_params(request: Request) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..__about__ import __version__
 from ..store import DELIVERY_STATES, DESTINATION_STATES, TASK_STATES
+from ..store.records import RETRY_OUTCOMES
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -102,7 +103,14 @@ _REPLAY_BODY = {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "destination": {"type": "string", "description": "Only to this destination."}
+                    "destination": {"type": "string", "description": "Only to this destination."},
+                    "new_id": {
+                        "type": "boolean",
+                        "default": False,
+                        "description": "Send as a new message, under a new webhook-id, for a "
+                        "receiver that must process it again (by default the event id is kept, "
+                        "and a receiver that deduplicates drops the replay).",
+                    },
                 },
             }
         }
@@ -278,6 +286,85 @@ _COMPONENTS: dict[str, Schema] = {
             "checks": {"type": "integer"},
             "last_error": _nullable({"type": "string"}),
         },
+    },
+    "RejectedRequest": {
+        "type": "object",
+        "description": "An authenticated callback refused for its content, kept to be retried.",
+        "required": [
+            "id",
+            "source",
+            "received_at",
+            "status",
+            "error",
+            "body_kept",
+            "retries",
+            "retried_at",
+            "outcome",
+            "retry_error",
+            "event_ids",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "source": {"type": "string"},
+            "received_at": {"type": "string", "format": "date-time"},
+            "status": {"type": "integer", "description": "The answer it was given."},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": "string"},
+                },
+            },
+            "body_kept": {
+                "type": "boolean",
+                "description": "False when the body was not read whole (413): it cannot be "
+                "retried.",
+            },
+            "retries": {"type": "integer"},
+            "retried_at": _nullable({"type": "string", "format": "date-time"}),
+            "outcome": _nullable(
+                {
+                    "type": "string",
+                    "enum": list(RETRY_OUTCOMES),
+                    "description": "What the last retry came to.",
+                }
+            ),
+            "retry_error": _nullable(
+                {
+                    "type": "object",
+                    "description": "Why the last retry was refused.",
+                    "required": ["status", "code", "message"],
+                    "properties": {
+                        "status": {"type": "integer"},
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string"},
+                    },
+                }
+            ),
+            "event_ids": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "RejectedRequestDetail": {
+        "allOf": [
+            _ref("RejectedRequest"),
+            {
+                "type": "object",
+                "description": "With the request as received; secret headers are redacted.",
+                "required": ["peer", "client", "headers", "body"],
+                "properties": {
+                    "peer": _nullable({"type": "string"}),
+                    "client": _nullable({"type": "string"}),
+                    "headers": {
+                        "type": "array",
+                        "items": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "body": _nullable({"type": "string"}),
+                },
+            },
+        ]
     },
     "Destination": {
         "type": "object",
@@ -597,6 +684,7 @@ def document() -> dict[str, Any]:
                     | _errors(422),
                 )
             },
+            **_REJECTED_PATHS,
         },
         "components": {
             "schemas": _COMPONENTS,
@@ -617,3 +705,59 @@ def _requeued() -> Schema:
         "required": ["requeued"],
         "properties": {"requeued": {"type": "integer"}},
     }
+
+
+_REJECTED_PATHS: dict[str, Any] = {
+    "/api/rejected": {
+        "get": _admin(
+            "List kept rejected requests, newest first",
+            _ok(_page("RejectedRequest")) | _errors(422),
+            parameters=[
+                _query("source", _TEXT, "Source name."),
+                _query(
+                    "retryable",
+                    {"type": "string", "enum": ["true", "false"]},
+                    "true: only those not accepted yet (never retried, or refused again).",
+                ),
+                *_PAGE,
+            ],
+        )
+    },
+    "/api/rejected/retry": {
+        "post": _admin(
+            "Retry every kept rejected request not accepted yet (at most 10,000)",
+            _ok(
+                {
+                    "type": "object",
+                    "required": ["accepted", "duplicate", "rejected", "skipped"],
+                    "properties": {
+                        "accepted": {"type": "integer"},
+                        "duplicate": {"type": "integer"},
+                        "rejected": {"type": "integer"},
+                        "skipped": {
+                            "type": "integer",
+                            "description": "Not run: the source is gone or the body was not kept.",
+                        },
+                    },
+                }
+            )
+            | _errors(422, 503),
+            parameters=[_query("source", _TEXT, "Only this source's.")],
+        )
+    },
+    "/api/rejected/{rejected_id}": {
+        "get": _admin(
+            "A kept rejected request, with its headers and body",
+            _ok(_ref("RejectedRequestDetail")) | _errors(404, 422),
+            parameters=[_path("rejected_id", "Rejected request id.")],
+        )
+    },
+    "/api/rejected/{rejected_id}/retry": {
+        "post": _admin(
+            "Run a kept rejected request through ingest again: the record says what it came to "
+            "(outcome, event_ids, or retry_error when it is refused again)",
+            _ok(_ref("RejectedRequest")) | _errors(404, 409, 422, 503),
+            parameters=[_path("rejected_id", "Rejected request id.")],
+        )
+    },
+}

@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
 from ..errors import ValidationFailed
-from ..store import DELIVERY_STATES, DeliveryQuery, EventQuery
+from ..store import DELIVERY_STATES, DeliveryQuery, EventQuery, RejectedQuery
 
 MAX_LIMIT = 500
 EVENT_FILTERS = (
@@ -103,4 +103,14 @@ def delivery_query(params: Params, *, paginated: bool = True) -> DeliveryQuery:
         before=params.text("cursor") if paginated else None,
         dead_first=not paginated,
         limit=params.integer("limit", 100, low=1, high=MAX_LIMIT),
+    )
+
+
+def rejected_query(params: Params) -> RejectedQuery:
+    """Filters of kept rejected requests, newest first, with a cursor."""
+    return RejectedQuery(
+        source=params.text("source"),
+        retryable=bool(params.boolean("retryable")),
+        before=params.text("cursor"),
+        limit=params.integer("limit", 50, low=1, high=MAX_LIMIT),
     )

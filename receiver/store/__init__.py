@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..events import Event
+from .migrations import SchemaChange
 from .records import (
     DELIVERY_STATES,
     DESTINATION_STATES,
@@ -15,6 +16,7 @@ from .records import (
     Attempt,
     AttemptRecord,
     Claim,
+    Count,
     Delivery,
     DeliveryQuery,
     DestinationStatus,
@@ -24,6 +26,9 @@ from .records import (
     Outcome,
     Pruned,
     Receipt,
+    RejectedQuery,
+    RejectedRequest,
+    Rejection,
     Stored,
     Task,
     Tracking,
@@ -33,9 +38,13 @@ from .records import (
 class Store(Protocol):
     """What photohook needs from a database."""
 
-    async def open(self, *, migrate: bool = True) -> None:
+    #: What :meth:`open` did to the schema (None before it is opened).
+    schema: SchemaChange | None
+
+    async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         """Connect and apply pending migrations (with ``migrate=False``, raise StoreError if
-        any is pending)."""
+        any is pending). With ``create=False``, raise NoDatabase, creating nothing, where the
+        database holds no photohook schema (or, for SQLite, the file does not exist)."""
 
     async def close(self) -> None:
         """Finish pending commits and disconnect."""
@@ -47,6 +56,24 @@ class Store(Protocol):
         stored again; the receipt is kept, linked to the existing event, if its body differs.
         Raises :class:`~receiver.errors.StoreError` when the database cannot commit.
         """
+
+    async def keep_rejected(self, rejection: Rejection) -> bool:
+        """Keep an authenticated callback refused for its content, durably (committed when this
+        returns); False when its source already keeps ``keep_at_most`` (the cap turned it away).
+        Raises :class:`~receiver.errors.StoreError` when the database cannot commit."""
+
+    async def list_rejected(self, query: RejectedQuery) -> list[RejectedRequest]:
+        """Kept rejected requests matching ``query``, newest first."""
+
+    async def get_rejected(self, rejected_id: str) -> RejectedRequest | None:
+        """One kept rejected request, or None."""
+
+    async def accept_rejected(self, rejected_id: str, receipt: Receipt) -> Stored:
+        """Store a retried rejected request as :meth:`store` does, and record on it what that
+        came to (accepted or duplicate, its events), in one transaction."""
+
+    async def refuse_rejected(self, rejected_id: str, error: dict[str, Any]) -> None:
+        """Record that a retry of a kept rejected request was refused again, and why."""
 
     async def listen(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` when another process makes deliveries due (where the engine can tell;
@@ -63,6 +90,20 @@ class Store(Protocol):
 
     async def get_event(self, event_id: str) -> Event | None:
         """One event, or None."""
+
+    async def events_by_id(self, event_ids: Sequence[str]) -> dict[str, Event]:
+        """The events of these ids that exist, by id."""
+
+    async def deliveries_of(self, event_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+        """The deliveries of these events, by event id, in destination order."""
+
+    async def callback_counts(self, since: float, bucket_seconds: int) -> list[Count]:
+        """Accepted callbacks per source and bucket of ``bucket_seconds`` (60 or 3600) since
+        ``since`` (the start of a bucket), reading that window alone."""
+
+    async def attempt_counts(self, since: float, bucket_seconds: int) -> list[Count]:
+        """Delivery attempts per destination, outcome (delivered, failed, dead) and bucket of
+        ``bucket_seconds`` since ``since``, reading that window alone."""
 
     async def sync_destinations(self, names: Iterable[str]) -> None:
         """Make sure every configured destination has a state (active when new)."""
@@ -91,8 +132,11 @@ class Store(Protocol):
         """Record an attempt and the delivery's new state (group-committed, without waiting
         for the disk: see :mod:`~.sqlstore`)."""
 
-    async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
-        """New pending deliveries of an event (a replay); their ids."""
+    async def add_deliveries(
+        self, event_id: str, destinations: Iterable[str], *, new_message: bool = False
+    ) -> list[str]:
+        """New pending deliveries of an event (a replay); their ids. With ``new_message``, each
+        is sent under a new ``webhook-id`` (``msg_...``), not the event id."""
 
     async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
         """Deliveries matching ``query``: dead ones first, then newest first."""
@@ -112,10 +156,18 @@ class Store(Protocol):
     async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
         """The attempts of these deliveries, in order."""
 
-    async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
+    async def prune(
+        self,
+        cutoff: datetime,
+        *,
+        batch: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[Pruned], None] | None = None,
+    ) -> Pruned:
         """Delete events received before ``cutoff`` with nothing left to deliver, their
-        deliveries and attempts, requests no kept event needs, and tracked tasks that finished
-        before it, in small transactions."""
+        deliveries and attempts, requests no kept event needs, tracked tasks that finished
+        before it, and rejected requests received before it, in small transactions (each one's
+        deletions given to ``progress``)."""
 
     async def track_task(
         self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
@@ -198,6 +250,7 @@ __all__ = [
     "Attempt",
     "AttemptRecord",
     "Claim",
+    "Count",
     "Delivery",
     "DeliveryQuery",
     "DestinationStatus",
@@ -207,6 +260,10 @@ __all__ = [
     "Outcome",
     "Pruned",
     "Receipt",
+    "RejectedQuery",
+    "RejectedRequest",
+    "Rejection",
+    "SchemaChange",
     "Store",
     "Stored",
     "Task",

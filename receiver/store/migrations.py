@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 
-from ..errors import StoreError
+from ..errors import NoDatabase, StoreError
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -30,6 +30,20 @@ class Migration:
         if current.strip():
             statements.append(current.strip())
         return statements
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaChange:
+    """What opening a database did to its schema: from version ``before`` (0: none, a new
+    database) to ``after``."""
+
+    before: int
+    after: int
+
+    @classmethod
+    def of(cls, applied: set[int], todo: list[Migration]) -> SchemaChange:
+        before = max(applied, default=0)
+        return cls(before, max((m.version for m in todo), default=before))
 
 
 def migrations(engine: str) -> list[Migration]:
@@ -59,3 +73,10 @@ def pending(engine: str, applied: set[int]) -> list[Migration]:
 def not_migrated(todo: list[Migration]) -> StoreError:
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in todo)
     return StoreError(f"the database needs migrations ({names}); run 'photohook migrate' first")
+
+
+def no_database(database: str) -> NoDatabase:
+    return NoDatabase(
+        f"no photohook database at {database}: run 'photohook migrate' (or 'photohook serve') "
+        "first to create it, or give the database with --db or PHOTOHOOK_DATABASE_URL"
+    )

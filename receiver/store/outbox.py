@@ -12,6 +12,11 @@ from .tx import Tx, conditions, marks
 
 _PARAMETERS_PER_QUERY = 500
 
+INSERT_REPLAY = """
+    INSERT INTO deliveries (id, event_id, destination, source, task_id, state, next_attempt_at,
+        last_error, created_at, updated_at, message_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
 INSERT_DELIVERY = """
     INSERT INTO deliveries (id, event_id, destination, source, task_id, state, next_attempt_at,
         last_error, created_at, updated_at)
@@ -121,7 +126,7 @@ async def _claims(tx: Tx, ids: list[str]) -> list[Claim]:
             f" WHERE d.id IN ({marks(len(chunk))}) ORDER BY d.event_id",
             chunk,
         ):
-            claims.append(Claim(rows.delivery(row[:11]), rows.event(row[11:])))
+            claims.append(Claim(rows.delivery(row[:12]), rows.event(row[12:])))
     return claims
 
 
@@ -177,18 +182,31 @@ async def finish(tx: Tx, outcomes: Sequence[Outcome], now: float) -> None:
 
 
 async def add_deliveries(
-    tx: Tx, event_id: str, destinations: Iterable[str], now: float
+    tx: Tx, event_id: str, destinations: Iterable[str], now: float, *, new_message: bool = False
 ) -> list[str]:
-    """New pending deliveries of an event (a replay); their ids."""
+    """New pending deliveries of an event (a replay); their ids. With ``new_message``, each is
+    sent under a new ``webhook-id``, for receivers that must process it again."""
     found = await tx.fetch("SELECT source, task_id FROM events WHERE id = ?", (event_id,))
     if not found:
         return []
     [(source, task_id)] = found
     new = [
-        (new_id("dlv"), event_id, name, source, task_id, "pending", now, None, now, now)
+        (
+            new_id("dlv"),
+            event_id,
+            name,
+            source,
+            task_id,
+            "pending",
+            now,
+            None,
+            now,
+            now,
+            new_id("msg") if new_message else None,
+        )
         for name in destinations
     ]
-    await tx.executemany(INSERT_DELIVERY, new)
+    await tx.executemany(INSERT_REPLAY, new)
     await tx.notify()
     return [row[0] for row in new]
 

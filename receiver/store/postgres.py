@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from .. import redact
 from ..errors import StoreError
 from ..events import format_time
-from .migrations import not_migrated, pending
+from .migrations import SchemaChange, no_database, not_migrated, pending
 from .records import Receipt, Stored
 from .sqlstore import SQLStore, reason
 from .tx import Dialect, Row, Tx
@@ -36,6 +37,7 @@ DIALECT = Dialect(
         " WHERE item.value = ?)"
     ),
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    integer_part="TRUNC({value})",
     for_update=" FOR UPDATE",
     after_import=(
         "SELECT setval(pg_get_serial_sequence('attempts', 'id'),"
@@ -137,9 +139,9 @@ class PostgresStore(SQLStore):
         #: acquired (``time.monotonic()``). See :meth:`_end_abandoned`.
         self._abandoned: dict[int, float] = {}
 
-    async def _connect(self, *, migrate: bool) -> None:
+    async def _connect(self, *, migrate: bool, create: bool) -> None:
         try:
-            await self._migrate(apply=migrate)
+            await self._migrate(apply=migrate, create=create)
             self._pool = await asyncpg.create_pool(
                 self.dsn,
                 min_size=1,
@@ -308,7 +310,7 @@ class PostgresStore(SQLStore):
             timeout=STATEMENT_TIMEOUT,
         )
 
-    async def _migrate(self, *, apply: bool) -> None:
+    async def _migrate(self, *, apply: bool, create: bool = True) -> None:
         """Apply pending migrations, on a connection of their own and without a time limit:
         building an index on a large table takes as long as it takes."""
         connection = await asyncpg.connect(
@@ -318,6 +320,8 @@ class PostgresStore(SQLStore):
             async with connection.transaction():
                 tx = _Tx(connection, None)
                 await tx.fetch("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+                if not create and not await _has_schema(tx):
+                    raise no_database(f"{redact.url(self.dsn)} (no photohook schema there)")
                 await tx.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations ("
                     "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -336,6 +340,7 @@ class PostgresStore(SQLStore):
                         (migration.version, migration.name, format_time(datetime.now(UTC))),
                     )
                     logger.info("applied migration %04d_%s", migration.version, migration.name)
+                self.schema = SchemaChange.of(applied, todo)
         finally:
             await connection.close(timeout=CONNECT_TIMEOUT)
 
@@ -393,3 +398,8 @@ def _numbered(sql: str) -> str:
         if len(_numbered_cache) < 4096:
             _numbered_cache[sql] = numbered
     return numbered
+
+
+async def _has_schema(tx: _Tx) -> bool:
+    [(table,)] = await tx.fetch("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    return bool(table and await tx.fetch("SELECT 1 FROM schema_migrations LIMIT 1"))

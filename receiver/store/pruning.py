@@ -31,13 +31,21 @@ _PRUNE_COUNTS = f"""
         (SELECT COUNT(*) FROM deliveries WHERE event_id IN ({_PRUNABLE_EVENTS})),
         (SELECT COUNT(*) FROM attempts WHERE delivery_id IN (
             SELECT id FROM deliveries WHERE event_id IN ({_PRUNABLE_EVENTS}))),
-        (SELECT COUNT(*) FROM ({_FINISHED_TASKS}) AS finished)
+        (SELECT COUNT(*) FROM ({_FINISHED_TASKS}) AS finished),
+        (SELECT COUNT(*) FROM rejected WHERE received_at < ?)
 """  # noqa: S608
+# Kept rejected requests go at the cutoff, whatever became of them: an accepted one's events
+# are kept on their own terms.
+_DELETE_REJECTED = """
+    DELETE FROM rejected WHERE id IN (
+        SELECT id FROM rejected WHERE received_at < ? ORDER BY received_at LIMIT ?)
+"""
 
 
 async def count(tx: Tx, cutoff: datetime) -> Pruned:
     """What pruning everything before ``cutoff`` would delete."""
-    [found] = await tx.fetch(_PRUNE_COUNTS, [format_time(cutoff)] * 5 + [cutoff.timestamp()])
+    text = format_time(cutoff)
+    [found] = await tx.fetch(_PRUNE_COUNTS, [text] * 5 + [cutoff.timestamp(), text])
     return Pruned(*found)
 
 
@@ -68,7 +76,8 @@ async def prune_batch(
     tx: Tx, cutoff_time: datetime, batch: int, since: Position = Position()
 ) -> tuple[Pruned, Position]:
     """Delete up to ``batch`` old events with nothing left to deliver, then orphaned receipts,
-    then tasks that finished before the cutoff; and where the run's next batch starts."""
+    then tasks that finished before the cutoff, then rejected requests received before it; and
+    where the run's next batch starts."""
     cutoff = format_time(cutoff_time)
     found = await tx.fetch(_BATCH_EVENTS, (since.events, cutoff, batch))
     ids = [event_id for event_id, _ in found]
@@ -97,5 +106,6 @@ async def prune_batch(
         f"DELETE FROM tasks WHERE (source, task_id) IN ({_FINISHED_TASKS} LIMIT ?)",  # noqa: S608
         (cutoff_time.timestamp(), batch),
     )
+    rejected = await tx.execute(_DELETE_REJECTED, (cutoff, batch))
     position = Position(events_from, min(receipts_from, events_from))
-    return Pruned(events, receipts, deliveries, attempts, tasks), position
+    return Pruned(events, receipts, deliveries, attempts, tasks, rejected), position

@@ -33,6 +33,32 @@ async def get_event(tx: Tx, event_id: str) -> Event | None:
     return next((rows.event(row) for row in found), None)
 
 
+async def events_by_id(tx: Tx, event_ids: Sequence[str]) -> dict[str, Event]:
+    found: dict[str, Event] = {}
+    for chunk in _chunks(event_ids):
+        for row in await tx.fetch(
+            f"SELECT {rows.EVENT_COLUMNS} FROM events e"  # noqa: S608
+            f" JOIN receipts r ON r.id = e.receipt_id WHERE e.id IN ({marks(len(chunk))})",
+            chunk,
+        ):
+            event = rows.event(row)
+            found[event.id] = event
+    return found
+
+
+async def deliveries_of(tx: Tx, event_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+    found: dict[str, list[Delivery]] = {}
+    for chunk in _chunks(event_ids):
+        for row in await tx.fetch(
+            f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries d"  # noqa: S608
+            f" WHERE d.event_id IN ({marks(len(chunk))}) ORDER BY d.destination, d.id",
+            chunk,
+        ):
+            delivery = rows.delivery(row)
+            found.setdefault(delivery.event_id, []).append(delivery)
+    return found
+
+
 async def list_deliveries(tx: Tx, query: DeliveryQuery) -> list[Delivery]:
     filters, parameters = conditions(
         ("d.state =", query.state),
@@ -76,8 +102,7 @@ async def event_detail(tx: Tx, event_id: str) -> EventDetail | None:
 
 async def attempts(tx: Tx, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
     found: dict[str, list[AttemptRecord]] = {}
-    for start in range(0, len(delivery_ids), _PARAMETERS_PER_QUERY):
-        chunk = list(delivery_ids[start : start + _PARAMETERS_PER_QUERY])
+    for chunk in _chunks(delivery_ids):
         for row in await tx.fetch(
             f"SELECT delivery_id, {rows.ATTEMPT_COLUMNS} FROM attempts"  # noqa: S608
             f" WHERE delivery_id IN ({marks(len(chunk))}) ORDER BY number",
@@ -85,6 +110,13 @@ async def attempts(tx: Tx, delivery_ids: Sequence[str]) -> dict[str, list[Attemp
         ):
             found.setdefault(row[0], []).append(rows.attempt(row[1:]))
     return found
+
+
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    return [
+        list(ids[start : start + _PARAMETERS_PER_QUERY])
+        for start in range(0, len(ids), _PARAMETERS_PER_QUERY)
+    ]
 
 
 def _event_filters(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
@@ -99,6 +131,9 @@ def _event_filters(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
         ("e.received_at <", None if query.until is None else format_time(query.until)),
         ("e.id <", query.before),
     )
+    if query.dead_delivery:
+        # Walks the dead deliveries (an index on the state), a small part of the history.
+        found.append("e.id IN (SELECT event_id FROM deliveries WHERE state = 'dead')")
     if query.label is not None:
         found.append(tx.dialect.json_array_holds.format(column="e.labels"))
         parameters.append(query.label)

@@ -95,8 +95,20 @@ class EventQuery:
     flagged: bool | None = None
     since: datetime | None = None
     until: datetime | None = None
+    dead_delivery: bool = False  # only events with a dead delivery
     before: str | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """How many of something (callbacks, attempts) one source or destination had in the time
+    bucket starting at ``start`` (Unix seconds), by outcome."""
+
+    start: float
+    name: str
+    outcome: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +126,7 @@ class Delivery:
     last_error: str | None
     created_at: float
     updated_at: float
+    message_id: str | None = None  # the webhook-id of a replay sent as a new message
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -296,6 +309,7 @@ class Pruned:
     deliveries: int = 0
     attempts: int = 0
     tasks: int = 0  # tracked tasks in a final state
+    rejected: int = 0  # kept rejected requests
 
     def __add__(self, other: Pruned) -> Pruned:
         return Pruned(
@@ -304,6 +318,7 @@ class Pruned:
             self.deliveries + other.deliveries,
             self.attempts + other.attempts,
             self.tasks + other.tasks,
+            self.rejected + other.rejected,
         )
 
 
@@ -338,3 +353,91 @@ class Task:
             "checks": self.checks,
             "last_error": self.last_error,
         }
+
+
+#: What became of a retried rejected request.
+RETRY_OUTCOMES = ("accepted", "duplicate", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An authenticated callback refused for its content, to keep (at most ``keep_at_most`` of
+    its source's)."""
+
+    id: str
+    source: str
+    received_at: datetime
+    peer: str | None
+    client: str | None
+    headers: bytes  # a JSON array of [name, value] pairs, secrets redacted
+    body: bytes | None  # None: not read whole (413)
+    status: int
+    code: str
+    message: str
+    field: str | None
+    keep_at_most: int
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedQuery:
+    """Filters for listing kept rejected requests, newest first; ``before`` is the cursor."""
+
+    source: str | None = None
+    retryable: bool = False  # only those not accepted yet (never retried, or still rejected)
+    before: str | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRequest:
+    """A kept rejected request (headers redacted), and what its last retry came to."""
+
+    id: str
+    source: str
+    received_at: str
+    peer: str | None
+    client: str | None
+    headers: list[list[str]]
+    body: bytes | None
+    status: int
+    code: str
+    message: str
+    field: str | None
+    retries: int
+    retried_at: str | None
+    outcome: str | None
+    retry_error: dict[str, Any] | None
+    event_ids: list[str]
+
+    def error(self) -> dict[str, Any]:
+        """The refusal that counts now: the last retry's, else the original answer's."""
+        if self.retry_error is not None:
+            return self.retry_error
+        return {"status": self.status, "code": self.code, "message": self.message} | (
+            {"field": self.field} if self.field is not None else {}
+        )
+
+    def to_dict(self, *, full: bool = True) -> dict[str, Any]:
+        """As the admin API shows it; ``full`` adds the headers and the body."""
+        found: dict[str, Any] = {
+            "id": self.id,
+            "source": self.source,
+            "received_at": self.received_at,
+            "status": self.status,
+            "error": {"code": self.code, "message": self.message}
+            | ({"field": self.field} if self.field is not None else {}),
+            "body_kept": self.body is not None,
+            "retries": self.retries,
+            "retried_at": self.retried_at,
+            "outcome": self.outcome,
+            "retry_error": self.retry_error,
+            "event_ids": self.event_ids,
+        }
+        if full:
+            found |= {
+                "peer": self.peer,
+                "client": self.client,
+                "headers": self.headers,
+                "body": self.body.decode("utf-8", "replace") if self.body is not None else None,
+            }
+        return found

@@ -23,7 +23,7 @@ TASK_COLUMNS = """
 """
 DELIVERY_COLUMNS = """
     d.id, d.event_id, d.destination, d.state, d.attempts, d.tries, d.next_attempt_at,
-    d.last_status, d.last_error, d.created_at, d.updated_at
+    d.last_status, d.last_error, d.created_at, d.updated_at, d.message_id
 """
 
 
@@ -104,7 +104,7 @@ def event(row: Any) -> Event:
 
 
 def delivery(row: Any) -> Delivery:
-    return Delivery(*row[:11])
+    return Delivery(*row[:12])
 
 
 def receipt(row: Any) -> ReceiptRecord:

@@ -23,7 +23,7 @@ import aiosqlite
 from ..errors import StoreError
 from ..events import format_time
 from .groupcommit import Committer, ThreadGroupCommit
-from .migrations import not_migrated, pending
+from .migrations import SchemaChange, no_database, not_migrated, pending
 from .sqlite_writer import Writer
 from .sqlstore import BatchWork, SQLStore
 from .tx import Dialect, Row, Tx
@@ -75,14 +75,18 @@ class SQLiteStore(SQLStore):
         self._reader: aiosqlite.Connection | None = None
         self._watch: asyncio.Task[None] | None = None
 
-    async def _connect(self, *, migrate: bool) -> None:
+    async def _connect(self, *, migrate: bool, create: bool) -> None:
+        if not create and not await asyncio.to_thread(os.path.isfile, self.path):
+            raise no_database(repr(self.path))
         try:
             writer = self._writer
             await writer.open(self.path)
 
             async def prepare() -> None:
+                if not create and not await writer.transaction(_has_schema):
+                    raise no_database(repr(self.path))
                 await writer.execute("PRAGMA journal_mode = WAL")
-                await writer.transaction(functools.partial(_migrate, apply=migrate))
+                self.schema = await writer.transaction(functools.partial(_migrate, apply=migrate))
 
             # While another process turns a new file to WAL, SQLite answers "locked" however
             # long it would wait: try again, less often than for a transaction.
@@ -190,7 +194,14 @@ class SQLiteStore(SQLStore):
         yield _Tx(self._reader)
 
 
-async def _migrate(tx: Tx, *, apply: bool) -> None:
+async def _has_schema(tx: Tx) -> bool:
+    found = await tx.fetch(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    )
+    return bool(found and await tx.fetch("SELECT 1 FROM schema_migrations LIMIT 1"))
+
+
+async def _migrate(tx: Tx, *, apply: bool) -> SchemaChange:
     await tx.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -207,6 +218,7 @@ async def _migrate(tx: Tx, *, apply: bool) -> None:
             (migration.version, migration.name, format_time(datetime.now(UTC))),
         )
         logger.info("applied migration %04d_%s", migration.version, migration.name)
+    return SchemaChange.of(applied, todo)
 
 
 #: Seconds between looks at whether another process has committed: while the database is being

@@ -33,11 +33,13 @@ from typing import Any, TypeVar
 from ..errors import StoreError, StoreUnavailable
 from ..events import Event, format_time
 from ..tokens import generate_key
-from . import outbox, pruning, queries, tasks, transfer, writes
+from . import activity, outbox, pruning, queries, rejections, tasks, transfer, writes
 from .groupcommit import Committer, GroupCommit
+from .migrations import SchemaChange
 from .records import (
     AttemptRecord,
     Claim,
+    Count,
     Delivery,
     DeliveryQuery,
     DestinationStatus,
@@ -46,6 +48,9 @@ from .records import (
     Outcome,
     Pruned,
     Receipt,
+    RejectedQuery,
+    RejectedRequest,
+    Rejection,
     Stored,
     Task,
     Tracking,
@@ -74,16 +79,22 @@ class SQLStore:
     unavailable: tuple[type[BaseException], ...] = ()
 
     def __init__(self, *, max_batch: int = 256) -> None:
+        self.schema: SchemaChange | None = None
         self._commits: Committer[Receipt, Stored] = self._group_commit(
             "could not store the callback", writes.write_batch, max_batch
         )
         self._outcomes: Committer[Outcome, None] = self._group_commit(
             "cannot record a delivery attempt", _finish, max_batch, durable=False
         )
+        # Apart from the callbacks' commits, so that a failing or flooding rejection never
+        # shares (or splits) a batch of accepted callbacks.
+        self._rejections: Committer[Rejection, bool] = self._group_commit(
+            "cannot keep the rejected request", rejections.keep, max_batch
+        )
 
     # What each engine provides.
 
-    async def _connect(self, *, migrate: bool) -> None:
+    async def _connect(self, *, migrate: bool, create: bool) -> None:
         raise NotImplementedError
 
     async def _disconnect(self) -> None:
@@ -116,18 +127,20 @@ class SQLStore:
 
     # The Store interface.
 
-    async def open(self, *, migrate: bool = True) -> None:
+    async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         try:
-            await self._connect(migrate=migrate)
+            await self._connect(migrate=migrate, create=create)
         except BaseException:
             await self._disconnect()
             raise
         self._commits.start()
         self._outcomes.start()
+        self._rejections.start()
 
     async def close(self) -> None:
         await self._commits.stop()
         await self._outcomes.stop()
+        await self._rejections.stop()
         await self._disconnect()
 
     async def _run(
@@ -161,6 +174,30 @@ class SQLStore:
     async def store(self, receipt: Receipt) -> Stored:
         return await self._commits.submit(receipt)
 
+    async def keep_rejected(self, rejection: Rejection) -> bool:
+        return await self._rejections.submit(rejection)
+
+    async def list_rejected(self, query: RejectedQuery) -> list[RejectedRequest]:
+        async with self._read() as tx:
+            return await rejections.list_rejected(tx, query)
+
+    async def get_rejected(self, rejected_id: str) -> RejectedRequest | None:
+        async with self._read() as tx:
+            return await rejections.get_rejected(tx, rejected_id)
+
+    async def accept_rejected(self, rejected_id: str, receipt: Receipt) -> Stored:
+        now = time.time()
+        return await self._run(
+            "cannot store the retried request",
+            lambda tx: rejections.accept(tx, rejected_id, receipt, now),
+        )
+
+    async def refuse_rejected(self, rejected_id: str, error: dict[str, Any]) -> None:
+        now = time.time()
+        await self._run(
+            "cannot record the retry", lambda tx: rejections.refuse(tx, rejected_id, error, now)
+        )
+
     async def check_writable(self) -> None:
         await self._run(
             "the database is not writable",
@@ -186,6 +223,22 @@ class SQLStore:
     async def get_event(self, event_id: str) -> Event | None:
         async with self._read() as tx:
             return await queries.get_event(tx, event_id)
+
+    async def events_by_id(self, event_ids: Sequence[str]) -> dict[str, Event]:
+        async with self._read() as tx:
+            return await queries.events_by_id(tx, event_ids)
+
+    async def deliveries_of(self, event_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+        async with self._read() as tx:
+            return await queries.deliveries_of(tx, event_ids)
+
+    async def callback_counts(self, since: float, bucket_seconds: int) -> list[Count]:
+        async with self._read() as tx:
+            return await activity.callbacks(tx, since, bucket_seconds)
+
+    async def attempt_counts(self, since: float, bucket_seconds: int) -> list[Count]:
+        async with self._read() as tx:
+            return await activity.attempts(tx, since, bucket_seconds)
 
     async def event_detail(self, event_id: str) -> EventDetail | None:
         async with self._read() as tx:
@@ -223,11 +276,14 @@ class SQLStore:
     async def finish(self, outcome: Outcome) -> None:
         await self._outcomes.submit(outcome)
 
-    async def add_deliveries(self, event_id: str, destinations: Iterable[str]) -> list[str]:
+    async def add_deliveries(
+        self, event_id: str, destinations: Iterable[str], *, new_message: bool = False
+    ) -> list[str]:
         names = list(destinations)
         now = time.time()
         return await self._run(
-            "cannot add deliveries", lambda tx: outbox.add_deliveries(tx, event_id, names, now)
+            "cannot add deliveries",
+            lambda tx: outbox.add_deliveries(tx, event_id, names, now, new_message=new_message),
         )
 
     async def requeue(
@@ -256,7 +312,14 @@ class SQLStore:
         async with self._read() as tx:
             return await outbox.destination_statuses(tx, now)
 
-    async def prune(self, cutoff: datetime, *, batch: int = 500, dry_run: bool = False) -> Pruned:
+    async def prune(
+        self,
+        cutoff: datetime,
+        *,
+        batch: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[Pruned], None] | None = None,
+    ) -> Pruned:
         if dry_run:
             async with self._read() as tx:
                 return await pruning.count(tx, cutoff)
@@ -269,6 +332,8 @@ class SQLStore:
                 ),
             )
             total += done
+            if progress is not None:
+                progress(done)
             if done == Pruned():
                 return total
             await asyncio.sleep(0.01)  # let waiting commits in between batches

@@ -85,9 +85,14 @@ async def finish(
     """Record a check of a leased task; ``confirmed`` releases (True) or refuses (False) the
     deliveries of its confirming event."""
     # The state changes only if nothing else changed it meanwhile (a callback that completed
-    # the task while it was being checked must not be undone).
+    # the task while it was being checked must not be undone). A tracked task whose final
+    # event is stored is done whatever the check found: its callbacks came out of order, into
+    # an older photohook or into two processes at once, and it must not end lost.
     changed = await tx.execute(
-        "UPDATE tasks SET state = CASE WHEN state = ? THEN ? ELSE state END,"
+        "UPDATE tasks SET state = CASE WHEN state <> ? THEN state"
+        " WHEN state = 'tracked' AND EXISTS (SELECT 1 FROM events e"
+        " WHERE e.task_id = tasks.task_id AND e.source = tasks.source"
+        " AND e.status IN ('completed', 'failed')) THEN 'done' ELSE ? END,"
         " next_check_at = COALESCE(?, next_check_at), checks = checks + 1,"
         " last_error = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
         " WHERE source = ? AND task_id = ? AND lease_owner = ?",

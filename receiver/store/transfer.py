@@ -67,6 +67,7 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "last_error",
             "created_at",
             "updated_at",
+            "message_id",
         ),
     ),
     "attempts": (
@@ -100,9 +101,34 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "updated_at",
         ),
     ),
+    "rejected": (
+        ("id",),
+        (
+            "source",
+            "received_at",
+            "peer",
+            "client",
+            "headers",
+            "body",
+            "status",
+            "code",
+            "message",
+            "field",
+            "retries",
+            "retried_at",
+            "outcome",
+            "retry_error",
+            "event_ids",
+        ),
+    ),
 }
 #: Columns of bytes, written as base64 text.
-BINARY = {("receipts", "body"), ("receipts", "body_sha256"), ("attempts", "response_body")}
+BINARY = {
+    ("receipts", "body"),
+    ("receipts", "body_sha256"),
+    ("attempts", "response_body"),
+    ("rejected", "body"),
+}
 CHUNK = 500
 
 Reading = Callable[[], AbstractAsyncContextManager[Tx]]

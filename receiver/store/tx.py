@@ -27,6 +27,8 @@ class Dialect:
     #: Put before a column so that a condition on it does not choose an index (SQLite's unary
     #: ``+``), where the engine without statistics would choose the wrong one.
     unindexed: str = ""
+    #: The integer part of a non-negative number ``{value}`` (PostgreSQL's CAST rounds).
+    integer_part: str = "CAST({value} AS INTEGER)"
 
 
 class Tx(Protocol):

@@ -22,11 +22,17 @@ _INSERT_EVENT = """
         result_urls, flagged, received_at, via, receipt_id, status_rank)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-# The two inserts take the same parameters; a tracked task has no event waiting (NULL).
+# A tracked task has no event waiting (NULL). A callback that is not final tracks its task
+# only while no final event of it is stored: callbacks come out of order, and a late one must
+# not reopen a finished task (which has no row when its first event was the final one).
 _TASK_SEEN = """
     INSERT INTO tasks (source, task_id, business_id, state, event_id, created_at, last_seen_at,
         expires_at, next_check_at, updated_at)
-    VALUES (?, ?, ?, 'tracked', ?, ?, ?, ?, ?, ?)
+    SELECT ?, ?, ?, 'tracked', ?, ?, ?, ?, ?, ?
+    WHERE NOT EXISTS (
+        SELECT 1 FROM events e WHERE e.task_id = ? AND e.source = ?
+        AND e.status IN ('completed', 'failed')
+    )
     ON CONFLICT (source, task_id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
         next_check_at = excluded.next_check_at, updated_at = excluded.updated_at
     WHERE tasks.state = 'tracked'
@@ -95,17 +101,18 @@ async def _apply_task_change(tx: Tx, change: TaskChange, now: float) -> None:
         await tx.execute(_TASK_DONE, (now, change.source, change.task_id))
         return
     seen = change.kind == "seen"
-    await tx.execute(
-        _TASK_SEEN if seen else _TASK_CONFIRMING,
-        (
-            change.source,
-            change.task_id,
-            change.business_id,
-            None if seen else change.event_id,
-            now,
-            now,
-            change.expires_at,
-            change.next_check_at,
-            now,
-        ),
+    row = (
+        change.source,
+        change.task_id,
+        change.business_id,
+        None if seen else change.event_id,
+        now,
+        now,
+        change.expires_at,
+        change.next_check_at,
+        now,
     )
+    if seen:
+        await tx.execute(_TASK_SEEN, (*row, change.task_id, change.source))
+    else:
+        await tx.execute(_TASK_CONFIRMING, row)

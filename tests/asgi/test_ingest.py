@@ -468,7 +468,7 @@ async def test_our_own_fault_is_503_with_the_traceback_logged(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr("receiver.ingest.new_events", broken)
+    monkeypatch.setattr("receiver.callbacks.new_events", broken)
     response = await post("fotor", fixture("fotor/upscale-completed"))
     assert_error(response, 503, "unavailable")
     assert "a bug of ours" not in response.text

@@ -10,9 +10,11 @@ from pathlib import Path
 from tests.helpers import fixture
 
 from .process import Serve, run_cli
+from .test_operating import on_a_terminal
 
 
 def test_url_prints_only_the_url_and_the_same_one_every_time(tmp_path: Path) -> None:
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
     first = run_cli("url", "fotor", "--base-url", "https://hooks.example.com/", cwd=tmp_path)
     second = run_cli("url", "fotor", "--base-url", "https://hooks.example.com", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -27,6 +29,9 @@ def test_url_uses_photohook_secret_keys(tmp_path: Path) -> None:
     env = {"PHOTOHOOK_SECRET_KEYS": "k-new,k-old"}
     one = run_cli("url", "fotor", cwd=tmp_path, env=env).stdout
     two = run_cli("url", "fotor", cwd=tmp_path, env={"PHOTOHOOK_SECRET_KEYS": "k-new"}).stdout
+    assert one.startswith("http://127.0.0.1:8000/hooks/fotor/")
+    assert not (tmp_path / "photohook.db").exists()  # the keys are given: no database needed
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
     generated = run_cli("url", "fotor", cwd=tmp_path).stdout
     assert one == two != generated
 
@@ -108,7 +113,13 @@ def test_send_test_and_prune(tmp_path: Path) -> None:
         assert sent.returncode == 0, sent.stderr
         assert "sent 120, accepted 120, duplicates 0" in sent.stdout
         assert "req/s; latency p50" in sent.stdout
-        assert "120/120" in sent.stderr  # the progress bar
+        assert "sending:" not in sent.stderr  # piped: no progress
+        status, stdout, shown = on_a_terminal(
+            tmp_path, "send-test", "fotor", "--url", url, "--count", "120", "--concurrency", "8"
+        )
+        assert status == 0, shown
+        assert "sending: [####################] 120/120 callbacks, " in shown
+        assert "sent 120, accepted 120, duplicates 0" in stdout
         refused = run_cli("send-test", "fotor", "--url", url + "x", cwd=tmp_path)
         assert refused.returncode == 1
         assert "rejected by status: 401: 1" in refused.stdout
@@ -116,7 +127,8 @@ def test_send_test_and_prune(tmp_path: Path) -> None:
         server.stop()
     dry = run_cli("prune", "--older-than", "7d", "--dry-run", cwd=tmp_path)
     assert dry.stdout == (
-        "would delete 0 events, 0 requests, 0 deliveries, 0 attempts, 0 finished tasks\n"
+        "would delete 0 events, 0 requests, 0 deliveries, 0 attempts, 0 finished tasks, "
+        "0 rejected requests\n"
     )
     assert run_cli("prune", "--older-than", "soon", cwd=tmp_path).returncode == 1
     (tmp_path / "photohook.toml").write_text('[server]\nretention = "1d"\n')
@@ -136,6 +148,7 @@ def test_track_tasks_and_check_the_reconciling(tmp_path: Path) -> None:
     )
     assert "not reconciled: no api_key" in checked.stdout
     assert "secret-api-key" not in checked.stdout
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
     tracked = run_cli(
         "track", "fotor", "task-42", "--business-id", "order-9", cwd=tmp_path, env=env
     )

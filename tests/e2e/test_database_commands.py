@@ -27,7 +27,10 @@ def test_worker_refuses_an_unmigrated_database_until_migrate(
     assert "run 'photohook migrate'" in refused.stderr
     migrated = run_cli("migrate", cwd=tmp_path, env=env)
     assert migrated.returncode == 0, migrated.stderr
-    assert "up to date" in migrated.stdout
+    assert migrated.stdout.startswith("created the database at postgresql://")
+    assert "(schema version " in migrated.stdout
+    again = run_cli("migrate", cwd=tmp_path, env=env)
+    assert "already up to date" in again.stdout
     worker = Worker(tmp_path, "--no-migrate", env=env)
     worker.start()
     worker.signal(signal.SIGTERM)
@@ -49,6 +52,8 @@ def test_a_sqlite_database_moves_to_postgres_with_nothing_lost(
             }
             assert httpx.post(url, json=body, timeout=10).status_code == 200
         assert httpx.post(url, json=body | {"extra": 1}, timeout=10).status_code == 200
+        refused = httpx.post(url, content=b'{"taskId": "t", "status": 1,\xff', timeout=10)
+        assert refused.status_code == 415  # kept, its body not UTF-8: it travels as bytes
     finally:
         serve.signal(signal.SIGTERM)
         serve.wait()
@@ -57,7 +62,7 @@ def test_a_sqlite_database_moves_to_postgres_with_nothing_lost(
     dump = tmp_path / "photohook.jsonl"
     exported = run_cli("export", "--output", str(dump), cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
-    assert "30 events" in exported.stderr
+    assert "30 events" in exported.stderr and "1 rejected" in exported.stderr
     to_stdout = run_cli("export", cwd=tmp_path)  # the same stream, every byte of it
     assert to_stdout.returncode == 0, to_stdout.stderr
     assert to_stdout.stdout.encode() == dump.read_bytes()
@@ -68,10 +73,15 @@ def test_a_sqlite_database_moves_to_postgres_with_nothing_lost(
     cut = run_cli("import", str(tmp_path / "cut.jsonl"), cwd=tmp_path, env=env)
     assert cut.returncode == 1
     assert "ends early" in cut.stderr
-    for _ in range(2):  # after an interrupted import, and once more: each row once
-        imported = run_cli("import", str(dump), cwd=tmp_path, env=env)
-        assert imported.returncode == 0, imported.stderr
-        assert "30 events" in imported.stdout
+    imported = run_cli("import", str(dump), cwd=tmp_path, env=env)  # after an interrupted one
+    assert imported.returncode == 0, imported.stderr
+    added = int(imported.stdout.split(" new events, ")[0].rsplit(" ", 1)[1])
+    assert 0 < added < 30
+    assert f"{added} new events, {30 - added} already present" in imported.stdout
+    again = run_cli("import", str(dump), cwd=tmp_path, env=env)  # once more: each row once
+    assert again.returncode == 0, again.stderr
+    assert "0 new events, 30 already present" in again.stdout
+    assert "0 new rejected, 1 already present" in again.stdout
 
     assert _listing(tmp_path, env) == before
     # The URL registered with the provider stays the same: its key moved with the data.
@@ -101,8 +111,14 @@ def test_import_refuses_what_is_not_an_export(tmp_path: Path, postgres_url: str)
 def _listing(workdir: Path, env: dict[str, str]) -> dict[str, object]:
     events = run_cli("events", "--json", "--limit", "1000", cwd=workdir, env=env)
     deliveries = run_cli("deliveries", "--json", "--limit", "1000", cwd=workdir, env=env)
+    rejected = run_cli("rejected", "--json", cwd=workdir, env=env)
     assert events.returncode == 0 and deliveries.returncode == 0, events.stderr + deliveries.stderr
-    return {"events": json.loads(events.stdout), "deliveries": json.loads(deliveries.stdout)}
+    assert rejected.returncode == 0, rejected.stderr
+    return {
+        "events": json.loads(events.stdout),
+        "deliveries": json.loads(deliveries.stdout),
+        "rejected": json.loads(rejected.stdout),
+    }
 
 
 def test_serve_refuses_an_unreachable_or_unmigrated_database_in_one_line(

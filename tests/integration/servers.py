@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import uvicorn
 from standardwebhooks import Webhook
@@ -25,21 +26,30 @@ from tests.helpers import free_port
 
 @contextmanager
 def running(
-    app: Any, *, lifespan: str = "on", certificate: Path | None = None, http: Any = "auto"
+    app: Any,
+    *,
+    lifespan: str = "on",
+    certificate: Path | None = None,
+    http: Any = "auto",
+    root_path: str = "",
+    access_log: bool = False,
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yields its base URL. With
     ``certificate`` (a PEM file holding the key and the chain) it serves HTTPS, its URL naming
-    the host ``localhost``; ``http`` is uvicorn's HTTP protocol (a class, or its name)."""
+    the host ``localhost``; ``http`` is uvicorn's HTTP protocol (a class, or its name);
+    ``root_path`` is uvicorn's ``--root-path``; ``access_log`` turns on uvicorn's access log
+    (logger ``uvicorn.access``, at INFO)."""
     port = free_port()
     tls = {"ssl_certfile": certificate, "ssl_keyfile": certificate} if certificate else {}
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
-        log_level="warning",
+        log_level="info" if access_log else "warning",
         lifespan=lifespan,
-        access_log=False,
+        access_log=access_log,
         http=http,
+        root_path=root_path,
         **tls,
     )
     server = uvicorn.Server(config)
@@ -57,11 +67,44 @@ def running(
         thread.join(15)
 
 
+class PrefixProxy:
+    """A reverse proxy that serves ``backend`` below ``prefix`` and strips it on the way (as
+    nginx's ``location /prefix/ { proxy_pass http://backend/; }`` does), keeping the Host
+    header; the backend learns of the prefix from its own ``root_path``."""
+
+    _HOP = frozenset({"content-length", "transfer-encoding", "connection", "accept-encoding"})
+
+    def __init__(self, prefix: str, backend: str) -> None:
+        self.backend = backend
+        methods = ["GET", "POST", "HEAD"]
+        self.app = Starlette(
+            routes=[Route(f"{prefix}/{{path:path}}", self._forward, methods=methods)]
+        )
+
+    async def _forward(self, request: Request) -> Response:
+        url = f"{self.backend}/{request.path_params['path']}"
+        if request.url.query:
+            url += f"?{request.url.query}"
+        headers = [(k, v) for k, v in request.headers.items() if k not in self._HOP]
+        async with httpx.AsyncClient() as client:
+            upstream = await client.request(
+                request.method, url, headers=headers, content=await request.body()
+            )
+        response = Response(upstream.content, status_code=upstream.status_code)
+        response.raw_headers.extend(
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in upstream.headers.multi_items()
+            if name not in self._HOP and name != "content-encoding"
+        )
+        return response
+
+
 @dataclass
 class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    body: bytes = b"ok"
 
 
 @dataclass
@@ -118,7 +161,7 @@ class Sink:
             reply = self.script(number)
             if reply.delay:
                 await asyncio.sleep(reply.delay)
-            return Response(b"ok", status_code=reply.status, headers=reply.headers)
+            return Response(reply.body, status_code=reply.status, headers=reply.headers)
         finally:
             with self._lock:
                 self.in_flight -= 1

@@ -41,6 +41,23 @@ async def test_sync_and_async_handlers_are_called_once_each(photohook: Start) ->
     assert hooks.ASYNC_CALLS.count(event_id) == 1
 
 
+async def test_a_handler_of_two_parameters_gets_the_delivery_context(photohook: Start) -> None:
+    app = await photohook(
+        handler("ctx", "tests.plugins.hooks:record_context_then_retry", 'retry_schedule = ["10ms"]')
+        + handler("plain", "tests.plugins.hooks:record")
+        + '[[routes]]\nto = ["ctx", "plain"]\n'
+    )
+    [event_id] = await app.send(taskId="context-task")
+    await eventually(lambda: app.all_in("delivered", 2))
+    [delivery] = [d for d in await app.deliveries() if d.destination == "ctx"]
+    contexts = [context for seen, context in hooks.CONTEXTS if seen == event_id]
+    assert [c.attempt for c in contexts] == [1, 2]
+    assert {(c.delivery_id, c.destination, c.message_id) for c in contexts} == {
+        (delivery.id, "ctx", event_id)
+    }
+    assert hooks.CALLS.count(event_id) == 1
+
+
 async def test_handlers_passed_as_callables(photohook: Start) -> None:
     app = await photohook('[[routes]]\nto = ["mine"]\n', handlers={"mine": hooks.record})
     [event_id] = await app.send(taskId="callable-task")

@@ -142,6 +142,29 @@ async def test_a_task_with_no_result_in_time_is_lost(photohook: Start, stack: An
     assert task.checks >= 2
 
 
+async def test_a_progress_callback_after_the_final_one_leaves_the_task_completed(
+    photohook: Start, sink_url: Callable[[Sink], str], stack: Any
+) -> None:
+    fotor = FakeFotor()  # knows no task: a tracked task ends lost
+    api = stack.enter_context(running(fotor.app, lifespan="off"))
+    sink = Sink()
+    app = await photohook(
+        f'[sources.fotor]\napi_key = "{API_KEY}"\napi_base_url = "{api}"\n'
+        'reconcile_after = "50ms"\nreconcile_for = "400ms"\n' + routed_to(sink_url(sink))
+    )
+    [completed] = await app.send(COMPLETED)
+    [late] = await app.send(fixture("fotor/upscale-in-progress"))  # the queue delayed it
+    await app.send(fixture("fotor/upscale-in-progress"), taskId="never-finishes")
+    # Once nothing is tracked any more, the reconciler has had its say on every task.
+    await eventually(lambda: _task_state(app, "tracked", count=0))
+    assert [(t.task_id, t.state) for t in await tasks(app)] == [("never-finishes", "lost")]
+    [event] = await app.store.list_events(EventQuery(task_id=TASK, status="completed"))
+    assert event.id == completed
+    await eventually(lambda: app.settled(3))
+    states = {d.event_id: d.state for d in await app.deliveries()}
+    assert (states[completed], states[late]) == ("delivered", "skipped")
+
+
 async def test_confirmed_callbacks_are_delivered_and_contradicted_ones_are_not(
     photohook: Start, sink_url: Callable[[Sink], str], stack: Any
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from receiver import Event
+from receiver import DeliveryContext, Event, Retry
 
 CALLS: list[str] = []
 
@@ -22,8 +22,8 @@ def to_order_update(event: Event) -> dict[str, Any] | None:
 NOT_CALLABLE = 42
 
 
-def two_arguments(event: Event, other: int) -> None:
-    """Not a handler: it needs two arguments."""
+def three_arguments(event: Event, context: object, other: int) -> None:
+    """Not a handler: it needs three arguments."""
 
 
 ASYNC_CALLS: list[str] = []
@@ -51,3 +51,13 @@ def retry_once(event: Event) -> None:
 
 def broken(event: Event) -> None:
     raise RuntimeError("the handler is broken")
+
+
+CONTEXTS: list[tuple[str, DeliveryContext]] = []
+
+
+def record_context_then_retry(event: Event, context: DeliveryContext) -> None:
+    """Records each call's context; asks for a second attempt."""
+    CONTEXTS.append((event.id, context))
+    if context.attempt == 1:
+        raise Retry(after=0)

@@ -83,6 +83,7 @@ def test_no_secret_is_logged_stored_or_shown(tmp_path: Path) -> None:
                     f"/ui/events/{event_id}",
                     "/ui/deliveries",
                     "/ui/destinations",
+                    "/ui/overview",
                 ):
                     page = client.get(path)
                     assert page.status_code == 200, path

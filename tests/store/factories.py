@@ -24,8 +24,9 @@ def receipt(
     rank: int | None = None,
     terminal: bool = False,
     tracking: Tracking | None = None,
+    received_at: datetime | None = None,
 ) -> Receipt:
-    received_at = datetime.now(UTC)
+    received_at = received_at or datetime.now(UTC)
     body = body or orjson.dumps({"taskId": task_id, "status": status, "type": "upscale"})
     events = tuple(
         NewEvent(

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from receiver.store import outbox, pruning, sqlite, tasks
+from receiver.events import Event
+from receiver.store import EventQuery, activity, outbox, pruning, queries, rejections, sqlite, tasks
 from receiver.store.migrations import migrations
 from receiver.store.sqlite_writer import _ThreadTx
 
@@ -26,7 +27,8 @@ CUTOFF = "2027-01-01T00:00:00.000000Z"
 def _database(rows: int) -> sqlite3.Connection:
     """``rows`` old requests, the later half still with their events (the earlier half's were
     pruned) and a delivery each, every other one with a failed attempt long ago; and ``rows``
-    tasks of one source, every other one with an error, one in a hundred still tracked."""
+    tasks of one source, every other one with an error, one in a hundred still tracked; and
+    ``rows`` old rejected requests of two sources."""
     db = sqlite3.connect(":memory:")
     for migration in migrations("sqlite"):
         for statement in migration.statements():
@@ -64,6 +66,11 @@ def _database(rows: int) -> sqlite3.Connection:
             for i in range(rows)
         ],
     )
+    db.executemany(
+        "INSERT INTO rejected (id, source, received_at, headers, body, status, code, message)"
+        " VALUES (?, ?, ?, '[]', x'', 422, 'invalid_payload', 'status must be one of 0, 1, 2')",
+        [(f"rej_{i:06d}", "fotor" if i % 2 else "crop", OLD) for i in range(rows)],
+    )
     return db
 
 
@@ -90,9 +97,21 @@ QUERIES = {
     "prunable events": (pruning._PRUNABLE_EVENTS, [CUTOFF]),
     "a batch of prunable events": (pruning._BATCH_EVENTS, ["", CUTOFF, 10**6]),
     "a batch of prunable requests": (pruning._BATCH_RECEIPTS, ["", CUTOFF, 10**6]),
-    "prune counts": (pruning._PRUNE_COUNTS, [CUTOFF] * 5 + [1.8e9]),
+    "prune counts": (pruning._PRUNE_COUNTS, [CUTOFF] * 5 + [1.8e9, CUTOFF]),
+    "a batch of rejected requests to prune": (pruning._DELETE_REJECTED, [CUTOFF, 10**6]),
+    "a source's kept rejected requests": (rejections._KEPT, ["fotor", 10**6]),
     "tasks' last errors": (tasks.LAST_ERRORS, []),
     "destination statuses": (outbox.DESTINATION_STATUSES, [1.8e9 - 3600]),
+}
+#: The dashboard's overview, on every view: the last day of callbacks and of attempts.
+WINDOWED = {
+    "the overview's callbacks": (activity.CALLBACKS, [16, "2027-01-01T00:00:00.000000Z"]),
+    "the overview's attempts": (
+        activity.ATTEMPTS.format(
+            bucket=sqlite.DIALECT.integer_part.format(value="(a.started_at - ?) / ?")
+        ),
+        [1.8e9 - 86400, 60.0, 1.8e9 - 86400],
+    ),
 }
 
 
@@ -109,6 +128,39 @@ def test_destination_statuses_read_the_last_hour_not_the_history() -> None:
     small, large = (_steps(_database(rows), sql, parameters, every=1) for rows in (1000, 2000))
     # The dead deliveries it counts grow too, but they are a hundredth of the history.
     assert large / small < 1.3, (small, large)
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_the_overview_reads_its_window_not_the_history(name: str) -> None:
+    sql, parameters = WINDOWED[name]
+    small, large = (_steps(_database(rows), sql, parameters, every=1) for rows in (1000, 2000))
+    assert large / small < 1.1, (small, large)
+
+
+def test_the_overview_counts_what_is_in_its_window() -> None:
+    """The same queries over a window that holds the history read it all: the index bounds
+    them, not an accident of the data."""
+    db = _database(1000)
+    sql, _ = WINDOWED["the overview's callbacks"]
+    assert db.execute(sql, [16, OLD]).fetchall() == [("fotor", OLD[:16], 1000)]
+    sql, _ = WINDOWED["the overview's attempts"]
+    found = db.execute(sql, [0.0, 60.0, 0.0]).fetchall()
+    assert sorted(found) == [("app", "delivered", 0, 250), ("app", "failed", 0, 250)]
+
+
+def test_listing_events_with_a_dead_delivery_grows_linearly() -> None:
+    def listing(rows: int) -> int:
+        db = _database(rows)
+        db.execute("UPDATE receipts SET body = x'7b7d'")  # {}: each event's payload
+        query = EventQuery(dead_delivery=True, limit=rows)
+        work = queries.list_events(_ThreadTx(db, sqlite.DIALECT), query)
+        found: list[Event] = []
+        steps = _steps_of(db, lambda: found.extend(asyncio.run(work)), every=1)
+        assert len(found) == rows // 200  # a dead delivery in a hundred, for half of them
+        return steps
+
+    small, large = listing(1000), listing(2000)
+    assert large / small < 2.5, (small, large)
 
 
 def test_claiming_tasks_reads_the_tracked_ones_not_the_finished() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,51 @@ async def test_callbacks_track_their_task_until_a_final_one(store: Store) -> Non
     await store.store(receipt("t1", "completed", terminal=True, tracking=tracking))
     [task] = await store.list_tasks()
     assert task.state == "done"
+
+
+@pytest.mark.parametrize("final", ["completed", "failed"])
+async def test_a_late_callback_never_reopens_a_finished_task(store: Store, final: str) -> None:
+    from receiver.store import Tracking
+
+    tracking = Tracking(0, 1)
+    # t1 ends before its progress callback arrives; t2 ends between two of them.
+    await store.store(receipt("t1", final, terminal=True, tracking=tracking))
+    await store.store(receipt("t1", "in_progress", tracking=tracking))
+    await store.store(receipt("t2", "pending", rank=1, tracking=tracking))
+    await store.store(receipt("t2", final, terminal=True, tracking=tracking))
+    # t3's two callbacks are stored together, the final one first.
+    both = receipt(
+        "t3", final, terminal=True, tracking=tracking, extra_tasks=(("t3", "in_progress"),)
+    )
+    final_event, progress = both.events
+    await store.store(replace(both, events=(final_event, replace(progress, terminal=False))))
+    before = await store.list_tasks()
+    await store.store(receipt("t2", "processing", rank=2, tracking=tracking))
+    after = await store.list_tasks()
+    assert [(task.task_id, task.state) for task in after] == [("t2", "done")]  # nor t1, t3
+    assert after == before  # t2 not touched
+    claimed, next_due = await store.claim_tasks(["fotor"], "w", 10, 60, time.time() + 3600)
+    assert (claimed, next_due) == ([], None)
+
+
+async def test_a_check_never_marks_a_task_with_a_final_event_lost(store: Store) -> None:
+    from receiver.store import Tracking
+
+    tracking = Tracking(0, 1)
+    now = time.time()
+    for task_id in ("t1", "t2"):
+        await store.track_task("fotor", task_id, None, tracking, now)
+    # Stored while the task was tracked, without ending it: as a database written before late
+    # callbacks were kept from reopening tasks holds them.
+    await store.store(receipt("t1", "completed", terminal=True))
+    claimed, _ = await store.claim_tasks(["fotor"], "w", 10, 60, now + 2)
+    assert sorted(task.task_id for task in claimed) == ["t1", "t2"]
+    for task in claimed:
+        await store.finish_task(task, "w", state="lost", error="no result within reconcile_for")
+    assert {task.task_id: task.state for task in await store.list_tasks()} == {
+        "t1": "done",
+        "t2": "lost",
+    }
 
 
 async def test_the_task_summary_has_each_sources_latest_error(store: Store) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from receiver.errors import ImportStringError
@@ -23,3 +25,17 @@ def test_resolves_module_attributes() -> None:
 def test_errors_say_which_part_is_wrong(import_str: str, message: str) -> None:
     with pytest.raises(ImportStringError, match=message):
         import_from_string(import_str)
+
+
+def test_a_module_that_fails_to_import_is_one_precise_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "needs_pandas.py").write_text("import pandas_not_installed_here\n")
+    (tmp_path / "broken_hooks.py").write_text("raise RuntimeError('no config')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportStringError, match=r"No module named 'pandas_not_installed_here'"):
+        import_from_string("needs_pandas:record")
+    with pytest.raises(ImportStringError, match=r"failed to import: RuntimeError: no config"):
+        import_from_string("broken_hooks:record")
+    with pytest.raises(ImportStringError, match=r'could not import module "nomodule_x.hooks"'):
+        import_from_string("nomodule_x.hooks:record")

@@ -14,7 +14,14 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from receiver import logs
-from receiver.logs import JSONFormatter, RequestLog, TextFormatter, configure_logging, log_request
+from receiver.logs import (
+    JSONFormatter,
+    RequestLog,
+    TextFormatter,
+    TokenMaskingFilter,
+    configure_logging,
+    log_request,
+)
 from tests.helpers import asgi_client
 
 
@@ -167,3 +174,17 @@ def test_lines_are_written_whole_in_writes_another_process_cannot_tear(
     assert len(lines_of(stream)) == logs.FLUSH_LINES
     assert len(stream.writes) > 1
     assert all(len(w) <= logs._ATOMIC_CHARS and w.endswith("\n") for w in stream.writes)
+
+
+def test_the_token_masking_filter_masks_messages_and_their_arguments() -> None:
+    masking = TokenMaskingFilter()
+    record = logging.makeLogRecord(
+        {"msg": 'GET /hooks/fotor/abc %s "%s" %d', "args": ("x", "/p/hooks/crop/s3cr3t?a=1", 200)}
+    )
+    assert masking.filter(record)
+    assert record.getMessage() == 'GET /hooks/fotor/<token> x "/p/hooks/crop/<token>?a=1" 200'
+    named = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, "%(path)s", ({"path": "/hooks/fotor/abc"},), None
+    )
+    assert masking.filter(named)
+    assert named.getMessage() == "/hooks/fotor/<token>"

@@ -143,3 +143,22 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
 def test_bad_environment_values(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.load(environ=environ)
+
+
+def test_how_many_rejected_requests_each_source_keeps(tmp_path: Path) -> None:
+    assert Settings.load(environ={}).rejected_cap("fotor") == 10_000
+    path = write(
+        tmp_path / "photohook.toml",
+        "[server]\nmax_rejected_per_source = 50\n\n"
+        '[sources.fotor]\nkind = "fotor"\n\n'
+        '[sources.quiet]\nkind = "fotor"\nmax_rejected = 0\n',
+    )
+    settings = Settings.load(config_file=path, environ={})
+    assert settings.rejected_cap("fotor") == 50
+    assert settings.rejected_cap("quiet") == 0
+    for text, message in (
+        ("[server]\nmax_rejected_per_source = -1\n", "server.max_rejected_per_source: must be"),
+        ('[sources.fotor]\nmax_rejected = "many"\n', "sources.fotor.max_rejected: expected"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            Settings.load(config_file=write(tmp_path / "bad.toml", text), environ={})

@@ -112,7 +112,10 @@ def test_callables_given_in_code(tmp_path: Path) -> None:
         ),
         ("[destinations.a]\nhandler = 'handlers.log:nope'\n", 'attribute "nope" not found'),
         ("[destinations.a]\nhandler = 'tests.plugins.hooks:NOT_CALLABLE'\n", "is not callable"),
-        ("[destinations.a]\nhandler = 'tests.plugins.hooks:two_arguments'\n", "one argument"),
+        (
+            "[destinations.a]\nhandler = 'tests.plugins.hooks:three_arguments'\n",
+            "at most a context besides",
+        ),
         ("[[routes]]\nto = ['nowhere']\n", "routes[0].to: no destination named 'nowhere'"),
         ("[[routes]]\n", "routes[0].to: name at least one destination"),
         (

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook
 
-from receiver.signing import decode_secret, sign, signature_header, verify
+from receiver.signing import decode_secret, new_secret, sign, signature_header, verify
 
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SPEC_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -54,3 +54,18 @@ def test_verify_checks_keys_body_and_tolerance() -> None:
 def test_bad_secrets(bad: str) -> None:
     with pytest.raises(ValueError, match="secret"):
         decode_secret(bad)
+
+
+def test_a_new_secret_is_random_and_the_standardwebhooks_library_takes_it() -> None:
+    secret = new_secret()
+    assert secret.startswith("whsec_") and secret != new_secret()
+    assert 24 <= len(decode_secret(secret)) <= 32
+    timestamp = int(time.time())
+    headers = {
+        "webhook-id": "evt_1",
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(decode_secret(secret), "evt_1", timestamp, b"{}"),
+    }
+    assert Webhook(secret).verify(b"{}", headers) == {}
+    signed = Webhook(secret).sign("evt_2", datetime.fromtimestamp(timestamp, UTC), "{}")
+    assert verify([decode_secret(secret)], "evt_2", timestamp, b"{}", signed, now=timestamp)

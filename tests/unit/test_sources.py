@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import filecmp
 from typing import Any
 
 import pytest
@@ -9,17 +8,7 @@ from hypothesis import strategies as st
 
 from receiver.errors import ValidationFailed
 from receiver.sources import KINDS, cropphoto, fotor
-from tests.helpers import FIXTURES, SHARED_FIXTURES, fixture
-
-
-@pytest.mark.skipif(not SHARED_FIXTURES.is_dir(), reason="no shared/fixtures beside the repo")
-def test_fixture_copies_match_the_shared_fixtures() -> None:
-    for kind in ("fotor", "cropphoto"):
-        shared = sorted(p.name for p in (SHARED_FIXTURES / kind).glob("*.json"))
-        comparison = filecmp.dircmp(SHARED_FIXTURES / kind, FIXTURES / kind)
-        assert shared, kind
-        assert not comparison.left_only, comparison.left_only
-        assert not comparison.diff_files, comparison.diff_files
+from tests.helpers import fixture
 
 
 def test_fotor_completed() -> None:

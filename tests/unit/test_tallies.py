@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from receiver.tallies import Tally, TallyHistogram
+from receiver.tallies import MinuteTally, Tally, TallyHistogram
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.5, 10.0)
 LABEL = st.sampled_from(["fotor", "cropphoto", 'odd "quoted"\nname'])
@@ -44,12 +44,28 @@ def test_a_tally_histogram_reads_as_a_histogram(observations: list[tuple[str, fl
     assert exposition(ours) == exposition(theirs)
 
 
-def test_each_series_has_its_created_time() -> None:
+def test_no_series_has_a_created_time() -> None:
     registry = CollectorRegistry()
     Tally("photohook_things", "Things.", ["source"], registry).inc(("fotor",))
     TallyHistogram("photohook_wait_seconds", "Waits.", ["source"], BUCKETS, registry).observe(
         ("fotor",), 0.2
     )
     text = generate_latest(registry).decode()
-    assert 'photohook_things_created{source="fotor"} 1.' in text
-    assert 'photohook_wait_seconds_created{source="fotor"} 1.' in text
+    assert 'photohook_things_total{source="fotor"} 1.0' in text
+    assert 'photohook_wait_seconds_count{source="fotor"} 1.0' in text
+    assert "_created" not in text
+
+
+def test_a_minute_tally_counts_by_minute_and_forgets_what_is_a_day_old() -> None:
+    now = [1_800_000_000.0]
+    tally = MinuteTally(keep_minutes=3, clock=lambda: now[0])
+    for seconds in (0, 30, 61, 125, 190):
+        now[0] = 1_800_000_000.0 + seconds
+        tally.inc(("fotor", "rejected"))
+    start = 1_800_000_000.0 // 60 * 60
+    assert sorted(tally.since(0)) == [
+        (start + 60, ("fotor", "rejected"), 1),
+        (start + 120, ("fotor", "rejected"), 1),
+        (start + 180, ("fotor", "rejected"), 1),
+    ]
+    assert sorted(at for at, _, _ in tally.since(start + 150)) == [start + 120, start + 180]

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+from receiver.commands import listen_url
+from receiver.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:18100"),
+        ("0.0.0.0", "http://127.0.0.1:18100"),
+        ("::", "http://[::1]:18100"),
+        ("fd00::5", "http://[fd00::5]:18100"),
+        ("hooks.internal", "http://hooks.internal:18100"),
+    ],
+)
+def test_url_defaults_to_where_serve_listens(host: str, expected: str) -> None:
+    settings = Settings.load(environ={"PHOTOHOOK_HOST": host, "PORT": "18100"})
+    assert listen_url(settings) == expected
