@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from receiver import Event, Retry
+from receiver import DeliveryContext, Event, Retry
 from receiver.destinations import HandlerDestination
 from receiver.retry import RetrySchedule
 from receiver.senders import HandlerSender
 from tests.unit.test_routing import event
+
+CONTEXT = DeliveryContext(delivery_id="dlv_1", attempt=1, destination="app", message_id="evt_1")
 
 
 def asks_again_in_a_minute(event: Event) -> None:
@@ -27,7 +29,7 @@ def asks_again(event: Event) -> None:
 async def test_a_handlers_retry_after_is_honoured_by_the_schedule(handler) -> None:
     schedule = RetrySchedule(delays=(30.0, 300.0))
     sender = HandlerSender(HandlerDestination(name="app", handler=handler, retry=schedule))
-    result = await sender.send(event())
+    result = await sender.send(event(), CONTEXT)
     assert not result.attempt.ok
     assert result.attempt.error == "the handler asked to retry"
     assert result.retry_after == 60.0
@@ -36,7 +38,7 @@ async def test_a_handlers_retry_after_is_honoured_by_the_schedule(handler) -> No
 
 async def test_a_bare_retry_follows_the_schedule() -> None:
     sender = HandlerSender(HandlerDestination(name="app", handler=asks_again))
-    result = await sender.send(event())
+    result = await sender.send(event(), CONTEXT)
     assert not result.attempt.ok
     assert result.retry_after is None
 
