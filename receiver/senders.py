@@ -150,7 +150,7 @@ class HTTPSender:
         except ssrf.DeniedDestination as exc:
             return failed(f"refused: {exc}")
         except (httpx.HTTPError, OSError) as exc:
-            return failed(f"{type(exc).__name__}: {exc or 'connection failed'}")
+            return failed(f"{type(exc).__name__}: {str(exc) or 'connection failed'}")
         status = response.status_code
         ok = 200 <= status < 300
         error = None

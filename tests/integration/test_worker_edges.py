@@ -1,0 +1,247 @@
+"""The worker's edges against a real SQLite store: the rate limit, retries by the schedule, and
+what a held (410) or dead delivery records."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver import worker as worker_module
+from receiver.destinations import HandlerDestination
+from receiver.errors import StoreError
+from receiver.events import Event
+from receiver.retry import RetrySchedule
+from receiver.store import DeliveryQuery, Store, open_store
+from receiver.worker import Worker
+from tests.integration.servers import eventually
+from tests.store.factories import receipt
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'worker.db'}")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def states(store: Store) -> list[str]:
+    return sorted(d.state for d in await store.list_deliveries(DeliveryQuery()))
+
+
+async def test_the_rate_limit_spaces_attempts_across_the_lanes_places(store: Store) -> None:
+    await store.sync_destinations(["app"])
+    for index in range(6):
+        await store.store(receipt(f"t{index}", destinations=("app",)))
+    called: list[float] = []
+
+    async def handler(event: Event) -> None:
+        called.append(time.monotonic())
+
+    # Four places in flight, but at most ten attempts a second between them.
+    destination = HandlerDestination(name="app", handler=handler, max_in_flight=4, rate_limit=10)
+    worker = Worker(store, {"app": destination}, sweep_interval=0.05)
+    await worker.start()
+    try:
+        await eventually(lambda: len(called) == 6)
+        await eventually(lambda: _states_are(store, ["delivered"] * 6))
+    finally:
+        await worker.stop()
+    # The k-th attempt has its turn k tenths of a second after the first (a turn can start a
+    # little late under load, so it is the cumulative spacing that holds, not each gap).
+    since_first = [moment - called[0] for moment in called]
+    assert all(since >= 0.1 * k - 0.005 for k, since in enumerate(since_first)), since_first
+    assert since_first[-1] < 0.85, since_first  # the configured rate, not a slower one
+
+
+async def _states_are(store: Store, expected: list[str]) -> bool:
+    return await states(store) == expected
+
+
+async def test_a_woken_worker_delivers_at_once_not_at_its_next_sweep(store: Store) -> None:
+    await store.sync_destinations(["app"])
+    called: list[float] = []
+
+    async def handler(event: Event) -> None:
+        called.append(time.monotonic())
+
+    destination = HandlerDestination(name="app", handler=handler)
+    worker = Worker(store, {"app": destination}, sweep_interval=30)
+    await worker.start()
+    try:
+        await asyncio.sleep(0.2)  # the first sweep has found nothing; the next is 30 s away
+        await store.store(receipt("t1", destinations=("app",)))
+        stored = time.monotonic()
+        worker.wake()  # as ingest does after each commit with deliveries
+        await eventually(lambda: _states_are(store, ["delivered"]), within=10)
+    finally:
+        await worker.stop()
+    assert called[0] - stored < 10
+
+
+async def test_a_retry_is_sent_when_it_falls_due_not_at_the_next_sweep(store: Store) -> None:
+    await store.sync_destinations(["app"])
+    await store.store(receipt("t1", destinations=("app",)))
+    called: list[float] = []
+
+    async def fails_once(event: Event) -> None:
+        called.append(time.monotonic())
+        if len(called) == 1:
+            raise RuntimeError("not yet")
+
+    schedule = RetrySchedule(delays=(0.3,), jitter=0.0)
+    destination = HandlerDestination(name="app", handler=fails_once, retry=schedule)
+    worker = Worker(store, {"app": destination}, sweep_interval=30)
+    await worker.start()
+    try:
+        await eventually(lambda: _states_are(store, ["delivered"]), within=10)
+    finally:
+        await worker.stop()
+    assert len(called) == 2
+    assert 0.29 <= called[1] - called[0] < 10
+
+
+async def test_stop_waits_out_the_grace_then_leaves_the_rest_to_be_retried(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    await store.sync_destinations(["quick", "stuck"])
+    await store.store(receipt("t1", destinations=("quick", "stuck")))
+    started: list[str] = []
+
+    async def quick(event: Event) -> None:
+        started.append("quick")
+        await asyncio.sleep(0.2)
+
+    async def stuck(event: Event) -> None:
+        started.append("stuck")
+        await asyncio.sleep(60)
+
+    destinations = {
+        "quick": HandlerDestination(name="quick", handler=quick),
+        "stuck": HandlerDestination(name="stuck", handler=stuck),
+    }
+    worker = Worker(store, destinations, sweep_interval=0.05)
+    await worker.start()
+    await eventually(lambda: sorted(started) == ["quick", "stuck"])
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING, "photohook.worker"):
+        await worker.stop(grace=1.0)
+    assert time.monotonic() - began < 10
+    assert "left 1 deliveries in flight to be retried" in caplog.messages
+    deliveries = {d.destination: d for d in await store.list_deliveries(DeliveryQuery())}
+    assert deliveries["quick"].state == "delivered"  # finished within the grace
+    assert deliveries["stuck"].state != "delivered"
+    assert deliveries["stuck"].attempts == 0  # no attempt recorded: its lease runs out
+
+
+async def test_a_delivery_in_flight_is_not_sent_again_by_another_worker(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its lease outlasts the attempt's timeout: the other worker only takes it over once the
+    # first could no longer be sending it. Without the fixed margin, the timeout alone must
+    # make the lease long enough.
+    monkeypatch.setattr(worker_module, "LEASE_MARGIN", 0.1)
+    await store.sync_destinations(["app"])
+    await store.store(receipt("t1", destinations=("app",)))
+    calls: list[str] = []
+
+    async def slow(event: Event) -> None:
+        calls.append(event.id)
+        await asyncio.sleep(1.5)
+
+    destination = HandlerDestination(name="app", handler=slow, timeout=3.0)
+    workers = [Worker(store, {"app": destination}, sweep_interval=0.05) for _ in range(2)]
+    for worker in workers:
+        await worker.start()
+    try:
+        await eventually(lambda: _states_are(store, ["delivered"]), within=10)
+    finally:
+        for worker in workers:
+            await worker.stop()
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "logged"),
+    [
+        (
+            StoreError("cannot claim: the database is locked"),
+            "cannot claim: the database is locked",
+        ),
+        (RuntimeError("a bug"), "the delivery loop failed; trying again"),
+    ],
+)
+async def test_a_failed_claim_is_logged_and_tried_again(
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fault: Exception,
+    logged: str,
+) -> None:
+    await store.sync_destinations(["app"])
+    await store.store(receipt("t1", destinations=("app",)))
+    claim = store.claim
+    failures = [fault, fault]
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(store, "claim", flaky)
+
+    async def handler(event: Event) -> None:
+        pass
+
+    worker = Worker(
+        store, {"app": HandlerDestination(name="app", handler=handler)}, sweep_interval=0.05
+    )
+    with caplog.at_level(logging.ERROR, "photohook.worker"):
+        await worker.start()
+        try:
+            await eventually(lambda: _states_are(store, ["delivered"]), within=10)
+        finally:
+            await worker.stop()
+    assert caplog.messages.count(logged) == 2
+
+
+async def test_an_outcome_that_cannot_be_recorded_is_logged_and_sent_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # At least once: the lease runs out and the delivery is sent again, never lost.
+    monkeypatch.setattr(worker_module, "LEASE_MARGIN", 0.1)
+    await store.sync_destinations(["app"])
+    await store.store(receipt("t1", destinations=("app",)))
+    finish = store.finish
+    failures = [StoreError("cannot record: the disk is full")]
+
+    async def flaky(outcome: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await finish(outcome)
+
+    monkeypatch.setattr(store, "finish", flaky)
+    calls: list[str] = []
+
+    async def handler(event: Event) -> None:
+        calls.append(event.id)
+
+    destination = HandlerDestination(name="app", handler=handler, timeout=0.2)
+    worker = Worker(store, {"app": destination}, sweep_interval=0.05)
+    with caplog.at_level(logging.ERROR, "photohook.worker"):
+        await worker.start()
+        try:
+            await eventually(lambda: _states_are(store, ["delivered"]), within=10)
+        finally:
+            await worker.stop()
+    assert len(calls) == 2
+    [delivery] = await store.list_deliveries(DeliveryQuery())
+    assert [m for m in caplog.messages if m.startswith("cannot record delivery")] == [
+        f"cannot record delivery {delivery.id}: cannot record: the disk is full"
+    ]
