@@ -157,7 +157,9 @@ async def test_prune_deletes_what_its_dry_run_counted(tmp_path: Path) -> None:
         await store.track_task("fotor", "old-unrouted", None, Tracking(60, 3600), eight_days_ago)
     finally:
         await store.close()
-    counts = "2 events, 2 requests, 1 deliveries, 1 attempts, 1 finished tasks\n"
+    counts = (
+        "2 events, 2 requests, 1 deliveries, 1 attempts, 1 finished tasks, 0 rejected requests\n"
+    )
 
     dry = await asyncio.to_thread(run_cli, "prune", "--older-than", "7d", "--dry-run", cwd=tmp_path)
     assert (dry.returncode, dry.stdout) == (0, f"would delete {counts}")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from receiver.errors import AlreadyAccepted
 from receiver.ids import new_id
 from receiver.store import EventQuery, Pruned, RejectedQuery, Rejection, Store
 
@@ -66,13 +69,15 @@ async def test_kept_requests_are_listed_newest_first_with_a_cursor(store: Store)
 
 
 async def test_retries_record_what_became_of_the_request(store: Store) -> None:
-    refused, accepted = rejection(), rejection()
-    for one in (refused, accepted):
+    refused, accepted, resent = rejection(), rejection(), rejection()
+    for one in (refused, accepted, resent):
         await store.keep_rejected(one)
     error = {"status": 422, "code": "invalid_payload", "message": "still", "field": "status"}
     await store.refuse_rejected(refused.id, error)
     stored = await store.accept_rejected(accepted.id, receipt("task-9"))
-    again = await store.accept_rejected(accepted.id, receipt("task-9"))
+    with pytest.raises(AlreadyAccepted):  # an accepted request is not run again
+        await store.accept_rejected(accepted.id, receipt("task-9"))
+    again = await store.accept_rejected(resent.id, receipt("task-9"))  # the same callback
     assert not stored.duplicate and again.duplicate
     assert again.event_ids == stored.event_ids
     [event] = await store.list_events(EventQuery())
@@ -84,8 +89,10 @@ async def test_retries_record_what_became_of_the_request(store: Store) -> None:
     assert still.retried_at is not None and still.event_ids == []
     done = await store.get_rejected(accepted.id)
     assert done is not None
-    assert (done.outcome, done.retries, done.retry_error) == ("duplicate", 2, None)
+    assert (done.outcome, done.retries, done.retry_error) == ("accepted", 1, None)
     assert done.event_ids == list(stored.event_ids)
+    twice = await store.get_rejected(resent.id)
+    assert twice is not None and (twice.outcome, twice.event_ids) == ("duplicate", done.event_ids)
     retryable = await store.list_rejected(RejectedQuery(retryable=True))
     assert [r.id for r in retryable] == [refused.id]
 

@@ -73,7 +73,11 @@ async def test_the_timer_prunes_again_every_interval_and_outlives_a_failed_run(
         await eventually(lambda: len(runs(caplog)) == 2)
         assert await task_ids(store) == ["recent"]
     assert failing.runs >= 3  # the failed run, the one that pruned, the one after
-    assert runs(caplog) == ["pruned 1 events, 1 requests, 0 deliveries, 0 attempts, 0 tasks"] * 2
+    assert (
+        runs(caplog)
+        == ["pruned 1 events, 1 requests, 0 deliveries, 0 attempts, 0 tasks, 0 rejected requests"]
+        * 2
+    )
 
 
 def runs(caplog: pytest.LogCaptureFixture) -> list[str]:
