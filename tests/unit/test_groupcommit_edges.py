@@ -4,6 +4,7 @@ middle of a batch, and stopping a committer that never started or has nothing in
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -86,3 +87,22 @@ async def test_stop_with_nothing_in_flight_returns_at_once(driver: str) -> None:
         await asyncio.wait_for(commits.stop(), BOUND)
         with pytest.raises(StoreError):
             await commits.submit(4)
+
+
+async def test_a_failed_batch_is_logged_with_its_error(caplog: pytest.LogCaptureFixture) -> None:
+    """The operator's one clue to why the writes were retried one by one."""
+
+    async def write(items: Sequence[int]) -> list[int]:
+        if len(items) > 1:
+            raise ValueError("disk I/O error")
+        return await _write(items)
+
+    commits = GroupCommit(write)
+    commits.start()
+    with caplog.at_level(logging.WARNING, logger="photohook.store"):
+        results = await asyncio.wait_for(
+            asyncio.gather(*(commits.submit(i) for i in range(3))), BOUND
+        )
+        await asyncio.wait_for(commits.stop(), BOUND)
+    assert results == [0, 10, 20]
+    assert "a batch of 3 writes failed (disk I/O error); retrying each alone" in caplog.text
