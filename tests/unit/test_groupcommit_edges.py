@@ -69,7 +69,7 @@ async def test_a_committer_never_started_refuses_writes_and_stops_at_once(driver
             else ThreadGroupCommit(_write_here, thread.submit)
         )
         with pytest.raises(StoreError, match="not accepting writes"):
-            await commits.submit(1)
+            await asyncio.wait_for(commits.submit(1), BOUND)
         await asyncio.wait_for(commits.stop(), BOUND)
         assert commits.commits == 0
 
@@ -86,7 +86,7 @@ async def test_stop_with_nothing_in_flight_returns_at_once(driver: str) -> None:
         assert await commits.submit(3) == 30
         await asyncio.wait_for(commits.stop(), BOUND)
         with pytest.raises(StoreError):
-            await commits.submit(4)
+            await asyncio.wait_for(commits.submit(4), BOUND)
 
 
 async def test_a_failed_batch_is_logged_with_its_error(caplog: pytest.LogCaptureFixture) -> None:
