@@ -415,7 +415,11 @@ class RejectedRequest:
         """The refusal that counts now: the last retry's, else the original answer's."""
         if self.retry_error is not None:
             return self.retry_error
-        return {"status": self.status, "code": self.code, "message": self.message} | (
+        return {"status": self.status} | self._answer()
+
+    def _answer(self) -> dict[str, Any]:
+        """The error body the original answer gave."""
+        return {"code": self.code, "message": self.message} | (
             {"field": self.field} if self.field is not None else {}
         )
 
@@ -426,8 +430,7 @@ class RejectedRequest:
             "source": self.source,
             "received_at": self.received_at,
             "status": self.status,
-            "error": {"code": self.code, "message": self.message}
-            | ({"field": self.field} if self.field is not None else {}),
+            "error": self._answer(),
             "body_kept": self.body is not None,
             "retries": self.retries,
             "retried_at": self.retried_at,
