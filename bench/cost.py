@@ -35,11 +35,11 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message
 
 from receiver import Settings, create_app, eventloop
-from receiver.app import url_tokens
-from receiver.logs import configure_logging
-from receiver.metrics import Metrics
+from receiver.delivery.worker import Worker
+from receiver.observability.logs import configure_logging
+from receiver.observability.metrics import Metrics
 from receiver.routing import Router
-from receiver.worker import Worker
+from receiver.web.app import url_tokens
 
 from . import apps, load
 from .servers import UVICORN, Server

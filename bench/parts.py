@@ -39,9 +39,9 @@ VARIANTS: dict[str, tuple[str, str]] = {
 
 def serve(parts: str, argv: list[str]) -> int:
     """``photohook serve`` with ``parts`` (comma separated) replaced by nothing."""
-    from receiver import ingest
-    from receiver.cli import main
+    from receiver.cli.parser import main
     from receiver.store import records, sqlstore
+    from receiver.web import ingest
 
     replaced = set(filter(None, parts.split(",")))
     if "store" in replaced:

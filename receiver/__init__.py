@@ -1,13 +1,13 @@
 """photohook: a webhook receiver and event router for image-AI API callbacks."""
 
-from .__about__ import __version__
-from .app import create_app
-from .context import DeliveryContext
-from .destinations import Handler, Transform
-from .events import Event
-from .logs import TokenMaskingFilter
-from .retry import Retry
-from .settings import Settings
+from receiver.__about__ import __version__
+from receiver.config.settings import Settings
+from receiver.delivery.context import DeliveryContext
+from receiver.delivery.destinations import Handler, Transform
+from receiver.delivery.retry import Retry
+from receiver.events import Event
+from receiver.observability.logs import TokenMaskingFilter
+from receiver.web.app import create_app
 
 __all__ = [
     "DeliveryContext",

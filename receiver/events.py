@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .types import JSONObject
+from receiver.types import JSONObject
 
 
 @dataclass(frozen=True, slots=True)

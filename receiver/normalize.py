@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from .events import Event
-from .ids import new_id
-from .routing import Router
-from .sources import Kind, ParsedEvent
-from .store import NewEvent, Tracking
-from .types import JSONObject
+from receiver.events import Event
+from receiver.ids import new_id
+from receiver.routing import Router
+from receiver.sources import Kind, ParsedEvent
+from receiver.store import NewEvent, Tracking
+from receiver.types import JSONObject
 
 
 def new_events(

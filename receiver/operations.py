@@ -7,12 +7,12 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-from .destinations import Destination
-from .errors import ValidationFailed
-from .events import Event
-from .routing import Router
-from .settings import SourceConfig
-from .store import TASK_STATES, EventQuery, Store, Task
+from receiver.config.settings import SourceConfig
+from receiver.delivery.destinations import Destination
+from receiver.errors import ValidationFailed
+from receiver.events import Event
+from receiver.routing import Router
+from receiver.store import TASK_STATES, EventQuery, Store, Task
 
 #: The most events one bulk replay touches.
 BULK_LIMIT = 10_000
@@ -90,7 +90,7 @@ async def track(
     business_id: str | None,
 ) -> Task:
     """Register a task so that its result is recovered even if every callback is lost."""
-    from .reconciler import tracking
+    from receiver.reconciler import tracking
 
     config = sources.get(source)
     if config is None:
@@ -109,7 +109,7 @@ async def reconciler_report(
     store: Store, sources: Mapping[str, SourceConfig]
 ) -> list[dict[str, Any]]:
     """Per source: whether it is reconciled, whether its key was rejected, its tasks by state."""
-    from .reconciler import key_fingerprint, rejected_key
+    from receiver.reconciler import key_fingerprint, rejected_key
 
     summary = await store.task_summary()
     report = []

@@ -19,14 +19,14 @@ from datetime import UTC, datetime
 
 import httpx
 
-from .errors import StoreError, ValidationFailed
-from .ids import new_id
-from .metrics import Metrics
-from .normalize import new_events
-from .routing import Router
-from .settings import SourceConfig
-from .sources import KINDS, KeyRejected, ProviderUnavailable, StatusAnswer
-from .store import NewEvent, Receipt, Store, Task, Tracking
+from receiver.config.settings import SourceConfig
+from receiver.errors import StoreError, ValidationFailed
+from receiver.ids import new_id
+from receiver.normalize import new_events
+from receiver.observability.metrics import Metrics
+from receiver.routing import Router
+from receiver.sources import KINDS, KeyRejected, ProviderUnavailable, StatusAnswer
+from receiver.store import NewEvent, Receipt, Store, Task, Tracking
 
 logger = logging.getLogger("photohook.reconciler")
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from .types import Headers
+from receiver.types import Headers
 
 REDACTED = "[redacted]"
 _SENSITIVE_HEADERS = frozenset(

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from .errors import StoreError
-from .store import Pruned, Store
+from receiver.errors import StoreError
+from receiver.store import Pruned, Store
 
 logger = logging.getLogger("photohook.retention")
 

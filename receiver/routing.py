@@ -7,8 +7,8 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from .config import Table
-from .events import Event
+from receiver.config.file import Table
+from receiver.events import Event
 
 _CONDITIONS = ("source", "status", "task_type", "business_id", "labels")
 

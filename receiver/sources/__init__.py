@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from . import cropphoto, fotor
-from ._parsed import ParsedEvent
-from ._status import KeyRejected, ProviderUnavailable, StatusAnswer
+from receiver.sources import cropphoto, fotor
+from receiver.sources._parsed import ParsedEvent
+from receiver.sources._status import KeyRejected, ProviderUnavailable, StatusAnswer
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ValidationFailed
-from ..types import JSONObject
+from receiver.errors import ValidationFailed
+from receiver.types import JSONObject
 
 MAX_ID_LENGTH = 256
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from ..types import JSONObject
+from receiver.types import JSONObject
 
 
 @dataclass(frozen=True, slots=True)

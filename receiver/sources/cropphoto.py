@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 
-from ..errors import ValidationFailed
-from ..types import JSONObject
-from ._fields import (
+from receiver.errors import ValidationFailed
+from receiver.sources._fields import (
     choice,
     optional_objects,
     optional_str,
@@ -21,8 +20,9 @@ from ._fields import (
     require_id,
     require_object,
 )
-from ._parsed import ParsedEvent
-from ._status import StatusAnswer, json_object, request
+from receiver.sources._parsed import ParsedEvent
+from receiver.sources._status import StatusAnswer, json_object, request
+from receiver.types import JSONObject
 
 API_BASE_URL = "https://us1-api.crop.photo"
 STATUSES = ("pending", "processing", "completed", "failed")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ._fields import (
+from receiver.sources._fields import (
     choice,
     optional_bool,
     optional_objects,
@@ -19,8 +19,8 @@ from ._fields import (
     require_id,
     require_object,
 )
-from ._parsed import ParsedEvent
-from ._status import ProviderUnavailable, StatusAnswer, json_object, request
+from receiver.sources._parsed import ParsedEvent
+from receiver.sources._status import ProviderUnavailable, StatusAnswer, json_object, request
 
 CALLBACK_IPS = ("54.212.95.175", "44.236.127.35")
 API_BASE_URL = "https://api-b.fotor.com"

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mappi
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..errors import ConfigError
-from ..events import Event
-from .migrations import SchemaChange
-from .records import (
+from receiver.errors import ConfigError
+from receiver.events import Event
+from receiver.store.migrations import SchemaChange
+from receiver.store.records import (
     DELIVERY_STATES,
     DESTINATION_STATES,
     TASK_STATES,
@@ -226,11 +226,11 @@ def open_store(database_url: str) -> Store:
     opened."""
     scheme, _, rest = database_url.partition("://")
     if scheme in ("postgresql", "postgres") and rest:
-        from .postgres import PostgresStore
+        from receiver.store.postgres import PostgresStore
 
         return PostgresStore(database_url)
     if scheme == "sqlite":
-        from .sqlite import SQLiteStore
+        from receiver.store.sqlite import SQLiteStore
 
         if not rest.startswith("/") or rest in ("/", "/:memory:"):
             raise ConfigError(

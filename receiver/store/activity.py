@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..events import format_timestamp
-from .records import Count
-from .tx import Tx
+from receiver.events import format_timestamp
+from receiver.store.records import Count
+from receiver.store.tx import Tx
 
 #: Callback buckets are prefixes of the stored RFC 3339 time: the minute or the hour.
 _PREFIXES = {60: len("2026-12-06T03:41"), 3600: len("2026-12-06T03")}

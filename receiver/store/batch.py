@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ids import new_id
-from . import rows
-from .records import NewEvent, Receipt, Stored
+from receiver.ids import new_id
+from receiver.store import rows
+from receiver.store.records import NewEvent, Receipt, Stored
 
 SUPERSEDED = "superseded: the task had already reached a later status"
 

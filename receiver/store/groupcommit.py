@@ -14,7 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from ..errors import StoreError, StoreUnavailable
+from receiver.errors import StoreError, StoreUnavailable
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from importlib import resources
 
-from ..errors import NoDatabase, StoreError
+from receiver.errors import NoDatabase, StoreError
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..ids import new_id
-from . import rows
-from .records import Attempt, Claim, DestinationStatus, Outcome
-from .tx import Tx, conditions, marks
+from receiver.ids import new_id
+from receiver.store import rows
+from receiver.store.records import Attempt, Claim, DestinationStatus, Outcome
+from receiver.store.tx import Tx, conditions, marks
 
 _PARAMETERS_PER_QUERY = 500
 

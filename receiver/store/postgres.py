@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from .. import redact
-from ..errors import StoreError
-from ..events import format_time
-from .migrations import SchemaChange, no_database, not_migrated, pending
-from .records import Receipt, Stored
-from .sqlstore import SQLStore, reason
-from .tx import Dialect, Row, Tx
+from receiver import redact
+from receiver.errors import StoreError
+from receiver.events import format_time
+from receiver.store.migrations import SchemaChange, no_database, not_migrated, pending
+from receiver.store.records import Receipt, Stored
+from receiver.store.sqlstore import SQLStore, reason
+from receiver.store.tx import Dialect, Row, Tx
 
 T = TypeVar("T")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..events import format_time
-from .records import Pruned
-from .tx import Tx, marks
+from receiver.events import format_time
+from receiver.store.records import Pruned
+from receiver.store.tx import Tx, marks
 
 # An event's deliveries that are not finished: it is kept with them.
 _UNFINISHED = """

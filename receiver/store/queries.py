@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..events import Event, format_time
-from . import rows
-from .records import AttemptRecord, Delivery, DeliveryQuery, EventDetail, EventQuery
-from .tx import Tx, conditions, marks
+from receiver.events import Event, format_time
+from receiver.store import rows
+from receiver.store.records import AttemptRecord, Delivery, DeliveryQuery, EventDetail, EventQuery
+from receiver.store.tx import Tx, conditions, marks
 
 _PARAMETERS_PER_QUERY = 500
 

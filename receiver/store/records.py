@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..events import Event, format_timestamp
+from receiver.events import Event, format_timestamp
 
 #: Delivery states. pending: not tried yet; retrying: failed, tried again later; held: its
 #: destination is paused or disabled; confirming: its event waits for the provider to confirm

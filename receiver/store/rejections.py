@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 
-from ..errors import AlreadyAccepted
-from ..events import format_time, format_timestamp
-from . import writes
-from .records import Receipt, RejectedQuery, RejectedRequest, Rejection, Stored
-from .tx import Tx
+from receiver.errors import AlreadyAccepted
+from receiver.events import format_time, format_timestamp
+from receiver.store import writes
+from receiver.store.records import Receipt, RejectedQuery, RejectedRequest, Rejection, Stored
+from receiver.store.tx import Tx
 
 _COLUMNS = """
     id, source, received_at, peer, client, headers, body, status, code, message, field, retries,

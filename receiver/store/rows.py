@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from ..events import Event, format_time, parse_time
-from .records import AttemptRecord, Delivery, NewEvent, Receipt, ReceiptRecord, Task
+from receiver.events import Event, format_time, parse_time
+from receiver.store.records import AttemptRecord, Delivery, NewEvent, Receipt, ReceiptRecord, Task
 
 EVENT_COLUMNS = """
     e.id, e.source, e.kind, e.type, e.task_id, e.task_type, e.status, e.business_id,

@@ -20,13 +20,13 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..errors import StoreError
-from ..events import format_time
-from .groupcommit import Committer, ThreadGroupCommit
-from .migrations import SchemaChange, no_database, not_migrated, pending
-from .sqlite_writer import Writer
-from .sqlstore import BatchWork, SQLStore
-from .tx import Dialect, Row, Tx
+from receiver.errors import StoreError
+from receiver.events import format_time
+from receiver.store.groupcommit import Committer, ThreadGroupCommit
+from receiver.store.migrations import SchemaChange, no_database, not_migrated, pending
+from receiver.store.sqlite_writer import Writer
+from receiver.store.sqlstore import BatchWork, SQLStore
+from receiver.store.tx import Dialect, Row, Tx
 
 T = TypeVar("T")
 Item = TypeVar("Item")

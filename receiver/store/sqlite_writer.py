@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .tx import Dialect, Row, Tx
+from receiver.store.tx import Dialect, Row, Tx
 
 T = TypeVar("T")
 

@@ -30,13 +30,12 @@ from collections.abc import (
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from ..errors import StoreError, StoreUnavailable
-from ..events import Event, format_time
-from ..tokens import generate_key
-from . import activity, outbox, pruning, queries, rejections, tasks, transfer, writes
-from .groupcommit import Committer, GroupCommit
-from .migrations import SchemaChange
-from .records import (
+from receiver.errors import StoreError, StoreUnavailable
+from receiver.events import Event, format_time
+from receiver.store import activity, outbox, pruning, queries, rejections, tasks, transfer, writes
+from receiver.store.groupcommit import Committer, GroupCommit
+from receiver.store.migrations import SchemaChange
+from receiver.store.records import (
     AttemptRecord,
     Claim,
     Count,
@@ -55,7 +54,8 @@ from .records import (
     Task,
     Tracking,
 )
-from .tx import Tx
+from receiver.store.tx import Tx
+from receiver.web.tokens import generate_key
 
 T = TypeVar("T")
 Item = TypeVar("Item")

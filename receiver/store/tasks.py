@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from . import rows
-from .records import Task, Tracking
-from .tx import Tx, marks
+from receiver.store import rows
+from receiver.store.records import Task, Tracking
+from receiver.store.tx import Tx, marks
 
 
 async def track(

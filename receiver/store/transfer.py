@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from .tx import Tx, marks
+from receiver.store.tx import Tx, marks
 
 #: Every table, parents before children, with its columns; the first are its key.
 TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .batch import Key, TaskChange, plan
-from .outbox import INSERT_DELIVERY
-from .records import Receipt, Stored
-from .tx import Tx, marks
+from receiver.store.batch import Key, TaskChange, plan
+from receiver.store.outbox import INSERT_DELIVERY
+from receiver.store.records import Receipt, Stored
+from receiver.store.tx import Tx, marks
 
 _PARAMETERS_PER_QUERY = 500
 

@@ -16,7 +16,7 @@ from itsdangerous import TimestampSigner
 from starlette.applications import Starlette
 
 from receiver import Settings, create_app
-from receiver.admin.access import SESSION_COOKIE, SESSION_SECONDS
+from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS
 
 from .test_ingest import assert_error
 

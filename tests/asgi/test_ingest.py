@@ -417,7 +417,7 @@ async def test_a_body_slower_than_body_timeout_gets_408(settings: Settings) -> N
 async def test_a_commit_slower_than_its_deadline_gets_503_to_be_sent_again(
     app: Starlette, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("receiver.ingest.COMMIT_TIMEOUT", 0.3)
+    monkeypatch.setattr("receiver.web.ingest.COMMIT_TIMEOUT", 0.3)
     body = json.dumps(fixture("fotor/upscale-completed")).encode()
     messages = iter([{"type": "http.request", "body": body, "more_body": False}])
 
@@ -468,7 +468,7 @@ async def test_our_own_fault_is_503_with_the_traceback_logged(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr("receiver.callbacks.new_events", broken)
+    monkeypatch.setattr("receiver.web.callbacks.new_events", broken)
     response = await post("fotor", fixture("fotor/upscale-completed"))
     assert_error(response, 503, "unavailable")
     assert "a bug of ours" not in response.text

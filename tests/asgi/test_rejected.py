@@ -15,12 +15,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from receiver import Settings, create_app, ingest, rejected
+from receiver import Settings, create_app
 from receiver.errors import AlreadyAccepted
 from receiver.routing import Router
 from receiver.sources import fotor
 from receiver.store import EventQuery
-from receiver.tokens import URLTokens
+from receiver.web import ingest, rejected
+from receiver.web.tokens import URLTokens
 from tests.helpers import asgi_client, fixture, fixture_bytes
 from tests.integration.servers import Sink, eventually, running
 

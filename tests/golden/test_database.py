@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from receiver import Settings, create_app
-from receiver.cli import main as photohook
+from receiver.cli.parser import main as photohook
 from tests.helpers import asgi_client
 from tests.postgres import POSTGRES_URL, isolated_schema
 

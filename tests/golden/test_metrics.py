@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import enable_created_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from receiver.metrics import drop_created_series
+from receiver.observability.metrics import drop_created_series
 from tests.helpers import fixture
 from tests.integration.providers import API_KEY, FakeFotor
 from tests.integration.servers import Sink, eventually, running

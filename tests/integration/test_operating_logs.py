@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from receiver.logs import configure_logging
-from receiver.tokens import URLTokens
+from receiver.observability.logs import configure_logging
+from receiver.web.tokens import URLTokens
 
 from .conftest import KEY
 from .servers import eventually, running

@@ -9,7 +9,7 @@ import time
 
 from starlette.types import Receive, Scope, Send
 
-from receiver.protocol import guarded_protocol
+from receiver.web._protocol import guarded_protocol
 from tests.integration.servers import running
 
 TIMEOUT = 0.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from receiver.simulator import send_test
+from receiver.cli.simulator import send_test
 from receiver.store import EventQuery
 
 Start = Callable[..., Any]

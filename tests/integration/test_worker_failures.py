@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-import receiver.worker
-from receiver.destinations import HTTPDestination
+import receiver.delivery.worker
+from receiver.delivery.destinations import HTTPDestination
+from receiver.delivery.worker import Worker
 from receiver.errors import StoreError
 from receiver.store import DeliveryQuery, Outcome, Store, open_store
-from receiver.worker import Worker
 from tests.store.factories import receipt
 
 from .servers import Reply, Sink, eventually
@@ -108,7 +108,7 @@ async def test_a_finish_that_fails_leaves_the_lease_to_run_out_and_the_delivery_
     store: Faulty, sink_url: Callable[[Sink], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At least once, never lost: the attempt was made but not recorded, so it is made again."""
-    monkeypatch.setattr(receiver.worker, "LEASE_MARGIN", 0.0)
+    monkeypatch.setattr(receiver.delivery.worker, "LEASE_MARGIN", 0.0)
     timeout = 1.0  # the lease: twice the attempt's timeout
     sink = Sink()
     store.failing_finishes = 1
@@ -149,7 +149,7 @@ async def test_a_stop_that_times_out_leaves_deliveries_in_flight_to_another_work
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(receiver.worker, "LEASE_MARGIN", 0.0)
+    monkeypatch.setattr(receiver.delivery.worker, "LEASE_MARGIN", 0.0)
     timeout = 2.0  # the lease: twice that
     sink = Sink(script=lambda n: Reply(delay=2 * timeout if n < 2 else 0))
     destinations = app_destination(sink_url(sink), timeout=timeout)

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from receiver.ingest import COMMIT_TIMEOUT
 from receiver.store import postgres
 from receiver.store.postgres import WRITE_TIMEOUT, PostgresStore
+from receiver.web.ingest import COMMIT_TIMEOUT
 from tests.integration.servers import Sink, running
 
 from .helpers import Serve, fotor_body, run_cli, send_all, sink_config, wait_until

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from receiver.destinations import HandlerDestination
+from receiver.delivery.destinations import HandlerDestination
+from receiver.delivery.worker import Worker
 from receiver.events import Event
 from receiver.store import DeliveryQuery, Outcome, Store
-from receiver.worker import Worker
 from tests.integration.servers import eventually
 
 from .factories import receipt

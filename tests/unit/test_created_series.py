@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, enable_created_metrics, generate_latest
 
-from receiver import cli, eventloop, logs, server
-from receiver.metrics import Metrics
+from receiver import eventloop
+from receiver.cli import parser as cli
+from receiver.observability import logs
+from receiver.observability.metrics import Metrics
+from receiver.web import server
 
 
 @pytest.fixture(autouse=True)

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from receiver.config.importer import import_from_string
 from receiver.errors import ImportStringError
-from receiver.importer import import_from_string
 
 
 def test_resolves_module_attributes() -> None:
     assert import_from_string("handlers.log:print_event").__name__ == "print_event"
-    assert import_from_string("receiver.retry:RetrySchedule.next_delay")
+    assert import_from_string("receiver.delivery.retry:RetrySchedule.next_delay")
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.commands import listen_url
-from receiver.settings import Settings
+from receiver.cli.commands import listen_url
+from receiver.config.settings import Settings
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from receiver import logs
-from receiver.logs import (
+from receiver.observability import logs
+from receiver.observability.logs import (
     JSONFormatter,
     RequestLog,
     TextFormatter,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from receiver.config.settings import Settings
 from receiver.errors import ConfigError
-from receiver.settings import Settings
 
 
 def test_the_metrics_port_comes_from_the_flag_then_the_environment() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from receiver.protocol import WriteTogether
+from receiver.web._protocol import WriteTogether
 
 
 class _Recording:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from receiver.config.settings import Settings
 from receiver.errors import ConfigError
-from receiver.settings import Settings
 
 
 def write(path: Path, text: str) -> Path:

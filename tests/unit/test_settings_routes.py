@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from receiver.destinations import HandlerDestination, HTTPDestination
+from receiver.config.settings import Settings
+from receiver.delivery.destinations import HandlerDestination, HTTPDestination
 from receiver.errors import ConfigError
-from receiver.settings import Settings
 from tests.plugins import hooks
 
 LOG = "[destinations.a]\nhandler = 'handlers.log:print_event'\n"

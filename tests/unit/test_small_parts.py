@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from receiver import durations, ids, redact
+from receiver import ids, redact
+from receiver.config import durations
 from receiver.events import format_time, parse_time
 
 

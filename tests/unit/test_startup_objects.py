@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from receiver import commands, eventloop, server
-from receiver.settings import Settings
+from receiver import eventloop
+from receiver.cli import commands
+from receiver.config.settings import Settings
+from receiver.web import server
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from receiver.tallies import MinuteTally, Tally, TallyHistogram
+from receiver.observability._tallies import MinuteTally, Tally, TallyHistogram
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.5, 10.0)
 LABEL = st.sampled_from(["fotor", "cropphoto", 'odd "quoted"\nname'])

@@ -1,0 +1,1 @@
+"""The ``photohook`` command: its parser and what each command does."""

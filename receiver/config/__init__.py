@@ -1,0 +1,1 @@
+"""Configuration: settings read once at start-up from flags, the environment and the file."""

@@ -1,0 +1,1 @@
+"""Delivering stored events: the worker, its senders, destinations, signatures and retries."""

@@ -1,0 +1,1 @@
+"""What photohook tells its operators: logs and Prometheus metrics."""

@@ -1,0 +1,378 @@
+"""The front door: ``POST /hooks/{source}[/{token}]``.
+
+Authenticate, check the media type and size, parse, validate, store durably, and only then
+answer 200. Every refusal is a 4xx in the JSON error shape; our own faults are a 503, so the
+provider sends the callback again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from receiver import redact
+from receiver.config.settings import Settings, SourceConfig
+from receiver.delivery._deadlines import Deadlines
+from receiver.errors import (
+    ClientDisconnected,
+    HTTPError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RequestTimeout,
+    ServiceUnavailable,
+    StoreError,
+    UnknownSource,
+    UnsupportedMediaType,
+)
+from receiver.ids import new_id
+from receiver.observability.logs import REQUEST_ID, begin_request, log_request
+from receiver.observability.metrics import Metrics
+from receiver.routing import Router
+from receiver.store import Receipt, Rejection, Store, Stored
+from receiver.web.auth import SECRET_HEADER, SourceAuth
+from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
+from receiver.web.clientaddr import AddressSet, client_address
+from receiver.web.tokens import URLTokens
+
+logger = logging.getLogger("photohook.ingest")
+
+#: How long a callback may wait for its commit before the provider is told to retry (503).
+COMMIT_TIMEOUT = 10.0
+_SECRET_HEADER = SECRET_HEADER.encode()
+
+
+#: Seconds a source whose cap turned a rejected request away is taken to be still full, so that
+#: a flood of them (a leaked token, say) costs the database nothing meanwhile.
+_FULL_FOR = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    config: SourceConfig
+    rules: SourceRules
+    auth: SourceAuth
+
+
+class _Refused(Exception):
+    """An authenticated callback refused for what it sent, with the request to keep."""
+
+    def __init__(self, error: HTTPError, rejection: Rejection) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.rejection = rejection
+
+
+class Ingest:
+    """The callback endpoint of every configured source."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        router: Router,
+        metrics: Metrics,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._store = store
+        self._router = router
+        self._wake = wake
+        self._max_body = settings.max_body_bytes
+        self._access_log = settings.access_log
+        self._trusted_proxies: AddressSet = settings.trusted_proxies
+        self._sources: dict[str, _Source] = {}
+        self._full_until: dict[str, float] = {}  # sources whose rejected-request cap is reached
+        #: Per source: when its next over-cap line may be written, and how many the cap turned
+        #: away since its last one (a flood must not flood the log too).
+        self._over_cap: dict[str, tuple[float, int]] = {}
+        #: The requests' deadlines; its ``run()`` must be running (the app's lifespan runs it).
+        self.deadlines = Deadlines()
+
+    def start(self, tokens: URLTokens) -> None:
+        """Make the endpoint ready, once the URL token keys are known."""
+        self._sources = {
+            name: _Source(config, SourceRules.of(config), SourceAuth(config, tokens))
+            for name, config in self._settings.sources.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /hooks/{source}[/{token}]`` as a plain ASGI endpoint, with the source and token
+        in ``scope["path_params"]`` (see :func:`hook_path_params`).
+
+        Every callback takes this path, so it is answered without a Request object or the
+        middleware stack of the other routes; it logs its own access line and ``X-Request-ID``.
+        """
+        started = time.perf_counter()
+        request_id, reset = begin_request()
+        source = scope["path_params"]["source"]
+        status = 500
+        outcome = ""
+        event_ids: tuple[str, ...] = ()
+        try:
+            try:
+                stored = await self._receive(scope, receive)
+            except HTTPError as error:
+                status, outcome = error.status_code, error.code
+                body = orjson.dumps(error.body())
+                headers = _headers(body, error.headers, request_id)
+                self._metrics.callback(source, "rejected", outcome, time.perf_counter() - started)
+            else:
+                status = 200
+                outcome = "duplicate" if stored.duplicate else "accepted"
+                event_ids = stored.event_ids
+                body = orjson.dumps(
+                    {"ok": True, "event_ids": stored.event_ids, "duplicate": stored.duplicate}
+                )
+                headers = _headers(body, None, request_id)
+                self._metrics.callback(source, outcome, "", time.perf_counter() - started)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            if status != 200 or self._access_log:
+                path: str = scope["path"]
+                if "token" in scope["path_params"]:
+                    path = path.rpartition("/")[0] + "/<token>"
+                # One event is the common case; a Crop.photo batch is many, found by request id.
+                event_id = event_ids[0] if len(event_ids) == 1 else None
+                log_request(
+                    scope["method"],
+                    path,
+                    status,
+                    outcome,
+                    started,
+                    {"source": source, "event_id": event_id},
+                )
+            REQUEST_ID.reset(reset)
+
+    async def _receive(self, scope: Scope, receive: Receive) -> Stored:
+        if scope["method"] != "POST":
+            raise MethodNotAllowed(headers={"Allow": "POST"})
+        try:
+            return await self._store_callback(scope, receive)
+        except HTTPError:
+            raise
+        except Exception:
+            # Our fault, never the provider's: 503 so that it sends the callback again.
+            logger.exception("storing a callback failed")
+            raise ServiceUnavailable() from None
+
+    async def _store_callback(self, scope: Scope, receive: Receive) -> Stored:
+        committing = False
+        task = asyncio.current_task()
+        assert task is not None
+        name = scope["path_params"]["source"]
+        try:
+            # One deadline for the whole request: the body's, then the commit's.
+            self.deadlines.set(task, self._settings.body_timeout)
+            try:
+                source, receipt = await self._receipt(scope, receive)
+            except _Refused as refused:
+                committing = True
+                self.deadlines.set(task, COMMIT_TIMEOUT)
+                await self._keep(refused.rejection)
+                raise refused.error from None
+            committing = True
+            self.deadlines.set(task, COMMIT_TIMEOUT)
+            stored = await self._store.store(receipt)
+        except asyncio.CancelledError:
+            if not self.deadlines.clear(task) or task.cancelling():
+                raise  # not (only) the deadline: the server is stopping, say
+            if not committing:
+                raise RequestTimeout(
+                    f"the body did not arrive within {self._settings.body_timeout:g}s"
+                ) from None
+            logger.error("storing a callback of source %s took over %ss", name, COMMIT_TIMEOUT)
+            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+        except StoreError as exc:
+            logger.error("cannot store a callback of source %s: %s", name, exc)
+            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+        finally:
+            self.deadlines.clear(task)
+        if stored.new_event_ids:
+            new = set(stored.new_event_ids)
+            self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)
+        if stored.deliveries or (stored.new_event_ids and source.rules.tracking is not None):
+            self._wake()  # new deliveries to send, or a task to track or confirm
+        return stored
+
+    async def _receipt(self, scope: Scope, receive: Receive) -> tuple[_Source, Receipt]:
+        """Authenticate, read and validate the callback: what is to be stored. A refusal for
+        what an authenticated callback sent is raised as :class:`_Refused`, to be kept."""
+        params = scope["path_params"]
+        source = self._sources.get(params["source"])
+        if source is None:
+            raise UnknownSource()
+        headers = _RequestHeaders(scope["headers"], forwarded=bool(self._trusted_proxies))
+        peer = scope["client"][0] if scope.get("client") else None
+        client = client_address(peer, headers.forwarded_for, self._trusted_proxies)
+        source.auth.check(token=params.get("token"), client=client, secret=headers.secret)
+        body: bytes | None = None
+        try:
+            try:
+                check_media_type(headers.content_type, headers.content_encoding)
+            except UnsupportedMediaType:
+                # Kept with its body, should the body be JSON after all: a retry of a kept 415
+                # skips this check, and parses and validates the body.
+                with contextlib.suppress(PayloadTooLarge):
+                    body = await _read_body(receive, headers.content_length, self._max_body)
+                raise
+            body = await _read_body(receive, headers.content_length, self._max_body)
+            return source, source.rules.receipt(
+                body,
+                router=self._router,
+                received_at=datetime.now(UTC),
+                peer=peer,
+                client=str(client) if client is not None else None,
+                headers=redact.headers_json(scope["headers"]),
+            )
+        except KEPT_REFUSALS as error:
+            rejection = Rejection(
+                id=new_id("rej"),
+                source=source.config.name,
+                received_at=datetime.now(UTC),
+                peer=peer,
+                client=str(client) if client is not None else None,
+                headers=redact.headers_json(scope["headers"]),
+                body=body,
+                status=error.status_code,
+                code=error.code,
+                message=error.message,
+                field=error.field,
+                keep_at_most=self._settings.rejected_cap(source.config.name),
+            )
+            raise _Refused(error, rejection) from None
+
+    async def _keep(self, rejection: Rejection) -> None:
+        """Keep a refused callback durably before it is answered, within its source's cap;
+        raises StoreError when it cannot be kept (the provider is then told to retry)."""
+        name = rejection.source
+        full_until = self._full_until.get(name)
+        if full_until is not None and time.monotonic() < full_until:
+            kept = False
+        else:
+            kept = await self._store.keep_rejected(rejection)
+            if kept:
+                self._full_until.pop(name, None)
+            else:
+                self._full_until[name] = time.monotonic() + _FULL_FOR
+        field = f" (field {rejection.field!r})" if rejection.field is not None else ""
+        if kept:
+            self._metrics.rejected(name, "kept")
+            logger.warning(
+                "refused a callback of source %s with %d %s%s: %s; kept as %s",
+                name,
+                rejection.status,
+                rejection.code,
+                field,
+                rejection.message,
+                rejection.id,
+            )
+        else:
+            self._metrics.rejected(name, "over_cap")
+            now = time.monotonic()
+            next_line, since = self._over_cap.get(name, (0.0, 0))
+            if now < next_line:
+                self._over_cap[name] = (next_line, since + 1)
+                return
+            self._over_cap[name] = (now + _FULL_FOR, 0)
+            logger.warning(
+                "refused a callback of source %s with %d %s%s: %s; not kept: the source keeps "
+                "%d rejected requests already (max_rejected); %d turned away so since the last "
+                "such line (one every %gs at most)",
+                name,
+                rejection.status,
+                rejection.code,
+                field,
+                rejection.message,
+                rejection.keep_at_most,
+                since + 1,
+                _FULL_FOR,
+            )
+
+
+def hook_path_params(scope: Scope) -> dict[str, str] | None:
+    """``{"source": ..., "token"?: ...}`` when the request is for ``/hooks/{source}[/{token}]``
+    (below the mount point, if any), else None."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if not path.startswith("/hooks/"):
+        return None
+    parts = path[len("/hooks/") :].split("/")
+    if len(parts) > 2 or not all(parts):
+        return None
+    return dict(zip(("source", "token"), parts, strict=False))
+
+
+class _RequestHeaders:
+    """The few request headers ingest reads, found in one pass (the first of each name)."""
+
+    __slots__ = (
+        "content_encoding",
+        "content_length",
+        "content_type",
+        "forwarded_for",
+        "secret",
+    )
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]], *, forwarded: bool) -> None:
+        self.content_type: str | None = None
+        self.content_encoding: str | None = None
+        self.content_length: str | None = None
+        self.secret: str | None = None
+        self.forwarded_for: list[str] = []
+        for name, value in raw:
+            if name == b"content-type":
+                self.content_type = self.content_type or value.decode("latin-1")
+            elif name == b"content-length":
+                self.content_length = self.content_length or value.decode("latin-1")
+            elif name == b"content-encoding":
+                self.content_encoding = self.content_encoding or value.decode("latin-1")
+            elif name == _SECRET_HEADER:
+                self.secret = self.secret if self.secret is not None else value.decode("latin-1")
+            elif forwarded and name == b"x-forwarded-for":
+                self.forwarded_for.append(value.decode("latin-1"))
+
+
+def _headers(
+    body: bytes, extra: dict[str, str] | None, request_id: str
+) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    if extra:
+        headers.extend((name.lower().encode(), value.encode()) for name, value in extra.items())
+    return headers
+
+
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPError("Content-Length is not a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
