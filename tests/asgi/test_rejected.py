@@ -256,6 +256,7 @@ async def test_the_cap_turns_away_what_is_over_it_and_counts_it(
     [turned_away] = [r for r in caplog.records if "not kept" in r.getMessage()]
     assert turned_away.levelno == logging.WARNING
     assert "source capped" in turned_away.getMessage()
+    assert "422 invalid_payload (field 'status'): status must be one of" in turned_away.getMessage()
 
 
 class _Clock:
