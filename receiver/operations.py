@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-from receiver.config.settings import SourceConfig
+from receiver.config.sources import SourceConfig
 from receiver.delivery.destinations import Destination
 from receiver.errors import ValidationFailed
 from receiver.events import Event
@@ -90,12 +90,10 @@ async def track(
     business_id: str | None,
 ) -> Task:
     """Register a task so that its result is recovered even if every callback is lost."""
-    from receiver.reconciler import tracking
-
     config = sources.get(source)
     if config is None:
         raise ValidationFailed("no source with that name", field="source")
-    how = tracking(config)
+    how = config.tracking
     if how is None:
         raise ValidationFailed(
             "this source has no api_key, so it is not reconciled", field="source"

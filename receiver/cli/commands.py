@@ -55,7 +55,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run a delivery worker alone (beside 'serve --no-worker', or several); with
     --metrics-port, it serves its own /metrics."""
-    from receiver.delivery.worker import Worker
+    from receiver.background import Background
     from receiver.observability.logs import configure_logging
     from receiver.observability.metrics import Metrics, drop_created_series
 
@@ -71,21 +71,13 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         store = open_store(settings.database_url)
         await store.open(migrate=settings.migrate)
         try:
-            from receiver.routing import Router
-
             metrics = Metrics(settings.sources, settings.destinations)
-            deliverer = Worker(
-                store,
-                settings.destinations,
-                sources=settings.sources,
-                router=Router(settings.routes),
-                metrics=metrics,
-            )
+            background = Background(settings, store, Router(settings.routes), metrics=metrics)
             async with _metrics_server(settings, metrics, store):
-                await deliverer.start()
+                await background.start()
                 eventloop.freeze_startup_objects()
                 await stop.wait()
-                await deliverer.stop()
+                await background.stop()
         finally:
             await store.close()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from receiver.config.settings import SourceConfig
+from receiver.config.sources import SourceConfig
 from receiver.errors import Forbidden, Unauthorized
 from receiver.types import IPAddress
 from receiver.web.clientaddr import AddressSet

@@ -19,7 +19,8 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from receiver import redact
-from receiver.config.settings import Settings, SourceConfig
+from receiver.config.settings import Settings
+from receiver.config.sources import SourceConfig
 from receiver.delivery._deadlines import Deadlines
 from receiver.errors import (
     ClientDisconnected,

@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 
 from receiver.config.secrets import Secret
-from receiver.config.settings import SourceConfig
+from receiver.config.sources import SourceConfig
 from receiver.errors import Forbidden, Unauthorized
 from receiver.web.auth import SourceAuth
 from receiver.web.clientaddr import AddressSet, parse_network
