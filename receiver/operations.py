@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from receiver.config.sources import SourceConfig
-from receiver.delivery.destinations import Destination
+from receiver.destinations import Destination
 from receiver.errors import ValidationFailed
 from receiver.events import Event
 from receiver.routing import Router

@@ -19,7 +19,7 @@ from receiver import eventloop, redact
 from receiver.cli.progress import Progress
 from receiver.config.durations import format_duration
 from receiver.config.settings import Settings
-from receiver.delivery.destinations import HTTPDestination
+from receiver.destinations import HTTPDestination
 from receiver.errors import PhotohookError
 from receiver.events import Event, format_time, format_timestamp
 from receiver.routing import Router
@@ -179,7 +179,7 @@ def listen_url(settings: Settings) -> str:
 
 def secret(settings: Settings, args: argparse.Namespace) -> int:
     """Print a new Standard Webhooks secret (whsec_...) for a destination's 'secret'."""
-    from receiver.delivery.signing import new_secret
+    from receiver.signing import new_secret
 
     print(new_secret())
     return 0

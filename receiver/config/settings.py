@@ -11,22 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from receiver.clientaddr import AddressSet
+from receiver.config.destinations import imported, read_destination
 from receiver.config.file import Table, load_toml
-from receiver.config.secrets import Secret
+from receiver.config.routes import read_route
 from receiver.config.sources import SourceConfig, default_sources, read_source
-from receiver.delivery.destinations import (
+from receiver.destinations import (
     Destination,
     Handler,
     HandlerDestination,
     HTTPDestination,
     Transform,
-    imported,
-    read_destination,
 )
 from receiver.errors import ConfigError
-from receiver.routing import Route, read_route
+from receiver.routing import Route
+from receiver.secrets import Secret
 from receiver.sources import KINDS
-from receiver.web.clientaddr import AddressSet
 
 DEFAULT_CONFIG_FILE = "photohook.toml"
 DEFAULT_DATABASE_URL = "sqlite:///photohook.db"
@@ -65,7 +65,7 @@ MINIMUM_RETENTION = 7 * 86400
 class Settings:
     """Everything photohook is configured with, fixed for the life of the process.
 
-    Build it with :meth:`Settings.load`; secrets are :class:`~receiver.config.secrets.Secret`
+    Build it with :meth:`Settings.load`; secrets are :class:`~receiver.secrets.Secret`
     values that never print themselves.
     """
 
@@ -130,7 +130,7 @@ class Settings:
         imported until :meth:`with_callables` (a web process that does not deliver never needs
         them). With ``resolve_secrets=False`` (commands that neither sign nor deliver), an
         ``env:NAME`` secret whose variable is unset is an
-        :class:`~receiver.config.secrets.UnsetSecret`, not an error.
+        :class:`~receiver.secrets.UnsetSecret`, not an error.
 
         ``handlers`` adds handler destinations given as callables (named by the keys, for routes
         to name in ``to``); ``transforms`` sets the transform of the named HTTP destinations.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from receiver.clientaddr import AddressSet
 from receiver.config.file import Table
-from receiver.config.secrets import Secret
+from receiver.secrets import Secret
 from receiver.sources import KINDS
 from receiver.store import Tracking
-from receiver.web.clientaddr import AddressSet
 
 CHECKS = ("token", "ip", "secret")
 

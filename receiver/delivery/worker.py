@@ -17,9 +17,9 @@ import socket
 import time
 from collections.abc import Mapping
 
-from receiver.delivery.context import DeliveryContext
-from receiver.delivery.destinations import Destination
+from receiver.context import DeliveryContext
 from receiver.delivery.senders import HandlerSender, HTTPSender, Result, sender_for
+from receiver.destinations import Destination
 from receiver.errors import StoreError
 from receiver.ids import ulid
 from receiver.observability.logs import log_often

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from receiver.clientaddr import AddressSet
 from receiver.config.sources import SourceConfig
 from receiver.errors import Forbidden, Unauthorized
 from receiver.types import IPAddress
-from receiver.web.clientaddr import AddressSet
 from receiver.web.tokens import URLTokens
 
 SECRET_HEADER = "x-webhook-secret"  # noqa: S105 (a header name)

@@ -7,13 +7,13 @@ import asyncio
 import pytest
 
 from receiver.background import Background
-from receiver.config.secrets import Secret
 from receiver.config.settings import Settings
 from receiver.config.sources import SourceConfig
-from receiver.delivery.destinations import HandlerDestination
 from receiver.delivery.worker import Worker
+from receiver.destinations import HandlerDestination
 from receiver.events import Event
 from receiver.routing import Router
+from receiver.secrets import Secret
 from receiver.store import DeliveryQuery, Outcome, Store
 from tests.integration.servers import eventually
 

@@ -4,11 +4,11 @@ import ipaddress
 
 import pytest
 
-from receiver.config.secrets import Secret
+from receiver.clientaddr import AddressSet, parse_network
 from receiver.config.sources import SourceConfig
 from receiver.errors import Forbidden, Unauthorized
+from receiver.secrets import Secret
 from receiver.web.auth import SourceAuth
-from receiver.web.clientaddr import AddressSet, parse_network
 from receiver.web.tokens import URLTokens
 
 TOKENS = URLTokens(["key-new", "key-old"])
