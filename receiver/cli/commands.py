@@ -144,8 +144,8 @@ def _host_port(host: str, port: int) -> str:
 
 def url(settings: Settings, args: argparse.Namespace) -> int:
     """Print the URL to register with the provider for SOURCE."""
+    from receiver.tokens import URLTokens
     from receiver.web.app import url_tokens
-    from receiver.web.tokens import URLTokens
 
     source = settings.sources.get(args.source)
     if source is None:

@@ -26,13 +26,13 @@ from receiver.observability.metrics import MEDIA_TYPE, Metrics
 from receiver.retention import prune_forever
 from receiver.routing import Router
 from receiver.store import Store, open_store
+from receiver.tokens import URLTokens
 from receiver.web.admin.access import AdminAccess
 from receiver.web.admin.api import AdminAPI
 from receiver.web.admin.dashboard import Dashboard
 from receiver.web.admin.openapi import document
 from receiver.web.ingest import Ingest, hook_path_params
 from receiver.web.responses import JSONResponse, error_response
-from receiver.web.tokens import URLTokens
 
 logger = logging.getLogger("photohook")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from receiver.clientaddr import AddressSet
 from receiver.config.sources import SourceConfig
 from receiver.errors import Forbidden, Unauthorized
+from receiver.tokens import URLTokens
 from receiver.types import IPAddress
-from receiver.web.tokens import URLTokens
 
 SECRET_HEADER = "x-webhook-secret"  # noqa: S105 (a header name)
 

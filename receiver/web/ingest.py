@@ -38,10 +38,10 @@ from receiver.observability.logs import REQUEST_ID, begin_request, log_request
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.store import Receipt, Rejection, Store, Stored
+from receiver.tokens import URLTokens
 from receiver.web._deadlines import Deadlines
 from receiver.web.auth import SECRET_HEADER, SourceAuth
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
-from receiver.web.tokens import URLTokens
 
 logger = logging.getLogger("photohook.ingest")
 

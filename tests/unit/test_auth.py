@@ -8,8 +8,8 @@ from receiver.clientaddr import AddressSet, parse_network
 from receiver.config.sources import SourceConfig
 from receiver.errors import Forbidden, Unauthorized
 from receiver.secrets import Secret
+from receiver.tokens import URLTokens
 from receiver.web.auth import SourceAuth
-from receiver.web.tokens import URLTokens
 
 TOKENS = URLTokens(["key-new", "key-old"])
 
