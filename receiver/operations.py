@@ -119,7 +119,7 @@ async def reconciler_report(
         report.append(
             {
                 "source": name,
-                "reconciled": source.api_key is not None,
+                "reconciled": source.tracking is not None,
                 "confirm": source.confirm,
                 "key_rejected": rejected,
                 "tasks": {state: found["counts"].get(state, 0) for state in TASK_STATES},

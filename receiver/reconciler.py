@@ -56,7 +56,7 @@ class Reconciler:
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self._store = store
-        self._sources = {name: s for name, s in sources.items() if s.api_key is not None}
+        self._sources = {name: s for name, s in sources.items() if s.tracking is not None}
         self._router = router
         self._worker_id = worker_id
         self._metrics = metrics
