@@ -20,8 +20,8 @@ from receiver.errors import AlreadyAccepted
 from receiver.routing import Router
 from receiver.sources import fotor
 from receiver.store import EventQuery
+from receiver.tokens import URLTokens
 from receiver.web import ingest, rejected
-from receiver.web.tokens import URLTokens
 from tests.helpers import asgi_client, fixture, fixture_bytes
 from tests.integration.servers import Sink, eventually, running
 

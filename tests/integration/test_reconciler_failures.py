@@ -17,7 +17,7 @@ import receiver.reconciler
 from receiver import Settings
 from receiver.errors import StoreError
 from receiver.observability.metrics import Metrics
-from receiver.reconciler import Reconciler, rejected_key, tracking
+from receiver.reconciler import Reconciler, rejected_key
 from receiver.routing import Router
 from receiver.store import Store, Task, open_store
 from tests.helpers import fixture
@@ -117,7 +117,7 @@ class Reconcilers:
 
     async def track(self, task_id: str = TASK) -> None:
         source = self.settings().sources["fotor"]
-        found = tracking(source)
+        found = source.tracking
         assert found is not None
         await self.store.track_task("fotor", task_id, None, found, time.time())
 
