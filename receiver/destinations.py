@@ -168,6 +168,8 @@ def _parameters(target: Callable[..., Any]) -> list[inspect.Parameter]:
 
 
 def positional(target: Callable[..., Any], *, required: bool) -> list[inspect.Parameter]:
+    """The parameters ``target`` may be given by position (only those without a default, if
+    ``required``)."""
     return [
         p
         for p in _parameters(target)
