@@ -381,11 +381,18 @@ def _database_files(directory: Path) -> bytes:
 
 
 async def test_invalid_json_and_a_wrong_media_type_are_kept_with_their_bodies(
-    on_sqlite: Photohook,
+    on_sqlite: Photohook, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="photohook.ingest")
     broken = b'{"taskId": "t-1", "status": 1,'
     answer = await on_sqlite.post("fotor", broken)
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+    [kept] = await on_sqlite.kept()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "photohook.ingest"]
+    message = answer.json()["error"]["message"]
+    assert line == (
+        f"refused a callback of source fotor with 400 invalid_json: {message}; kept as {kept['id']}"
+    )
     plain = fixture_bytes("fotor/upscale-completed")
     answer = await on_sqlite.post("fotor", plain, **{"content-type": "text/plain"})
     assert answer.status_code == 415

@@ -263,6 +263,9 @@ async def test_the_loop_sleeps_until_the_next_task_is_due(
     # Once at the start (nothing due yet), once when due, once after the check; one more for
     # a wake-up a hair early.
     assert len(store.claimed_sources) <= 4, len(store.claimed_sources)
+    async with store.inner._read() as tx:  # type: ignore[attr-defined]
+        [(receipt_id, via)] = await tx.fetch("SELECT id, via FROM receipts")
+    assert receipt_id.startswith("rcv_") and via == "poll"
 
 
 async def test_a_task_the_provider_does_not_know_is_counted_and_asked_again_later(
