@@ -30,7 +30,7 @@ TERMINAL_STATUSES = frozenset({"completed", "failed"})
 
 
 def parse(body: Any) -> list[ParsedEvent]:
-    """The one event in a Fotor callback body; raises ValidationFailed naming the bad field."""
+    """The one event in a Fotor callback body; raises InvalidCallback naming the bad field."""
     doc = require_object(body, "")
     task_id = require_id(doc, "taskId")
     status = choice(doc, "status", STATUS_NAMES)
