@@ -79,8 +79,10 @@ class UnsupportedMediaType(Refused):
 class MethodNotAllowed(Refused):
     """The method is not allowed on this path."""
 
-    def __init__(self, message: str | None = None, *, allowed: Sequence[str] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str | None = None, *, field: str | None = None, allowed: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, field=field)
         self.allowed = tuple(allowed)
 
 
@@ -124,7 +126,13 @@ class AlreadyAccepted(Conflict):
 class ServiceUnavailable(Refused):
     """photohook cannot store the request right now; retry later."""
 
-    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message, field=field)
         #: Seconds after which trying again is likely to succeed, when that is known.
         self.retry_after = retry_after
