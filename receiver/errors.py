@@ -47,6 +47,18 @@ class StoreUnavailable(StoreError):
     failed alike, whatever its data."""
 
 
+class ProviderError(PhotohookError):
+    """The provider's status API gave no answer to use."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not answer now (an error code, 429, 5xx, a timeout): ask again later."""
+
+
+class KeyRejected(ProviderError):
+    """The provider rejected the API key (401 or 403)."""
+
+
 class Refused(PhotohookError):
     """The request could not be handled."""
 
