@@ -35,7 +35,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message
 
 from receiver import Settings, create_app, eventloop
-from receiver.delivery.worker import Worker
+from receiver.background import Background
 from receiver.observability.logs import configure_logging
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
@@ -149,11 +149,8 @@ async def _deliver(count: int, log_level: str, callgrind: bool) -> None:
                 )
             )
             metrics = Metrics(settings.sources, settings.destinations)
-            worker = Worker(
-                photohook.state.store,
-                settings.destinations,
-                router=Router(settings.routes),
-                metrics=metrics,
+            worker = Background(
+                settings, photohook.state.store, Router(settings.routes), metrics=metrics
             )
             _count_instructions(callgrind, True)
             cpu, wall = time.process_time(), time.perf_counter()

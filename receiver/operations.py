@@ -7,8 +7,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-from receiver.config.settings import SourceConfig
-from receiver.delivery.destinations import Destination
+from receiver.config.sources import SourceConfig
+from receiver.destinations import Destination
 from receiver.errors import Invalid
 from receiver.events import Event
 from receiver.routing import Router
@@ -90,12 +90,10 @@ async def track(
     business_id: str | None,
 ) -> Task:
     """Register a task so that its result is recovered even if every callback is lost."""
-    from receiver.reconciler import tracking
-
     config = sources.get(source)
     if config is None:
         raise Invalid("no source with that name", field="source")
-    how = tracking(config)
+    how = config.tracking
     if how is None:
         raise Invalid("this source has no api_key, so it is not reconciled", field="source")
     if not task_id or len(task_id) > 256:
@@ -119,7 +117,7 @@ async def reconciler_report(
         report.append(
             {
                 "source": name,
-                "reconciled": source.api_key is not None,
+                "reconciled": source.tracking is not None,
                 "confirm": source.confirm,
                 "key_rejected": rejected,
                 "tasks": {state: found["counts"].get(state, 0) for state in TASK_STATES},

@@ -19,7 +19,7 @@ from receiver import eventloop, redact
 from receiver.cli.progress import Progress
 from receiver.config.durations import format_duration
 from receiver.config.settings import Settings
-from receiver.delivery.destinations import HTTPDestination
+from receiver.destinations import HTTPDestination
 from receiver.errors import PhotohookError, UsageError
 from receiver.events import Event, format_time, format_timestamp
 from receiver.routing import Router
@@ -51,7 +51,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run a delivery worker alone (beside 'serve --no-worker', or several); with
     --metrics-port, it serves its own /metrics."""
-    from receiver.delivery.worker import Worker
+    from receiver.background import Background
     from receiver.observability.logs import configure_logging
     from receiver.observability.metrics import Metrics, drop_created_series
 
@@ -67,21 +67,13 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         store = open_store(settings.database_url)
         await store.open(migrate=settings.migrate)
         try:
-            from receiver.routing import Router
-
             metrics = Metrics(settings.sources, settings.destinations)
-            deliverer = Worker(
-                store,
-                settings.destinations,
-                sources=settings.sources,
-                router=Router(settings.routes),
-                metrics=metrics,
-            )
+            background = Background(settings, store, Router(settings.routes), metrics=metrics)
             async with _metrics_server(settings, metrics, store):
-                await deliverer.start()
+                await background.start()
                 eventloop.freeze_startup_objects()
                 await stop.wait()
-                await deliverer.stop()
+                await background.stop()
         finally:
             await store.close()
 
@@ -148,8 +140,8 @@ def _host_port(host: str, port: int) -> str:
 
 def url(settings: Settings, args: argparse.Namespace) -> int:
     """Print the URL to register with the provider for SOURCE."""
+    from receiver.tokens import URLTokens
     from receiver.web.app import url_tokens
-    from receiver.web.tokens import URLTokens
 
     source = settings.sources.get(args.source)
     if source is None:
@@ -183,7 +175,7 @@ def listen_url(settings: Settings) -> str:
 
 def secret(settings: Settings, args: argparse.Namespace) -> int:
     """Print a new Standard Webhooks secret (whsec_...) for a destination's 'secret'."""
-    from receiver.delivery.signing import new_secret
+    from receiver.signing import new_secret
 
     print(new_secret())
     return 0

@@ -17,20 +17,19 @@ from typing import Any
 import httpx
 import orjson
 
-from receiver import redact
+from receiver import redact, ssrf
 from receiver.__about__ import __version__
-from receiver.delivery import ssrf
-from receiver.delivery.context import DeliveryContext
-from receiver.delivery.destinations import (
+from receiver.context import DeliveryContext
+from receiver.destinations import (
     Destination,
     HandlerDestination,
     HTTPDestination,
     ImportString,
     takes_context,
 )
-from receiver.delivery.retry import Retry
-from receiver.delivery.signing import signature_header
 from receiver.events import Event
+from receiver.retry import Retry
+from receiver.signing import signature_header
 from receiver.store import Attempt
 
 logger = logging.getLogger("photohook.delivery")

@@ -16,21 +16,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from receiver.background import Background
 from receiver.config.settings import Settings
-from receiver.delivery.worker import Worker
 from receiver.errors import ServiceUnavailable, StoreError
 from receiver.observability.logs import RequestLog
 from receiver.observability.metrics import MEDIA_TYPE, Metrics
 from receiver.retention import prune_forever
 from receiver.routing import Router
 from receiver.store import Store, open_store
+from receiver.tokens import URLTokens
 from receiver.web.admin.access import AdminAccess
 from receiver.web.admin.api import AdminAPI
 from receiver.web.admin.dashboard import Dashboard
 from receiver.web.admin.openapi import document
 from receiver.web.ingest import Ingest, hook_path_params
 from receiver.web.responses import ERROR_HANDLERS, JSONResponse, error_response
-from receiver.web.tokens import URLTokens
 
 logger = logging.getLogger("photohook")
 
@@ -50,41 +50,33 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     store = open_store(settings.database_url)
     router = Router(settings.routes)
     metrics = Metrics(settings.sources, settings.destinations)
-    deliverer = (
-        Worker(
-            store, settings.destinations, sources=settings.sources, router=router, metrics=metrics
-        )
-        if worker
-        else None
-    )
-    wake = deliverer.wake if deliverer is not None else _nothing
+    background = Background(settings, store, router, metrics=metrics) if worker else None
+    wake = background.wake if background is not None else _nothing
     ingest = Ingest(settings, store, router, metrics, wake=wake)
     access = AdminAccess(settings.admin_token, settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open(migrate=settings.migrate)
-        background: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = []
         try:
             ingest.start(await url_tokens(settings, store))
-            background.append(
-                asyncio.create_task(ingest.deadlines.run(), name="photohook-deadlines")
-            )
+            tasks.append(asyncio.create_task(ingest.deadlines.run(), name="photohook-deadlines"))
             await store.sync_destinations(settings.destinations)
             _log_start(settings)
-            if deliverer is not None:
-                await deliverer.start()
+            if background is not None:
+                await background.start()
             if settings.retention is not None:
-                background.append(asyncio.create_task(prune_forever(store, settings.retention)))
+                tasks.append(asyncio.create_task(prune_forever(store, settings.retention)))
             try:
                 yield
             finally:
-                for task in background:
+                for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-                if deliverer is not None:
-                    await deliverer.stop()
+                if background is not None:
+                    await background.stop()
         finally:
             await store.close()
 
@@ -134,7 +126,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     # A provider that posts to a path with a trailing slash gets an answer, not a redirect.
     app.router.redirect_slashes = False
     app.state.store = store
-    app.state.worker = deliverer
+    app.state.background = background
     app.state.metrics = metrics
     return app
 

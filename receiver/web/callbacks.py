@@ -9,11 +9,10 @@ from datetime import datetime
 
 import orjson
 
-from receiver.config.settings import SourceConfig
+from receiver.config.sources import SourceConfig
 from receiver.errors import InvalidCallback, InvalidJSON, PayloadTooLarge, UnsupportedMediaType
 from receiver.ids import new_id
 from receiver.normalize import new_events
-from receiver.reconciler import tracking
 from receiver.routing import Router
 from receiver.sources import KINDS, Kind
 from receiver.store import Receipt, Tracking
@@ -35,7 +34,7 @@ class SourceRules:
     @classmethod
     def of(cls, config: SourceConfig) -> SourceRules:
         kind = KINDS[config.kind]
-        return cls(config.name, kind, kind.status_rank, tracking(config))
+        return cls(config.name, kind, kind.status_rank, config.tracking)
 
     def receipt(
         self,

@@ -19,8 +19,9 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from receiver import redact
-from receiver.config.settings import Settings, SourceConfig
-from receiver.delivery._deadlines import Deadlines
+from receiver.clientaddr import AddressSet, client_address
+from receiver.config.settings import Settings
+from receiver.config.sources import SourceConfig
 from receiver.errors import (
     ClientDisconnected,
     Malformed,
@@ -38,11 +39,11 @@ from receiver.observability.logs import REQUEST_ID, begin_request, log_request
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.store import Receipt, Rejection, Store, Stored
+from receiver.tokens import URLTokens
+from receiver.web._deadlines import Deadlines
 from receiver.web.auth import SECRET_HEADER, SourceAuth
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
-from receiver.web.clientaddr import AddressSet, client_address
 from receiver.web.responses import answer
-from receiver.web.tokens import URLTokens
 
 logger = logging.getLogger("photohook.ingest")
 

@@ -20,8 +20,8 @@ from receiver.errors import AlreadyAccepted
 from receiver.routing import Router
 from receiver.sources import fotor
 from receiver.store import EventQuery
+from receiver.tokens import URLTokens
 from receiver.web import ingest, rejected
-from receiver.web.tokens import URLTokens
 from tests.helpers import asgi_client, fixture, fixture_bytes
 from tests.integration.servers import Sink, eventually, running
 
@@ -256,6 +256,7 @@ async def test_the_cap_turns_away_what_is_over_it_and_counts_it(
     [turned_away] = [r for r in caplog.records if "not kept" in r.getMessage()]
     assert turned_away.levelno == logging.WARNING
     assert "source capped" in turned_away.getMessage()
+    assert "422 invalid_payload (field 'status'): status must be one of" in turned_away.getMessage()
 
 
 class _Clock:

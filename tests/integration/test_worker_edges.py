@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from receiver.delivery import worker as worker_module
-from receiver.delivery.destinations import HandlerDestination
-from receiver.delivery.retry import RetrySchedule
 from receiver.delivery.worker import Worker
+from receiver.destinations import HandlerDestination
 from receiver.errors import StoreError
 from receiver.events import Event
+from receiver.retry import RetrySchedule
 from receiver.store import DeliveryQuery, Store, open_store
 from tests.integration.servers import eventually
 from tests.store.factories import receipt

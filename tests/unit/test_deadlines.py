@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from receiver.delivery._deadlines import Deadlines
+from receiver.web._deadlines import Deadlines
 
 
 async def test_an_overdue_task_is_cancelled_and_told_so_and_carries_on() -> None:

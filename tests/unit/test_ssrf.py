@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from receiver.delivery.ssrf import DeniedDestination, check_host, denied_reason, parse_host, resolve
+from receiver.ssrf import DeniedDestination, check_host, denied_reason, parse_host, resolve
 
 
 @pytest.mark.parametrize(
