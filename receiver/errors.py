@@ -59,6 +59,10 @@ class KeyRejected(ProviderError):
     """The provider rejected the API key (401 or 403)."""
 
 
+class DeniedDestination(PhotohookError):
+    """The destination's address is not one photohook may send to."""
+
+
 class Refused(PhotohookError):
     """The request could not be handled."""
 

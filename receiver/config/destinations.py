@@ -17,11 +17,11 @@ from receiver.destinations import (
     positional,
     takes_context,
 )
-from receiver.errors import ConfigError
+from receiver.errors import ConfigError, DeniedDestination
 from receiver.retry import DEFAULT_SCHEDULE, RetrySchedule
 from receiver.secrets import UnsetSecret
 from receiver.signing import decode_secret
-from receiver.ssrf import DeniedDestination, check_host
+from receiver.ssrf import check_host
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
 _RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
