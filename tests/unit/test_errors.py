@@ -238,3 +238,27 @@ def test_the_check_finds_what_it_looks_for() -> None:
     assert len(_http_errors_named(ast.parse(source))) == 3
     client = "try:\n    pass\nexcept httpx.HTTPError:\n    pass\n"
     assert _http_errors_named(ast.parse(client)) == []
+
+
+#: Exceptions that live beside their concept, not in receiver/errors.py: a handler's request to
+#: be called again later, and a built-in handler's own error (the handlers are examples to copy).
+ELSEWHERE = {"receiver/retry.py": {"Retry"}, "receiver/handlers/archive.py": {"ArchiveError"}}
+
+
+def test_the_exceptions_are_in_one_module() -> None:
+    ours = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, PhotohookError)
+    }
+    found: dict[str, set[str]] = {}
+    for path in sorted(RECEIVER.rglob("*.py")):
+        if path == RECEIVER / "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ClassDef) or node.name.startswith("_"):
+                continue
+            bases = [base.id if isinstance(base, ast.Name) else "" for base in node.bases]
+            if any(base.endswith(("Error", "Exception")) or base in ours for base in bases):
+                found.setdefault(str(path.relative_to(RECEIVER.parent)), set()).add(node.name)
+    assert found == ELSEWHERE
