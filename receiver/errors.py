@@ -63,6 +63,8 @@ class DeniedDestination(PhotohookError):
     """The destination's address is not one photohook may send to."""
 
 
+# What a caller (a provider's callback, an operator's request) is refused, and why; the web layer
+# answers each with a status and a JSON body, the command line prints its message.
 class Refused(PhotohookError):
     """The request could not be handled."""
 
