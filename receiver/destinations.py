@@ -1,8 +1,10 @@
-"""Where events go: HTTP endpoints (signed the Standard Webhooks way) and handler functions."""
+"""Where events go: HTTP endpoints (signed the Standard Webhooks way), handler functions, and
+the team's message brokers (RabbitMQ, Redis Streams, NATS JetStream)."""
 
 from __future__ import annotations
 
 import inspect
+import string
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -80,7 +82,70 @@ class HandlerDestination:
         return f"{self.handler.__module__}:{self.handler.__qualname__}"
 
 
-Destination: TypeAlias = HTTPDestination | HandlerDestination
+#: The broker kinds, and the key that names where each publishes.
+BROKER_KINDS = {"rabbitmq": "exchange", "redis": "stream", "nats": "subject"}
+#: What a broker destination's names may use: ``"photohook.{source}.{status}"``.
+NAME_FIELDS = ("source", "type", "status")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerDestination:
+    """``[destinations.NAME]`` with ``kind = "rabbitmq"``, ``"redis"`` or ``"nats"``: events are
+    published to a message broker, and delivered once the broker has confirmed them."""
+
+    name: str
+    kind: str
+    url: Secret  #: may carry credentials, so it is a secret
+    shown_url: str  #: the URL without credentials, for logs, the API and the dashboard
+    topic: str  #: the exchange, stream or subject; a template of :data:`NAME_FIELDS`
+    routing_key: str = ""  #: RabbitMQ's, a template too
+    max_len: int | None = None  #: Redis' approximate ``MAXLEN`` of each stream
+    secrets: tuple[Secret, ...] = ()
+    timeout: float = 15.0
+    retry: RetrySchedule = field(default_factory=RetrySchedule)
+    max_in_flight: int = 16
+    rate_limit: float | None = None
+    transform: Transform | ImportString | None = None
+
+    @property
+    def target(self) -> str:
+        return f"{self.shown_url} {BROKER_KINDS[self.kind]} {self.topic}"
+
+    def signing_keys(self) -> list[bytes]:
+        return [decode_secret(secret.reveal()) for secret in self.secrets]
+
+
+Destination: TypeAlias = HTTPDestination | HandlerDestination | BrokerDestination
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown: without its user, password, query and fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def render_name(template: str, event: Event) -> str:
+    """A broker destination's exchange, stream, subject or routing key for ``event``."""
+    return template.format(source=event.source, type=event.type, status=event.status)
+
+
+def name_template_error(template: str) -> str | None:
+    """Why ``template`` is not a valid name template, or None."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"{exc} in {template!r}"
+    for _, field_name, spec, conversion in parsed:
+        if field_name is None:
+            continue
+        if field_name not in NAME_FIELDS or spec or conversion:
+            allowed = ", ".join("{" + name + "}" for name in NAME_FIELDS)
+            return f"{template!r} may use only {allowed}"
+    return None
 
 
 def takes_context(handler: Callable[..., Any]) -> bool:
@@ -103,6 +168,8 @@ def _parameters(target: Callable[..., Any]) -> list[inspect.Parameter]:
 
 
 def positional(target: Callable[..., Any], *, required: bool) -> list[inspect.Parameter]:
+    """The parameters ``target`` may be given by position (only those without a default, if
+    ``required``)."""
     return [
         p
         for p in _parameters(target)

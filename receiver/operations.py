@@ -11,6 +11,7 @@ from receiver.config.sources import SourceConfig
 from receiver.destinations import Destination
 from receiver.errors import Invalid
 from receiver.events import Event
+from receiver.reconciler import key_fingerprint, rejected_key
 from receiver.routing import Router
 from receiver.store import TASK_STATES, EventQuery, Store, Task
 
@@ -105,8 +106,6 @@ async def reconciler_report(
     store: Store, sources: Mapping[str, SourceConfig]
 ) -> list[dict[str, Any]]:
     """Per source: whether it is reconciled, whether its key was rejected, its tasks by state."""
-    from receiver.reconciler import key_fingerprint, rejected_key
-
     summary = await store.task_summary()
     report = []
     for name, source in sources.items():

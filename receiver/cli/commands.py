@@ -19,7 +19,8 @@ from receiver import eventloop, redact
 from receiver.cli.progress import Progress
 from receiver.config.durations import format_duration
 from receiver.config.settings import Settings
-from receiver.destinations import HTTPDestination
+from receiver.delivery.brokers import publisher_for, scrub
+from receiver.destinations import BrokerDestination, HTTPDestination
 from receiver.errors import PhotohookError, UsageError
 from receiver.events import Event, format_time, format_timestamp
 from receiver.routing import Router
@@ -598,7 +599,7 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
             )
     for name, destination in settings.destinations.items():
         print(f"destination {name}: {destination.target}")
-        if isinstance(destination, HTTPDestination) and not destination.secrets:
+        if isinstance(destination, HTTPDestination | BrokerDestination) and not destination.secrets:
             print("  unsigned: no secret is configured")
     if not settings.routes:
         print("routes: none; events are stored and not delivered")
@@ -606,8 +607,34 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
         print(f"retention: {format_duration(settings.retention)}")
     for route in settings.routes:
         print(f"route {route.name}: {route.conditions()} -> {', '.join(route.to)}")
+    brokers = [d for d in settings.destinations.values() if isinstance(d, BrokerDestination)]
+    if args.connect and brokers:
+        answered = eventloop.run(connect_brokers(brokers))
+        if not all(answered):
+            return 1
     print("ok")
     return 0
+
+
+async def connect_brokers(destinations: list[BrokerDestination]) -> list[bool]:
+    """Connect to each broker destination at once, printing which answer; ``check --connect``."""
+
+    async def connect(destination: BrokerDestination) -> bool:
+        publisher = publisher_for(destination)
+        try:
+            async with asyncio.timeout(destination.timeout):
+                answered = await publisher.connect()
+        except Exception as exc:
+            error = scrub(str(exc) or type(exc).__name__, destination)
+            print(f"destination {destination.name}: cannot connect: {type(exc).__name__}: {error}")
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await publisher.aclose()
+        print(f"destination {destination.name}: connected to {answered}")
+        return True
+
+    return list(await asyncio.gather(*(connect(d) for d in destinations)))
 
 
 def with_store(

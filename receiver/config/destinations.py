@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import replace
 from typing import Any
@@ -10,19 +11,31 @@ from urllib.parse import urlsplit
 from receiver.config.file import Table
 from receiver.config.importer import import_from_string
 from receiver.destinations import (
+    BROKER_KINDS,
+    BrokerDestination,
     Destination,
     HandlerDestination,
     HTTPDestination,
     ImportString,
+    name_template_error,
     positional,
+    shown_url,
     takes_context,
 )
 from receiver.errors import ConfigError, DeniedDestination
 from receiver.retry import DEFAULT_SCHEDULE, RetrySchedule
-from receiver.secrets import UnsetSecret
+from receiver.secrets import Secret, UnsetSecret
 from receiver.signing import decode_secret
 from receiver.ssrf import check_host
 
+_KINDS = ("http", "handler", *BROKER_KINDS)
+_SCHEMES = {"rabbitmq": ("amqp", "amqps"), "redis": ("redis", "rediss"), "nats": ("nats", "tls")}
+_CLIENTS = {
+    "rabbitmq": ("aio_pika", "rabbitmq"),
+    "redis": ("redis", "redis"),
+    "nats": ("nats", "nats"),
+}
+DEFAULT_ROUTING_KEY = "photohook.{source}.{status}"
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
 _RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _RESERVED_HEADERS = frozenset(
@@ -31,8 +44,15 @@ _RESERVED_HEADERS = frozenset(
 
 
 def imported(destination: Destination) -> Destination:
-    """``destination`` with its handler or transform imported; raises ConfigError naming the
-    file, the key and the problem."""
+    """``destination`` with its handler or transform imported, and a broker's client library
+    found; raises ConfigError naming the file, the key and the problem."""
+    if isinstance(destination, BrokerDestination):
+        module, extra = _CLIENTS[destination.kind]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"destination {destination.name}: kind {destination.kind!r} needs the "
+                f"{module} package: pip install 'photohook[{extra}]'"
+            )
     if isinstance(destination, HandlerDestination) and isinstance(
         destination.handler, ImportString
     ):
@@ -42,7 +62,9 @@ def imported(destination: Destination) -> Destination:
         except TypeError as exc:
             raise destination.handler.error(str(exc)) from None
         return replace(destination, handler=handler)
-    if isinstance(destination, HTTPDestination) and isinstance(destination.transform, ImportString):
+    if isinstance(destination, HTTPDestination | BrokerDestination) and isinstance(
+        destination.transform, ImportString
+    ):
         transform = _import(destination.transform)
         if len(positional(transform, required=True)) > 1:
             raise destination.transform.error(
@@ -65,19 +87,19 @@ def _import(import_str: ImportString) -> Any:
 def read_destination(
     table: Table, name: str, *, allow_private: bool, import_now: bool = True
 ) -> Destination:
+    kind = table.take_optional_str("kind")
+    if kind is not None and kind not in _KINDS:
+        raise table.error("kind", f"expected one of {', '.join(_KINDS)}, got {kind!r}")
+    if kind in BROKER_KINDS:
+        return _read_broker(table, name, kind, import_now=import_now)
     url = table.take_optional_str("url")
     handler_path = table.take_optional_str("handler")
     if (url is None) == (handler_path is None):
         raise table.error("url", "give either url (HTTP) or handler (a Python function), not both")
-    schedule = table.take_list("retry_schedule", default=None)
-    delays: tuple[float, ...] = DEFAULT_SCHEDULE
-    if schedule is not None:
-        delays = tuple(
-            table.duration_of("retry_schedule", index, item) for index, item in enumerate(schedule)
-        )
-    retry = RetrySchedule(delays=delays)
-    max_in_flight = table.take_int("max_in_flight", 16, minimum=1)
-    rate_limit = _rate(table)
+    if kind is not None and kind != ("http" if url is not None else "handler"):
+        key = "handler" if kind == "http" else "url"
+        raise table.error(key, f"a destination of kind {kind!r} has no {key}")
+    retry, max_in_flight, rate_limit = _delivery(table)
     if handler_path is not None:
         timeout = table.take_duration("timeout", 30.0)
         table.finish()
@@ -93,14 +115,7 @@ def read_destination(
     assert url is not None
     private_ok = table.take_bool("allow_private", allow_private)
     _check_url(table, url, private_ok)
-    secrets = table.take_secrets("secret")
-    for index, secret in enumerate(secrets):
-        if isinstance(secret, UnsetSecret):
-            continue
-        try:
-            decode_secret(secret.reveal())
-        except ValueError as exc:
-            raise table.error(f"secret[{index}]", str(exc)) from None
+    secrets = _signing_secrets(table)
     headers = table.take_table("headers")
     extra = {}
     for key, value in headers.data.items():
@@ -109,11 +124,8 @@ def read_destination(
         if key.lower() in _RESERVED_HEADERS or key.lower().startswith("webhook-"):
             raise headers.error(key, "photohook sets this header itself")
         extra[key] = value
-    transform_path = table.take_optional_str("transform")
-    transform = _import_string(table, "transform", transform_path) if transform_path else None
-    timeout = table.take_duration("timeout", 15.0)
-    if timeout <= 0:
-        raise table.error("timeout", "must be more than 0")
+    transform = _transform(table)
+    timeout = _timeout(table)
     table.finish()
     destination = HTTPDestination(
         name=name,
@@ -128,6 +140,106 @@ def read_destination(
         allow_private=private_ok,
     )
     return imported(destination) if import_now else destination
+
+
+def _read_broker(table: Table, name: str, kind: str, *, import_now: bool) -> Destination:
+    retry, max_in_flight, rate_limit = _delivery(table)
+    [url] = table.take_secrets("url") or (None,)
+    if url is None:
+        raise table.error("url", f"a {kind} destination needs the broker's url (or env:NAME)")
+    shown = _broker_url(table, kind, url)
+    topic_key = BROKER_KINDS[kind]
+    topic = table.take_optional_str(topic_key)
+    if topic is None:
+        raise table.error(topic_key, f"a {kind} destination names its {topic_key}")
+    _check_template(table, topic_key, topic, empty_ok=kind == "rabbitmq")
+    routing_key = ""
+    if kind == "rabbitmq":
+        routing_key = table.take_str("routing_key", DEFAULT_ROUTING_KEY)
+        _check_template(table, "routing_key", routing_key, empty_ok=bool(topic))
+    max_len = None
+    if kind == "redis" and "max_len" in table:
+        max_len = table.take_int("max_len", 0, minimum=1)
+    destination = BrokerDestination(
+        name=name,
+        kind=kind,
+        url=url,
+        shown_url=shown,
+        topic=topic,
+        routing_key=routing_key,
+        max_len=max_len,
+        secrets=_signing_secrets(table),
+        timeout=_timeout(table),
+        retry=retry,
+        max_in_flight=max_in_flight,
+        rate_limit=rate_limit,
+        transform=_transform(table),
+    )
+    table.finish()
+    return imported(destination) if import_now else destination
+
+
+def _broker_url(table: Table, kind: str, url: Secret) -> str:
+    """The URL as it may be shown; checks its scheme, unless an unset ``env:`` hides it."""
+    if isinstance(url, UnsetSecret):
+        return f"env:{url.variable}"
+    text = url.reveal()
+    parts = urlsplit(text)
+    if parts.scheme not in _SCHEMES[kind] or not parts.hostname:
+        schemes = " or ".join(f"{scheme}://" for scheme in _SCHEMES[kind])
+        raise table.error("url", f"expected a {schemes} URL for a {kind} destination")
+    try:
+        parts.port  # noqa: B018 - raises for a bad port
+    except ValueError:
+        raise table.error("url", "bad port in the URL") from None
+    return shown_url(text)
+
+
+def _check_template(table: Table, key: str, template: str, *, empty_ok: bool) -> None:
+    if not template and not empty_ok:
+        raise table.error(key, "cannot be empty")
+    problem = name_template_error(template)
+    if problem is not None:
+        raise table.error(key, problem)
+
+
+def _delivery(table: Table) -> tuple[RetrySchedule, int, float | None]:
+    """What every kind of destination has: its retry schedule, concurrency and rate limit."""
+    schedule = table.take_list("retry_schedule", default=None)
+    delays: tuple[float, ...] = DEFAULT_SCHEDULE
+    if schedule is not None:
+        delays = tuple(
+            table.duration_of("retry_schedule", index, item) for index, item in enumerate(schedule)
+        )
+    return (
+        RetrySchedule(delays=delays),
+        table.take_int("max_in_flight", 16, minimum=1),
+        _rate(table),
+    )
+
+
+def _signing_secrets(table: Table) -> tuple[Secret, ...]:
+    secrets = table.take_secrets("secret")
+    for index, secret in enumerate(secrets):
+        if isinstance(secret, UnsetSecret):
+            continue
+        try:
+            decode_secret(secret.reveal())
+        except ValueError as exc:
+            raise table.error(f"secret[{index}]", str(exc)) from None
+    return secrets
+
+
+def _transform(table: Table) -> ImportString | None:
+    path = table.take_optional_str("transform")
+    return _import_string(table, "transform", path) if path else None
+
+
+def _timeout(table: Table) -> float:
+    timeout = table.take_duration("timeout", 15.0)
+    if timeout <= 0:
+        raise table.error("timeout", "must be more than 0")
+    return timeout
 
 
 def _import_string(table: Table, key: str, value: str) -> ImportString:

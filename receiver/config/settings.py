@@ -17,6 +17,7 @@ from receiver.config.file import Table, load_toml
 from receiver.config.routes import read_route
 from receiver.config.sources import SourceConfig, default_sources, read_source
 from receiver.destinations import (
+    BrokerDestination,
     Destination,
     Handler,
     HandlerDestination,
@@ -279,8 +280,10 @@ def _add_callables(
         destinations[name] = HandlerDestination(name=name, handler=handler)
     for name, transform in transforms.items():
         destination = destinations.get(name)
-        if not isinstance(destination, HTTPDestination):
-            raise root.error(f"destinations.{name}", "a transform needs an HTTP destination")
+        if not isinstance(destination, HTTPDestination | BrokerDestination):
+            raise root.error(
+                f"destinations.{name}", "a transform needs an HTTP or a broker destination"
+            )
         destinations[name] = replace(destination, transform=transform)
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 
 from receiver.context import DeliveryContext
-from receiver.delivery.senders import HandlerSender, HTTPSender, Result, sender_for
+from receiver.delivery.senders import Result, Sender, senders_for
 from receiver.destinations import Destination
 from receiver.errors import StoreError
 from receiver.ids import ulid
@@ -64,7 +64,7 @@ class _Lane:
     def __init__(self, worker: Worker, destination: Destination) -> None:
         self.worker = worker
         self.destination = destination
-        self.senders = [sender_for(destination) for _ in range(destination.max_in_flight)]
+        self.senders = senders_for(destination, destination.max_in_flight)
         self._free = collections.deque(self.senders)
         self.rate = _RateLimit(destination.rate_limit) if destination.rate_limit else None
         self.tasks: set[asyncio.Task[None]] = set()  # until each outcome is recorded
@@ -90,7 +90,7 @@ class _Lane:
         self.tasks.discard(task)
         self.worker.wake()  # a later event of the task may be unblocked
 
-    async def _deliver(self, claim: Claim, sender: HTTPSender | HandlerSender) -> None:
+    async def _deliver(self, claim: Claim, sender: Sender) -> None:
         try:
             if self.rate is not None:
                 await self.rate.wait()

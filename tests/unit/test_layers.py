@@ -123,9 +123,10 @@ def _private_elsewhere(module: str, imported: str) -> bool:
     return False
 
 
-def test_every_module_is_in_a_layer() -> None:
+def test_every_module_is_in_a_layer_and_every_name_there_is_a_module() -> None:
     for module in MODULES:
         _layer(module)
+    assert [name for names in LAYERS for name in names if name not in MODULES] == []
 
 
 def test_no_module_imports_from_a_higher_layer_or_another_folders_private_module() -> None:
