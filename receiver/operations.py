@@ -9,7 +9,7 @@ from typing import Any
 
 from receiver.config.sources import SourceConfig
 from receiver.destinations import Destination
-from receiver.errors import ValidationFailed
+from receiver.errors import Invalid
 from receiver.events import Event
 from receiver.reconciler import key_fingerprint, rejected_key
 from receiver.routing import Router
@@ -93,14 +93,12 @@ async def track(
     """Register a task so that its result is recovered even if every callback is lost."""
     config = sources.get(source)
     if config is None:
-        raise ValidationFailed("no source with that name", field="source")
+        raise Invalid("no source with that name", field="source")
     how = config.tracking
     if how is None:
-        raise ValidationFailed(
-            "this source has no api_key, so it is not reconciled", field="source"
-        )
+        raise Invalid("this source has no api_key, so it is not reconciled", field="source")
     if not task_id or len(task_id) > 256:
-        raise ValidationFailed("task_id must be 1 to 256 characters", field="task_id")
+        raise Invalid("task_id must be 1 to 256 characters", field="task_id")
     return await store.track_task(source, task_id, business_id, how, time.time())
 
 

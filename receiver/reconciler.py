@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import httpx
 
 from receiver.config.sources import SourceConfig
-from receiver.errors import StoreError, ValidationFailed
+from receiver.errors import InvalidCallback, StoreError
 from receiver.ids import new_id
 from receiver.normalize import new_events
 from receiver.observability.metrics import Metrics
@@ -132,7 +132,7 @@ class Reconciler:
             return
         try:
             events = self._events(source, answer)
-        except ValidationFailed as exc:
+        except InvalidCallback as exc:
             self._count(task.source, "invalid")
             error = f"the provider's answer does not parse: {exc.message}"
             await self._finish(task, task.state, next_check_at=self._later(task), error=error)

@@ -21,7 +21,7 @@ from receiver.config.durations import format_duration
 from receiver.config.settings import Settings
 from receiver.delivery.brokers import publisher_for, scrub
 from receiver.destinations import BrokerDestination, HTTPDestination
-from receiver.errors import PhotohookError
+from receiver.errors import PhotohookError, UsageError
 from receiver.events import Event, format_time, format_timestamp
 from receiver.routing import Router
 from receiver.store import Delivery, DeliveryQuery, EventQuery, Pruned, Store, open_store
@@ -33,10 +33,6 @@ T = TypeVar("T")
 
 #: The filters of ``events`` (and of replaying by filter), as ``GET /api/events`` names them.
 EVENT_FILTERS = ("source", "type", "status", "task_id", "business_id", "since", "until")
-
-
-class UsageError(PhotohookError):
-    """A command-line option has a value the command cannot use."""
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -97,8 +93,8 @@ async def _metrics_server(
         return
     import uvicorn
 
-    from receiver.observability.metrics import metrics_app
     from receiver.web.admin.access import AdminAccess
+    from receiver.web.metrics import metrics_app
 
     app = metrics_app(metrics, store, AdminAccess(settings.admin_token, settings.trusted_proxies))
     config = uvicorn.Config(
@@ -203,7 +199,7 @@ def events(settings: Settings, args: argparse.Namespace) -> int:
 def event_filters(args: argparse.Namespace) -> EventQuery:
     """The events that the filters given on the command line match: read as ``GET /api/events``
     reads its query string, into the same store query."""
-    from receiver.errors import ValidationFailed
+    from receiver.errors import Invalid
     from receiver.web.admin._params import Params, event_query
     from receiver.web.admin.api import STATUSES
 
@@ -211,7 +207,7 @@ def event_filters(args: argparse.Namespace) -> EventQuery:
     params = Params({name: str(value) for name, value in given.items() if value is not None})
     try:
         query = event_query(params, statuses=STATUSES)
-    except ValidationFailed as exc:
+    except Invalid as exc:
         raise UsageError(f"--{(exc.field or '').replace('_', '-')}: {exc.message}") from None
     return replace(query, limit=getattr(args, "limit", 500))  # replaying: pages of 500
 
@@ -398,7 +394,7 @@ def rejected_retry(settings: Settings, args: argparse.Namespace) -> int:
     """Run kept rejected requests through ingest again: one by ID, or with --all (of --source)
     every one not accepted yet whose body was kept. Exits 1 when one is still refused or cannot
     be run (accepted already, its source gone), saying why."""
-    from receiver.errors import HTTPError
+    from receiver.errors import Refused
     from receiver.web import rejected as kept
 
     if (args.rejected_id is None) == (not args.all):
@@ -425,7 +421,7 @@ def rejected_retry(settings: Settings, args: argparse.Namespace) -> int:
         record = with_store(
             settings, lambda store: kept.retry(store, settings, router, args.rejected_id)
         )
-    except HTTPError as exc:
+    except Refused as exc:
         return _fail(f"{args.rejected_id}: {exc.message}")
     if record.outcome == "rejected":
         error = record.error()

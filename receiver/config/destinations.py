@@ -22,11 +22,11 @@ from receiver.destinations import (
     shown_url,
     takes_context,
 )
-from receiver.errors import ConfigError
+from receiver.errors import ConfigError, DeniedDestination
 from receiver.retry import DEFAULT_SCHEDULE, RetrySchedule
 from receiver.secrets import Secret, UnsetSecret
 from receiver.signing import decode_secret
-from receiver.ssrf import DeniedDestination, check_host
+from receiver.ssrf import check_host
 
 _KINDS = ("http", "handler", *BROKER_KINDS)
 _SCHEMES = {"rabbitmq": ("amqp", "amqps"), "redis": ("redis", "rediss"), "nats": ("nats", "tls")}

@@ -30,6 +30,7 @@ from receiver.destinations import (
     ImportString,
     takes_context,
 )
+from receiver.errors import DeniedDestination
 from receiver.events import Event
 from receiver.retry import Retry
 from receiver.store import Attempt
@@ -145,7 +146,7 @@ class HTTPSender:
                     await response.aclose()
         except TimeoutError:
             return failed(f"timed out after {destination.timeout:g}s")
-        except ssrf.DeniedDestination as exc:
+        except DeniedDestination as exc:
             return failed(f"refused: {exc}")
         except (httpx.HTTPError, OSError) as exc:
             return failed(f"{type(exc).__name__}: {str(exc) or 'connection failed'}")

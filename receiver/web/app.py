@@ -10,17 +10,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from receiver import errors
 from receiver.background import Background
 from receiver.config.settings import Settings
-from receiver.errors import HTTPError, ServiceUnavailable, StoreError
+from receiver.errors import ServiceUnavailable, StoreError
 from receiver.observability.logs import RequestLog
 from receiver.observability.metrics import MEDIA_TYPE, Metrics
 from receiver.retention import prune_forever
@@ -32,7 +30,7 @@ from receiver.web.admin.api import AdminAPI
 from receiver.web.admin.dashboard import Dashboard
 from receiver.web.admin.openapi import document
 from receiver.web.ingest import Ingest, hook_path_params
-from receiver.web.responses import JSONResponse, error_response
+from receiver.web.responses import ERROR_HANDLERS, JSONResponse, error_response
 
 logger = logging.getLogger("photohook")
 
@@ -123,11 +121,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
         ],
         middleware=[Middleware(RequestLog)],
         lifespan=lifespan,
-        exception_handlers={
-            HTTPError: _photohook_error,
-            HTTPException: _http_exception,
-            Exception: _unexpected,
-        },
+        exception_handlers={**ERROR_HANDLERS, Exception: _unexpected},
     )
     # A provider that posts to a path with a trailing slash gets an answer, not a redirect.
     app.router.redirect_slashes = False
@@ -166,20 +160,6 @@ async def url_tokens(settings: Settings, store: Store) -> URLTokens:
 
 def _nothing() -> None:
     pass
-
-
-async def _photohook_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPError)
-    return error_response(exc)
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    error_class = errors.for_status(exc.status_code)
-    error = error_class(headers=dict(exc.headers) if exc.headers else None)
-    response = error_response(error)
-    response.status_code = exc.status_code
-    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

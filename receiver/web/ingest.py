@@ -24,9 +24,10 @@ from receiver.config.settings import Settings
 from receiver.config.sources import SourceConfig
 from receiver.errors import (
     ClientDisconnected,
-    HTTPError,
+    Malformed,
     MethodNotAllowed,
     PayloadTooLarge,
+    Refused,
     RequestTimeout,
     ServiceUnavailable,
     StoreError,
@@ -42,6 +43,7 @@ from receiver.tokens import URLTokens
 from receiver.web._deadlines import Deadlines
 from receiver.web.auth import SECRET_HEADER, SourceAuth
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
+from receiver.web.responses import answer
 
 logger = logging.getLogger("photohook.ingest")
 
@@ -65,7 +67,7 @@ class _Source:
 class _Refused(Exception):
     """An authenticated callback refused for what it sent, with the request to keep."""
 
-    def __init__(self, error: HTTPError, rejection: Rejection) -> None:
+    def __init__(self, error: Refused, rejection: Rejection) -> None:
         super().__init__(error.message)
         self.error = error
         self.rejection = rejection
@@ -121,10 +123,11 @@ class Ingest:
         try:
             try:
                 stored = await self._receive(scope, receive)
-            except HTTPError as error:
-                status, outcome = error.status_code, error.code
-                body = orjson.dumps(error.body())
-                headers = _headers(body, error.headers, request_id)
+            except Refused as error:
+                found = answer(error)
+                status, outcome = found.status_code, found.code
+                body = orjson.dumps(found.body())
+                headers = _headers(body, found.headers, request_id)
                 self._metrics.callback(source, "rejected", outcome, time.perf_counter() - started)
             else:
                 status = 200
@@ -156,10 +159,10 @@ class Ingest:
 
     async def _receive(self, scope: Scope, receive: Receive) -> Stored:
         if scope["method"] != "POST":
-            raise MethodNotAllowed(headers={"Allow": "POST"})
+            raise MethodNotAllowed(allowed=("POST",))
         try:
             return await self._store_callback(scope, receive)
-        except HTTPError:
+        except Refused:
             raise
         except Exception:
             # Our fault, never the provider's: 503 so that it sends the callback again.
@@ -192,10 +195,10 @@ class Ingest:
                     f"the body did not arrive within {self._settings.body_timeout:g}s"
                 ) from None
             logger.error("storing a callback of source %s took over %ss", name, COMMIT_TIMEOUT)
-            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+            raise ServiceUnavailable(retry_after=5) from None
         except StoreError as exc:
             logger.error("cannot store a callback of source %s: %s", name, exc)
-            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+            raise ServiceUnavailable(retry_after=5) from None
         finally:
             self.deadlines.clear(task)
         if stored.new_event_ids:
@@ -236,6 +239,7 @@ class Ingest:
                 headers=redact.headers_json(scope["headers"]),
             )
         except KEPT_REFUSALS as error:
+            found = answer(error)
             rejection = Rejection(
                 id=new_id("rej"),
                 source=source.config.name,
@@ -244,10 +248,10 @@ class Ingest:
                 client=str(client) if client is not None else None,
                 headers=redact.headers_json(scope["headers"]),
                 body=body,
-                status=error.status_code,
-                code=error.code,
-                message=error.message,
-                field=error.field,
+                status=found.status_code,
+                code=found.code,
+                message=found.message,
+                field=found.field,
                 keep_at_most=self._settings.rejected_cap(source.config.name),
             )
             raise _Refused(error, rejection) from None
@@ -361,7 +365,7 @@ def _headers(
 async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     if declared is not None:
         if not declared.isdigit():
-            raise HTTPError("Content-Length is not a number")
+            raise Malformed("Content-Length is not a number")
         if int(declared) > limit:
             raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
     chunks = []

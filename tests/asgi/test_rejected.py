@@ -490,7 +490,9 @@ async def test_the_dashboard_lists_shows_and_retries_them(on_sqlite: Photohook) 
     assert retried.headers["location"] == f"/ui/rejected/{item['id']}"
     after = await on_sqlite.admin("GET", f"/ui/rejected/{item['id']}")
     assert 'id="outcome"' in after.text and "rejected" in after.text
-    assert (await on_sqlite.admin("GET", "/ui/rejected/rej_nope")).status_code == 404
+    missing = await on_sqlite.admin("GET", "/ui/rejected/rej_nope")
+    assert missing.status_code == 404
+    assert "<h1>404</h1>" in missing.text and "no rejected request with that id" in missing.text
 
 
 async def test_a_failure_to_keep_is_503_on_each_engine(photohook: Photohook) -> None:
