@@ -14,9 +14,7 @@ of the callback path replaced by nothing:
 ``--internals`` runs instead, beside (a) and (c), photohook with one of its speed-minded internals
 replaced by what the libraries offer, to see what each still buys:
 
-- ``one write per message``: uvicorn's own writes (the header limits kept), not one send per answer;
 - ``Starlette's router``: ``/hooks`` routed by Starlette through the middleware stack;
-- ``a timer per request``: a deadline armed and disarmed per request, as ``asyncio.timeout`` does;
 - ``prometheus counters``: prometheus_client's ``Counter`` and ``Histogram``;
 - ``a record per line``: every access line a ``LogRecord`` written at once;
 - ``no gc.freeze``: start-up objects left in every full collection;
@@ -49,9 +47,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
 }
 INTERNALS: dict[str, tuple[str, str]] = {
     "c. photohook serve": ("", "info"),
-    "c, one write per message": ("writes", "info"),
     "c, Starlette's router": ("router", "info"),
-    "c, a timer per request": ("timers", "info"),
     "c, prometheus counters": ("tallies", "info"),
     "c, a record per line": ("records", "info"),
     "c, no gc.freeze": ("freeze", "info"),
@@ -95,16 +91,6 @@ def _replace_internals(replaced: set[str]) -> None:
     from receiver.observability import logs, metrics
     from receiver.web import app as web_app
 
-    if "writes" in replaced:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-        from receiver.web import _protocol
-
-        def connection_made(self: Any, transport: asyncio.Transport) -> None:
-            HttpToolsProtocol.connection_made(self, transport)
-            self._expect_headers()
-
-        _protocol.GuardedHttpToolsProtocol.connection_made = connection_made  # type: ignore[method-assign]
     if "router" in replaced:
         from starlette.applications import Starlette
         from starlette.routing import Route
@@ -133,44 +119,6 @@ def _replace_internals(replaced: set[str]) -> None:
         server.create_app = routed_app  # type: ignore[attr-defined]
         web_app._App.__call__ = Starlette.__call__  # type: ignore[method-assign]
         logs.RequestLog.__call__ = log_others  # type: ignore[method-assign]
-    if "timers" in replaced:
-        from receiver.delivery import _deadlines
-
-        class Timers:
-            def __init__(self) -> None:
-                self._handles: dict[asyncio.Task[Any], asyncio.TimerHandle] = {}
-                self._expired: set[asyncio.Task[Any]] = set()
-
-            def set(self, task: asyncio.Task[Any], seconds: float) -> None:
-                handle = self._handles.pop(task, None)
-                if handle is not None:
-                    handle.cancel()
-                loop = task.get_loop()
-                self._handles[task] = loop.call_at(loop.time() + seconds, self._expire, task)
-
-            def _expire(self, task: asyncio.Task[Any]) -> None:
-                self._handles.pop(task, None)
-                if not task.done():
-                    self._expired.add(task)
-                    task.cancel()
-
-            def clear(self, task: asyncio.Task[Any]) -> bool:
-                handle = self._handles.pop(task, None)
-                if handle is not None:
-                    handle.cancel()
-                if task not in self._expired:
-                    return False
-                self._expired.discard(task)
-                task.uncancel()
-                return True
-
-            async def run(self) -> None:
-                await asyncio.Event().wait()
-
-        _deadlines.Deadlines = Timers  # type: ignore[misc, assignment]
-        from receiver.web import ingest
-
-        ingest.Deadlines = Timers  # type: ignore[attr-defined, assignment]
     if "tallies" in replaced:
         from prometheus_client import Counter, Histogram
 

@@ -69,9 +69,6 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
         background: list[asyncio.Task[None]] = []
         try:
             ingest.start(await url_tokens(settings, store))
-            background.append(
-                asyncio.create_task(ingest.deadlines.run(), name="photohook-deadlines")
-            )
             await store.sync_destinations(settings.destinations)
             _log_start(settings)
             if deliverer is not None:
