@@ -143,9 +143,11 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
 
 
 class _App(Starlette):
-    """Starlette, with the callbacks of providers answered ahead of its middleware stack.
+    """Starlette, with providers' callbacks (``/hooks/...``) answered ahead of its middleware and
+    router: every callback takes this path, and through them it cost clearly more CPU (measured by
+    ``python -m bench.parts --internals``, recorded in bench/results). Plain ASGI, no internals.
 
-    ``/hooks/...`` is the path every callback takes; the other routes are the operators'.
+    The other routes, the operators', go through Starlette as usual.
     """
 
     def __init__(self, hooks: Ingest, **kwargs: Any) -> None:
