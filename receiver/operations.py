@@ -12,14 +12,14 @@ from receiver.delivery.destinations import Destination
 from receiver.errors import ValidationFailed
 from receiver.events import Event
 from receiver.routing import Router
-from receiver.store import TASK_STATES, EventQuery, Store, Task
+from receiver.store import TASK_STATES, Actions, EventQuery, Store, Task, TaskQueue
 
 #: The most events one bulk replay touches.
 BULK_LIMIT = 10_000
 
 
 async def replay_event(
-    store: Store,
+    store: Actions,
     router: Router,
     event: Event,
     *,
@@ -83,7 +83,7 @@ async def destination_report(
 
 
 async def track(
-    store: Store,
+    store: TaskQueue,
     sources: Mapping[str, SourceConfig],
     source: str,
     task_id: str,

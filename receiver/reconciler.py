@@ -26,7 +26,7 @@ from receiver.normalize import new_events
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.sources import KINDS, KeyRejected, ProviderUnavailable, StatusAnswer
-from receiver.store import NewEvent, Receipt, Store, Task, Tracking
+from receiver.store import NewEvent, Receipt, Reconciling, Task, Tracking
 
 logger = logging.getLogger("photohook.reconciler")
 
@@ -54,7 +54,7 @@ class Reconciler:
 
     def __init__(
         self,
-        store: Store,
+        store: Reconciling,
         sources: Mapping[str, SourceConfig],
         router: Router,
         *,

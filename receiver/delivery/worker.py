@@ -27,7 +27,7 @@ from receiver.observability.logs import log_often
 from receiver.observability.metrics import Metrics
 from receiver.reconciler import Reconciler
 from receiver.routing import Router
-from receiver.store import Claim, Outcome, Store
+from receiver.store import Claim, Outcome, Working
 
 logger = logging.getLogger("photohook.worker")
 
@@ -184,7 +184,7 @@ class Worker:
 
     def __init__(
         self,
-        store: Store,
+        store: Working,
         destinations: Mapping[str, Destination],
         *,
         sources: Mapping[str, SourceConfig] | None = None,

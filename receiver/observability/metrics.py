@@ -18,7 +18,7 @@ from prometheus_client import (
 )
 
 from receiver.observability._tallies import MinuteTally, Tally, TallyHistogram
-from receiver.store import Store
+from receiver.store import Status
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -146,7 +146,7 @@ class Metrics:
     def reconciled(self, source: str, outcome: str) -> None:
         self.reconciler.labels(source, outcome).inc()
 
-    async def render(self, store: Store) -> bytes:
+    async def render(self, store: Status) -> bytes:
         """The metrics in Prometheus' text format, the queue gauges read from the store now."""
         now = time.time()
         states = {"paused": 0, "disabled": 0}
@@ -162,7 +162,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def metrics_app(metrics: Metrics, store: Store, access: AdminAccess) -> Starlette:
+def metrics_app(metrics: Metrics, store: Status, access: AdminAccess) -> Starlette:
     """``GET /metrics`` and nothing else, for a process that serves no other HTTP (``photohook
     worker``); the same access as the admin API's."""
     from starlette.applications import Starlette

@@ -26,7 +26,7 @@ from receiver.errors import (
 )
 from receiver.events import parse_time
 from receiver.routing import Router
-from receiver.store import Receipt, RejectedQuery, RejectedRequest, Store, Stored
+from receiver.store import Receipt, Rejected, RejectedQuery, RejectedRequest, Stored
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
 
 logger = logging.getLogger("photohook.rejected")
@@ -38,7 +38,7 @@ OnStored = Callable[[Receipt, Stored], None]
 
 
 async def retry(
-    store: Store,
+    store: Rejected,
     settings: Settings,
     router: Router,
     rejected_id: str,
@@ -59,7 +59,7 @@ async def retry(
 
 
 async def retry_all(
-    store: Store,
+    store: Rejected,
     settings: Settings,
     router: Router,
     source: str | None = None,
@@ -92,7 +92,7 @@ async def retry_all(
 
 
 async def _run(
-    store: Store,
+    store: Rejected,
     settings: Settings,
     router: Router,
     record: RejectedRequest,
