@@ -4,6 +4,7 @@ paused, disabled and resumed."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from receiver.ids import new_id
 from receiver.store import rows
@@ -12,16 +13,55 @@ from receiver.store.tx import Tx, conditions, marks
 
 _PARAMETERS_PER_QUERY = 500
 
-INSERT_REPLAY = """
+INSERT_DELIVERY = """
     INSERT INTO deliveries (id, event_id, destination, source, task_id, state, next_attempt_at,
         last_error, created_at, updated_at, message_id)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-INSERT_DELIVERY = """
-    INSERT INTO deliveries (id, event_id, destination, source, task_id, state, next_attempt_at,
-        last_error, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+
+
+class DeliveryRow(NamedTuple):
+    """The parameters of :data:`INSERT_DELIVERY`, in its order."""
+
+    id: str
+    event_id: str
+    destination: str
+    source: str
+    task_id: str
+    state: str
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    message_id: str | None  # None: sent under the event's id
+
+
+def new_delivery(
+    event_id: str,
+    destination: str,
+    source: str,
+    task_id: str,
+    now: float,
+    *,
+    state: str = "pending",
+    last_error: str | None = None,
+    new_message: bool = False,
+) -> DeliveryRow:
+    """A new delivery, due at once; ``new_message`` gives it a ``webhook-id`` of its own."""
+    return DeliveryRow(
+        new_id("dlv"),
+        event_id,
+        destination,
+        source,
+        task_id,
+        state,
+        now,
+        last_error,
+        now,
+        now,
+        new_id("msg") if new_message else None,
+    )
+
 
 # A delivery waits while an earlier event of its task waits for the same destination.
 _NOT_BLOCKED = """
@@ -191,24 +231,12 @@ async def add_deliveries(
         return []
     [(source, task_id)] = found
     new = [
-        (
-            new_id("dlv"),
-            event_id,
-            name,
-            source,
-            task_id,
-            "pending",
-            now,
-            None,
-            now,
-            now,
-            new_id("msg") if new_message else None,
-        )
+        new_delivery(event_id, name, source, task_id, now, new_message=new_message)
         for name in destinations
     ]
-    await tx.executemany(INSERT_REPLAY, new)
+    await tx.executemany(INSERT_DELIVERY, new)
     await tx.notify()
-    return [row[0] for row in new]
+    return [row.id for row in new]
 
 
 async def requeue(
