@@ -18,6 +18,7 @@ from prometheus_client import (
 )
 
 from receiver.observability._tallies import MinuteTally, Tally, TallyHistogram
+from receiver.states import DestinationState
 from receiver.store import Status
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class Metrics:
     async def render(self, store: Status) -> bytes:
         """The metrics in Prometheus' text format, the queue gauges read from the store now."""
         now = time.time()
-        states = {"paused": 0, "disabled": 0}
+        states: dict[str, int] = {DestinationState.PAUSED: 0, DestinationState.DISABLED: 0}
         for status in await store.destination_statuses(now):
             self.queue_depth.labels(status.name).set(status.queue_depth)
             oldest = now - status.oldest_pending_at if status.oldest_pending_at else 0

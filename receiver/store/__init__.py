@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from receiver.errors import ConfigError
+from receiver.states import DELIVERY_STATES, DESTINATION_STATES, TASK_STATES
 from receiver.store.migrations import SchemaChange
 from receiver.store.records import (
-    DELIVERY_STATES,
-    DESTINATION_STATES,
-    TASK_STATES,
     Attempt,
     AttemptRecord,
     Claim,

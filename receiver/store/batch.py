@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from receiver.states import DeliveryState
 from receiver.store import rows
 from receiver.store.outbox import DeliveryRow, new_delivery
 from receiver.store.records import NewEvent, Receipt, Stored
@@ -80,7 +81,13 @@ def plan(
             if change is not None:
                 batch.tasks.append(change)
             confirming = change is not None and change.kind == "confirming"
-            state = "skipped" if superseded else "confirming" if confirming else "pending"
+            state = (
+                DeliveryState.SKIPPED
+                if superseded
+                else DeliveryState.CONFIRMING
+                if confirming
+                else DeliveryState.PENDING
+            )
             for destination in new.destinations:
                 batch.deliveries.append(
                     new_delivery(
@@ -93,7 +100,7 @@ def plan(
                         last_error=SUPERSEDED if superseded else None,
                     )
                 )
-                pending += state == "pending"
+                pending += state == DeliveryState.PENDING
         if new_ids or body_differs:
             batch.receipts.append(rows.receipt_row(receipt, event_ids, duplicate=not new_ids))
         batch.results.append(Stored(tuple(event_ids), tuple(new_ids), pending))

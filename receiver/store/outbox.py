@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from receiver.ids import new_id
+from receiver.states import DeliveryState, DestinationState
 from receiver.store import rows
 from receiver.store.records import Attempt, Claim, DestinationStatus, Outcome
 from receiver.store.tx import Tx, conditions, marks
@@ -43,7 +44,7 @@ def new_delivery(
     task_id: str,
     now: float,
     *,
-    state: str = "pending",
+    state: str = DeliveryState.PENDING,
     last_error: str | None = None,
     new_message: bool = False,
 ) -> DeliveryRow:
@@ -94,9 +95,11 @@ async def claim(
     in flight, and its place can be taken.
     """
     states = {str(name): str(state) for name, state in await tx.fetch(_DESTINATION_STATES)}
-    if any(state != "active" for state in states.values()):
+    if any(state != DestinationState.ACTIVE for state in states.values()):
         await _hold_inactive(tx, now)
-    active = sorted(n for n, state in states.items() if state == "active" and limits.get(n))
+    active = sorted(
+        n for n, state in states.items() if state == DestinationState.ACTIVE and limits.get(n)
+    )
     if active and tx.dialect.for_update:
         # Claims of one destination take turns across processes, so the leased count is exact.
         await tx.fetch(
@@ -218,7 +221,9 @@ async def finish(tx: Tx, outcomes: Sequence[Outcome], now: float) -> None:
             [(name,)] = await tx.fetch(
                 "SELECT destination FROM deliveries WHERE id = ?", (outcome.delivery_id,)
             )
-            await set_destination_state(tx, name, "disabled", outcome.disable_destination, now)
+            await set_destination_state(
+                tx, name, DestinationState.DISABLED, outcome.disable_destination, now
+            )
 
 
 async def add_deliveries(
@@ -279,7 +284,7 @@ async def set_destination_state(
     )
     if not changed:
         return False
-    if state == "active":
+    if state == DestinationState.ACTIVE:
         released = await tx.execute(
             "UPDATE deliveries SET state = CASE WHEN tries > 0 THEN 'retrying' ELSE 'pending' END,"
             " next_attempt_at = ?, updated_at = ? WHERE destination = ? AND state = 'held'",

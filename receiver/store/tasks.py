@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from receiver.states import DeliveryState, TaskState
 from receiver.store import rows
 from receiver.store.records import Task, Tracking
 from receiver.store.tx import Tx, marks
@@ -27,7 +28,7 @@ async def track(
             source,
             task_id,
             business_id,
-            "done" if finished else "tracked",
+            TaskState.DONE if finished else TaskState.TRACKED,
             now,
             now,
             now + tracking.lasting,
@@ -103,7 +104,7 @@ async def finish(
             "UPDATE deliveries SET state = ?, next_attempt_at = ?, updated_at = ?,"
             " last_error = ? WHERE event_id = ? AND state = 'confirming'",
             (
-                "pending" if confirmed else "unconfirmed",
+                DeliveryState.PENDING if confirmed else DeliveryState.UNCONFIRMED,
                 now,
                 now,
                 None if confirmed else error,

@@ -4,12 +4,15 @@ every role with the role's signatures; and a fake of one role, a few lines, serv
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from receiver.retention import prune_old
+from receiver.states import DeliveryState, DestinationState, TaskState
 from receiver.store import Pruned, Retention, Store, roles
 from receiver.store.postgres import PostgresStore
 from receiver.store.sqlite import SQLiteStore
@@ -98,3 +101,18 @@ def test_the_fake_type_checks_as_its_role() -> None:
         ["--strict", "--no-incremental", "--follow-imports=silent", __file__]
     )
     assert status == 0, out + err
+
+
+#: A state the SQL compares with: ``state = 'x'``, ``state IN ('x', 'y')``, ``THEN 'x'``.
+_STATE_IN_SQL = re.compile(r"state\s*(?:=|!=|<>)\s*'(\w+)'|state\s+IN\s*\(([^)]*)\)|THEN\s+'(\w+)'")
+
+
+def test_the_sql_names_only_states_there_are() -> None:
+    known = {*DeliveryState, *TaskState, *DestinationState}
+    found: set[str] = set()
+    for module in Path(roles.__file__).parent.glob("*.py"):
+        for one, many, then in _STATE_IN_SQL.findall(module.read_text()):
+            found.update([one, then, *re.findall(r"'(\w+)'", many)])
+    found.discard("")
+    assert found - known == set()
+    assert len(found) >= 10  # the pattern still finds them
