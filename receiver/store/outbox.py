@@ -222,7 +222,7 @@ async def finish(tx: Tx, outcomes: Sequence[Outcome], now: float) -> None:
                 "SELECT destination FROM deliveries WHERE id = ?", (outcome.delivery_id,)
             )
             await set_destination_state(
-                tx, name, DestinationState.DISABLED, outcome.disable_destination, now
+                tx, now, name, DestinationState.DISABLED, outcome.disable_destination
             )
 
 
@@ -275,7 +275,7 @@ async def sync_destinations(tx: Tx, names: Iterable[str], now: float) -> None:
 
 
 async def set_destination_state(
-    tx: Tx, name: str, state: str, reason: str | None, now: float
+    tx: Tx, now: float, name: str, state: str, reason: str | None
 ) -> bool:
     """Pause, disable or resume a destination; False if there is no such destination."""
     changed = await tx.execute(

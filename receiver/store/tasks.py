@@ -74,14 +74,14 @@ async def claim(
 
 async def finish(
     tx: Tx,
+    now: float,
     task: Task,
     worker_id: str,
-    now: float,
     *,
     state: str,
-    next_check_at: float | None,
-    error: str | None,
-    confirmed: bool | None,
+    next_check_at: float | None = None,
+    error: str | None = None,
+    confirmed: bool | None = None,
 ) -> None:
     """Record a check of a leased task; ``confirmed`` releases (True) or refuses (False) the
     deliveries of its confirming event."""
@@ -115,7 +115,7 @@ async def finish(
             await tx.notify()
 
 
-async def list_tasks(tx: Tx, state: str | None, limit: int) -> list[Task]:
+async def list_tasks(tx: Tx, state: str | None = None, limit: int = 100) -> list[Task]:
     where, parameters = ("WHERE state = ?", [state]) if state else ("", [])
     found = await tx.fetch(
         f"SELECT {rows.TASK_COLUMNS} FROM tasks {where} ORDER BY updated_at DESC LIMIT ?",  # noqa: S608
