@@ -12,7 +12,7 @@ from receiver.delivery.destinations import Destination
 from receiver.errors import ValidationFailed
 from receiver.events import Event
 from receiver.routing import Router
-from receiver.store import TASK_STATES, EventQuery, Store, Task
+from receiver.store import TASK_STATES, DestinationStatus, EventQuery, Store, Task
 
 #: The most events one bulk replay touches.
 BULK_LIMIT = 10_000
@@ -71,15 +71,16 @@ async def replay_matching(
 
 async def destination_report(
     store: Store, destinations: Mapping[str, Destination]
-) -> list[dict[str, Any]]:
-    """Each destination's state and health, with its target (a URL without its query)."""
+) -> tuple[float, list[tuple[DestinationStatus, str | None]]]:
+    """When it was taken, and each destination's state and health with its target (a URL
+    without its query; None when it is no longer configured)."""
     await store.sync_destinations(destinations)
     now = time.time()
     report = []
     for status in await store.destination_statuses(now):
         configured = destinations.get(status.name)
-        report.append(status.to_dict(now) | {"target": configured.target if configured else None})
-    return report
+        report.append((status, configured.target if configured else None))
+    return now, report
 
 
 async def track(
