@@ -68,8 +68,11 @@ def _rule(kind: type[msgspec.Struct], name: str, problem: str) -> str:
     """What a value of the field ``name`` must be, in words."""
     field = _types(kind).get(name)
     declared = field.type if field is not None else None
-    if isinstance(declared, inspect.UnionType):
-        declared = next((t for t in declared.types if not isinstance(t, inspect.NoneType)), None)
+    while isinstance(declared, inspect.Metadata | inspect.UnionType):
+        if isinstance(declared, inspect.Metadata):
+            declared = declared.type
+        else:
+            declared = next(t for t in declared.types if not isinstance(t, inspect.NoneType))
     if isinstance(declared, inspect.LiteralType):
         if set(declared.values) == {"true", "false"}:
             return f"{name} must be true or false"
