@@ -14,7 +14,6 @@ from receiver.store import DELIVERY_STATES, TASK_STATES, Delivery, RejectedReque
 from receiver.web.admin import answers
 from receiver.web.admin.api import AdminAPI
 from receiver.web.admin.contract import (
-    OPERATIONS,
     DeliveryRetry,
     EventList,
     RejectedList,
@@ -22,6 +21,7 @@ from receiver.web.admin.contract import (
     TaskList,
     TrackBody,
 )
+from receiver.web.admin.endpoints import OPERATIONS
 from receiver.web.admin.openapi import document
 from receiver.web.admin.queries import event_filters, read_body, read_params
 

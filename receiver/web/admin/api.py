@@ -23,7 +23,6 @@ from receiver.routing import Router
 from receiver.store import DeliveryQuery, Receipt, Store, Stored
 from receiver.web.admin import answers
 from receiver.web.admin.contract import (
-    OPERATIONS,
     DeliveryList,
     DeliveryPage,
     DeliveryRetry,
@@ -34,7 +33,6 @@ from receiver.web.admin.contract import (
     EventPage,
     EventReplay,
     NewDelivery,
-    Operation,
     Params,
     Reconciler,
     RejectedList,
@@ -53,6 +51,7 @@ from receiver.web.admin.contract import (
     Tasks,
     TrackBody,
 )
+from receiver.web.admin.endpoints import OPERATIONS, Operation
 from receiver.web.admin.queries import (
     delivery_query,
     event_query,

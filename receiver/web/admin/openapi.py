@@ -11,15 +11,13 @@ import msgspec
 
 from receiver.__about__ import __version__
 from receiver.web.admin.contract import (
-    OPERATIONS,
-    PATH_PARAMETERS,
     Accepted,
     Error,
     Event,
     Ok,
-    Operation,
     Params,
 )
+from receiver.web.admin.endpoints import OPERATIONS, PATH_PARAMETERS, Operation
 
 JSON = "application/json"
 Schema = dict[str, Any]
