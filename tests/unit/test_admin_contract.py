@@ -165,3 +165,14 @@ def test_answers_keep_the_json_shapes_of_the_records() -> None:
     assert b'"retry_error":{"status":422,"code":"c","message":"m"}' in encoded
     detail = answers.rejected_detail(record)
     assert (detail.body, detail.headers) == (None, [])
+
+
+def test_the_ingest_body_is_each_providers_callback_struct() -> None:
+    described = document()
+    body = described["paths"]["/hooks/{source}"]["post"]["requestBody"]
+    refs = body["content"]["application/json"]["schema"]["anyOf"]
+    names = [ref["$ref"].rsplit("/", 1)[1] for ref in refs]
+    assert names == [body.__name__ for kind in KINDS.values() for body in kind.bodies]
+    fotor = described["components"]["schemas"]["FotorCallback"]
+    assert fotor["required"] == ["taskId", "status", "type"]
+    assert fotor["properties"]["status"]["enum"] == [0, 1, 2]

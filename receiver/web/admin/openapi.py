@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from receiver.__about__ import __version__
+from receiver.sources import KINDS
 from receiver.web.admin.contract import (
     Accepted,
     Error,
@@ -119,10 +120,18 @@ def _hook(with_token: bool) -> dict[str, Any]:
                     "description": "Crop.photo's shared secret.",
                 },
             ],
-            "requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object"}}}},
+            "requestBody": {"required": True, "content": {JSON: {"schema": _callback()}}},
             "responses": _ok(Accepted, "Stored durably (or a duplicate)")
             | _errors(400, 401, 403, 404, 413, 415, 422, 503),
         }
+    }
+
+
+def _callback() -> Schema:
+    return {
+        "description": "The provider's callback, of the shapes the source's kind takes; fields "
+        "not described here are kept in the event's payload.",
+        "anyOf": [_ref(body) for kind in KINDS.values() for body in kind.bodies],
     }
 
 
@@ -188,6 +197,7 @@ _DELIVERY = {
 
 def _schemas() -> dict[str, Schema]:
     kinds: list[type[msgspec.Struct]] = [Error, Accepted, Ok, Event]
+    kinds += [body for kind in KINDS.values() for body in kind.bodies]
     for operation in OPERATIONS:
         kinds.append(operation.answer)
         if operation.body is not None:
