@@ -1,5 +1,5 @@
 """Reading a provider's callback body into its struct, in one msgspec pass; a bad value raises
-ValidationFailed naming the field's path (``avatarResult[0].images[1].url``), in words derived
+InvalidCallback naming the field's path (``avatarResult[0].images[1].url``), in words derived
 from the field's declared type."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from msgspec import Meta, inspect
 
-from receiver.errors import ValidationFailed
+from receiver.errors import InvalidCallback
 
 MAX_ID_LENGTH = 256
 
@@ -31,21 +31,21 @@ def read(kind: type[S], body: Any) -> S:
         raise _refusal(kind, str(exc)) from None
 
 
-def _refusal(kind: type[msgspec.Struct], error: str) -> ValidationFailed:
+def _refusal(kind: type[msgspec.Struct], error: str) -> InvalidCallback:
     at = _AT.search(error)
     path = at["path"].lstrip(".") if at else ""
     problem = error[: at.start()] if at else error
     missing = _MISSING.match(problem)
     if missing:
         field = f"{path}.{missing['name']}" if path else missing["name"]
-        return ValidationFailed(f"{field} is required", field=field)
+        return InvalidCallback(f"{field} is required", field=field)
     declared, choices = _declared(kind, path)
     if choices is not None:
-        return ValidationFailed(
+        return InvalidCallback(
             f"{path} is required" if problem.endswith("got `null`") else _one_of(path, choices),
             field=path,
         )
-    return ValidationFailed(_rule(path, declared, problem), field=path)
+    return InvalidCallback(_rule(path, declared, problem), field=path)
 
 
 def choice(names: Mapping[Any, str], value: Any, field: str) -> str:
@@ -53,7 +53,7 @@ def choice(names: Mapping[Any, str], value: Any, field: str) -> str:
     ``Meta(extra={"choices": names})``, so a wrong type is refused in the same words)."""
     name = names.get(value)
     if name is None:
-        raise ValidationFailed(_one_of(field, names), field=field)
+        raise InvalidCallback(_one_of(field, names), field=field)
     return name
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import httpx
 from msgspec import Meta, Struct
 
-from receiver.errors import ValidationFailed
+from receiver.errors import InvalidCallback
 from receiver.sources._fields import Id, choice, read
 from receiver.sources._parsed import ParsedEvent
 from receiver.sources._status import StatusAnswer, json_object, request
@@ -51,13 +51,13 @@ class CropPhotoJobs(Struct):
 
 
 def parse(body: Any) -> list[ParsedEvent]:
-    """One event per job in a Crop.photo callback body; raises ValidationFailed naming the field."""
+    """One event per job in a Crop.photo callback body; raises InvalidCallback naming the field."""
     if not isinstance(body, dict) or "jobs" not in body:
         job = read(CropPhotoJob, body)
         return [_job_event(job, "status", _result_urls(job.results))]
     doc = read(CropPhotoJobs, body)
     if not doc.jobs:
-        raise ValidationFailed("jobs must list at least one job", field="jobs")
+        raise InvalidCallback("jobs must list at least one job", field="jobs")
     results = _owned_result_urls(doc.results)
     return [
         _job_event(

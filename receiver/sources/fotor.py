@@ -12,9 +12,10 @@ import httpx
 import orjson
 from msgspec import Meta, Struct
 
+from receiver.errors import ProviderUnavailable
 from receiver.sources._fields import Id, choice, read
 from receiver.sources._parsed import ParsedEvent
-from receiver.sources._status import ProviderUnavailable, StatusAnswer, json_object, request
+from receiver.sources._status import StatusAnswer, json_object, request
 
 CALLBACK_IPS = ("54.212.95.175", "44.236.127.35")
 API_BASE_URL = "https://api-b.fotor.com"
@@ -48,7 +49,7 @@ class FotorCallback(Struct, rename="camel"):
 
 
 def parse(body: Any) -> list[ParsedEvent]:
-    """The one event in a Fotor callback body; raises ValidationFailed naming the bad field."""
+    """The one event in a Fotor callback body; raises InvalidCallback naming the bad field."""
     callback = read(FotorCallback, body)
     status = choice(STATUS_NAMES, callback.status, "status")
     result_urls = [callback.result_url] if callback.result_url else []

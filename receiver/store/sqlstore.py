@@ -55,7 +55,7 @@ from receiver.store.records import (
     Tracking,
 )
 from receiver.store.tx import Tx
-from receiver.web.tokens import generate_key
+from receiver.tokens import generate_key
 
 T = TypeVar("T")
 Item = TypeVar("Item")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
-from receiver.errors import InvalidJSON, ValidationFailed
+from receiver.errors import Invalid, InvalidJSON
 from receiver.sources import KINDS
 from receiver.store import DELIVERY_STATES, TASK_STATES, Delivery, RejectedRequest, Task
 from receiver.web.admin import answers
@@ -27,7 +27,7 @@ from receiver.web.admin.queries import event_filters, read_body, read_params
 
 
 def _refused(read: Any, *args: Any) -> tuple[str, str | None]:
-    with pytest.raises(ValidationFailed) as refused:
+    with pytest.raises(Invalid) as refused:
         read(*args)
     return refused.value.message, refused.value.field
 

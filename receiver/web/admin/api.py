@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from receiver.config.settings import Settings
-from receiver.errors import Conflict, NotFound, ValidationFailed
+from receiver.errors import Conflict, Invalid, NotFound
 from receiver.observability.metrics import Metrics
 from receiver.operations import (
     destination_report,
@@ -128,7 +128,7 @@ class AdminAPI:
             new_id=body.new_id,
         )
         if not created:
-            raise ValidationFailed(
+            raise Invalid(
                 "no route sends this event anywhere; name a destination", field="destination"
             )
         self._wake()
@@ -241,5 +241,5 @@ class AdminAPI:
 
     def _destination(self, body: ReplayBody) -> str | None:
         if body.destination is not None and body.destination not in self._settings.destinations:
-            raise ValidationFailed("no destination with that name", field="destination")
+            raise Invalid("no destination with that name", field="destination")
         return body.destination

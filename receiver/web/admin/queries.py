@@ -12,7 +12,7 @@ from typing import TypeVar
 import msgspec
 from msgspec import inspect
 
-from receiver.errors import InvalidJSON, ValidationFailed
+from receiver.errors import Invalid, InvalidJSON
 from receiver.store import DeliveryQuery, EventQuery, RejectedQuery
 from receiver.web.admin.contract import (
     Body,
@@ -49,19 +49,19 @@ def read_body(kind: type[B], raw: bytes) -> B:
         raise InvalidJSON() from None
 
 
-def _refusal(kind: type[msgspec.Struct], error: str, *, unknown: str) -> ValidationFailed:
+def _refusal(kind: type[msgspec.Struct], error: str, *, unknown: str) -> Invalid:
     at = _AT.search(error)
     path = at["path"] if at else ""
     problem = error[: at.start()] if at else error
     named = _NAMED.search(problem)
     if problem.startswith("Object contains unknown field") and named:
-        return ValidationFailed(f"unknown {unknown} {named['name']!r}", field=named["name"])
+        return Invalid(f"unknown {unknown} {named['name']!r}", field=named["name"])
     if problem.startswith("Object missing required field") and named:
-        return ValidationFailed(f"{named['name']} is required", field=named["name"])
+        return Invalid(f"{named['name']} is required", field=named["name"])
     if not path:
-        return ValidationFailed("the body must be a JSON object", field="")
+        return Invalid("the body must be a JSON object", field="")
     name = path.split(".")[0].split("[")[0]
-    return ValidationFailed(_rule(kind, name, problem), field=name)
+    return Invalid(_rule(kind, name, problem), field=name)
 
 
 def _rule(kind: type[msgspec.Struct], name: str, problem: str) -> str:
@@ -106,7 +106,7 @@ def _time(name: str, value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValidationFailed(
+        raise Invalid(
             f"{name} must be an RFC 3339 time such as 2026-11-22T10:00:00Z", field=name
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
