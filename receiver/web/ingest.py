@@ -40,7 +40,6 @@ from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.store import Receipt, Rejection, Store, Stored
 from receiver.tokens import URLTokens
-from receiver.web._deadlines import Deadlines
 from receiver.web.auth import SECRET_HEADER, SourceAuth
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
 from receiver.web.responses import answer
@@ -97,8 +96,6 @@ class Ingest:
         #: Per source: when its next over-cap line may be written, and how many the cap turned
         #: away since its last one (a flood must not flood the log too).
         self._over_cap: dict[str, tuple[float, int]] = {}
-        #: The requests' deadlines; its ``run()`` must be running (the app's lifespan runs it).
-        self.deadlines = Deadlines()
 
     def start(self, tokens: URLTokens) -> None:
         """Make the endpoint ready, once the URL token keys are known."""
@@ -171,25 +168,24 @@ class Ingest:
 
     async def _store_callback(self, scope: Scope, receive: Receive) -> Stored:
         committing = False
-        task = asyncio.current_task()
-        assert task is not None
         name = scope["path_params"]["source"]
+        # One deadline for the whole request: the body's, then the commit's.
+        deadline = asyncio.timeout(self._settings.body_timeout)
         try:
-            # One deadline for the whole request: the body's, then the commit's.
-            self.deadlines.set(task, self._settings.body_timeout)
-            try:
-                source, receipt = await self._receipt(scope, receive)
-            except _Refused as refused:
+            async with deadline:
+                try:
+                    source, receipt = await self._receipt(scope, receive)
+                except _Refused as refused:
+                    committing = True
+                    deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
+                    await self._keep(refused.rejection)
+                    raise refused.error from None
                 committing = True
-                self.deadlines.set(task, COMMIT_TIMEOUT)
-                await self._keep(refused.rejection)
-                raise refused.error from None
-            committing = True
-            self.deadlines.set(task, COMMIT_TIMEOUT)
-            stored = await self._store.store(receipt)
-        except asyncio.CancelledError:
-            if not self.deadlines.clear(task) or task.cancelling():
-                raise  # not (only) the deadline: the server is stopping, say
+                deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
+                stored = await self._store.store(receipt)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # not the deadline's: a fault of ours, answered 503
             if not committing:
                 raise RequestTimeout(
                     f"the body did not arrive within {self._settings.body_timeout:g}s"
@@ -199,8 +195,6 @@ class Ingest:
         except StoreError as exc:
             logger.error("cannot store a callback of source %s: %s", name, exc)
             raise ServiceUnavailable(retry_after=5) from None
-        finally:
-            self.deadlines.clear(task)
         if stored.new_event_ids:
             new = set(stored.new_event_ids)
             self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)
