@@ -63,6 +63,15 @@ class DeniedDestination(PhotohookError):
     """The destination's address is not one photohook may send to."""
 
 
+class TransformFailed(PhotohookError):
+    """The destination's transform raised; the message names its exception."""
+
+
+class BrokerRefused(PhotohookError):
+    """The broker answered, and refused the message (no such exchange or stream, no queue bound
+    for its routing key, a full stream): a failed attempt, retried on the schedule."""
+
+
 # What a caller (a provider's callback, an operator's request) is refused, and why; the web layer
 # answers each with a status and a JSON body, the command line prints its message.
 class Refused(PhotohookError):

@@ -10,12 +10,9 @@ from typing import Any
 
 import orjson
 
+from receiver.errors import TransformFailed
 from receiver.events import Event
 from receiver.signing import signature_header
-
-
-class TransformFailed(Exception):
-    """The destination's transform raised; the message names its exception."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ import httpx
 from receiver import redact, ssrf
 from receiver.__about__ import __version__
 from receiver.context import DeliveryContext
-from receiver.delivery.brokers import Publisher, Refused, publisher_for, scrub
-from receiver.delivery.message import TransformFailed, compose
+from receiver.delivery.brokers import Publisher, publisher_for, scrub
+from receiver.delivery.message import compose
 from receiver.destinations import (
     BrokerDestination,
     Destination,
@@ -30,7 +30,7 @@ from receiver.destinations import (
     ImportString,
     takes_context,
 )
-from receiver.errors import DeniedDestination
+from receiver.errors import BrokerRefused, DeniedDestination, TransformFailed
 from receiver.events import Event
 from receiver.retry import Retry
 from receiver.store import Attempt
@@ -262,7 +262,7 @@ class BrokerSender:
                 confirmed = await self._publisher.publish(message, event)
         except TimeoutError:
             return failed(f"timed out after {destination.timeout:g}s")
-        except Refused as exc:
+        except BrokerRefused as exc:
             return failed(f"refused: {scrub(str(exc), destination)}")
         except Exception as exc:
             logger.debug("publishing to destination %s failed", destination.name, exc_info=True)

@@ -11,11 +11,11 @@ import pytest
 from standardwebhooks import Webhook
 
 from receiver.config.settings import Settings
-from receiver.delivery.brokers import Refused, event_headers, scrub
+from receiver.delivery.brokers import event_headers, scrub
 from receiver.delivery.message import Message
 from receiver.delivery.senders import BrokerSender
 from receiver.destinations import BrokerDestination, render_name
-from receiver.errors import ConfigError
+from receiver.errors import BrokerRefused, ConfigError
 from receiver.events import Event
 from receiver.secrets import Secret
 
@@ -167,7 +167,7 @@ async def test_a_confirmed_publish_is_delivered_and_signed_as_for_http() -> None
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
-        (Refused("no stream"), "refused: no stream"),
+        (BrokerRefused("no stream"), "refused: no stream"),
         (ConnectionError(f"redis://x:{PASSWORD}@h refused"), "ConnectionError: shown:// refused"),
         (OSError(), "OSError: connection failed"),
         (None, "timed out after 0.2s"),

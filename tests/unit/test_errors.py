@@ -242,14 +242,7 @@ def test_the_check_finds_what_it_looks_for() -> None:
 
 #: Exceptions that live beside their concept, not in receiver/errors.py: a handler's request to
 #: be called again later, and a built-in handler's own error (the handlers are examples to copy).
-#: The two of the broker destinations are still to move there (the brokers' Refused as
-#: BrokerRefused, beside TransformFailed), once the work on them has settled.
-ELSEWHERE = {
-    "receiver/retry.py": {"Retry"},
-    "receiver/handlers/archive.py": {"ArchiveError"},
-    "receiver/delivery/brokers/__init__.py": {"Refused"},
-    "receiver/delivery/message.py": {"TransformFailed"},
-}
+ELSEWHERE = {"receiver/retry.py": {"Retry"}, "receiver/handlers/archive.py": {"ArchiveError"}}
 
 
 def test_the_exceptions_are_in_one_module() -> None:

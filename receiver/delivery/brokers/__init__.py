@@ -13,18 +13,14 @@ from receiver.destinations import BrokerDestination
 from receiver.events import Event
 
 
-class Refused(Exception):
-    """The broker answered, and refused the message (no such exchange or stream, no queue bound
-    for its routing key, a full stream): a failed attempt, retried on the schedule."""
-
-
 class Publisher(Protocol):
     """Publishes to one destination's broker; ``publish`` returns once the broker confirmed."""
 
     async def publish(self, message: Message, event: Event) -> str:
         """Publish and wait for the broker's confirmation; returns what it confirmed, in a line
-        (a stream entry's id, a sequence number). Raises :class:`Refused`, or the client's
-        error when the broker cannot be reached."""
+        (a stream entry's id, a sequence number). Raises
+        :class:`~receiver.errors.BrokerRefused`, or the client's error when the broker cannot be
+        reached."""
         ...
 
     async def connect(self) -> str:

@@ -12,9 +12,10 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
-from receiver.delivery.brokers import Refused, event_headers, scrub
+from receiver.delivery.brokers import event_headers, scrub
 from receiver.delivery.message import Message
 from receiver.destinations import BrokerDestination, render_name
+from receiver.errors import BrokerRefused
 from receiver.events import Event
 
 logger = logging.getLogger("photohook.delivery")
@@ -42,9 +43,11 @@ class JetStreamPublisher:
                 subject, message.body, timeout=self._destination.timeout, headers=headers
             )
         except nats.js.errors.NoStreamResponseError:
-            raise Refused(f"no JetStream stream takes the subject {subject!r}") from None
+            raise BrokerRefused(f"no JetStream stream takes the subject {subject!r}") from None
         except nats.js.errors.APIError as exc:
-            raise Refused(f"JetStream refused the message: {exc.description or exc}") from None
+            raise BrokerRefused(
+                f"JetStream refused the message: {exc.description or exc}"
+            ) from None
         again = " (a duplicate the stream dropped)" if ack.duplicate else ""
         return f"acknowledged by JetStream stream {ack.stream!r} as {ack.seq}{again}"
 

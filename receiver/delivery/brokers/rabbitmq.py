@@ -12,9 +12,10 @@ import aio_pika.abc
 from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError
 from pamqp.commands import Basic
 
-from receiver.delivery.brokers import Refused, event_headers
+from receiver.delivery.brokers import event_headers
 from receiver.delivery.message import Message
 from receiver.destinations import BrokerDestination, render_name
+from receiver.errors import BrokerRefused
 from receiver.events import Event
 
 
@@ -53,11 +54,11 @@ class RabbitMQPublisher:
             )
         except ChannelNotFoundEntity:
             await self._reset(channel_only=True)
-            raise Refused(f"RabbitMQ has no exchange {name!r}") from None
+            raise BrokerRefused(f"RabbitMQ has no exchange {name!r}") from None
         except DeliveryError as exc:
             returned = exc.message.delivery if exc.message is not None else None
             reason = returned.reply_text if isinstance(returned, Basic.Return) else "negative ack"
-            raise Refused(
+            raise BrokerRefused(
                 f"RabbitMQ did not take the message ({reason}): no queue is bound to "
                 f"exchange {name!r} for routing key {key!r}"
                 if reason == "NO_ROUTE"

@@ -7,9 +7,10 @@ import redis.asyncio
 import redis.exceptions
 from redis.typing import EncodableT, FieldT
 
-from receiver.delivery.brokers import Refused, event_headers
+from receiver.delivery.brokers import event_headers
 from receiver.delivery.message import Message
 from receiver.destinations import BrokerDestination, render_name
+from receiver.errors import BrokerRefused
 from receiver.events import Event
 
 
@@ -33,7 +34,7 @@ class RedisStreamPublisher:
                 stream, fields, maxlen=self._destination.max_len, approximate=True
             )
         except redis.exceptions.ResponseError as exc:
-            raise Refused(f"Redis refused XADD to {stream!r}: {exc}") from None
+            raise BrokerRefused(f"Redis refused XADD to {stream!r}: {exc}") from None
         entry_id = entry.decode() if isinstance(entry, bytes) else str(entry)
         return f"added to Redis stream {stream!r} as {entry_id}"
 
