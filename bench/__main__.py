@@ -22,7 +22,7 @@ import httpx
 from receiver import eventloop
 
 from . import growth, load, scaleout
-from .servers import PHOTOHOOK, ROOT, UVICORN, Server, settle
+from .servers import PHOTOHOOK, ROOT, UVICORN, Server, settle, webhook_peer
 
 
 @dataclass
@@ -58,6 +58,9 @@ def ingest(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], str]:
                 "photohook",
             )
         ]
+    peer = None if args.no_peer else webhook_peer(workdir)
+    if peer is None and not args.no_peer:
+        print("no adnanh/webhook here (apt-get install webhook): its row is left out")
     servers = [
         Server(
             "a. bare Starlette (ceiling)",
@@ -65,6 +68,7 @@ def ingest(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], str]:
             workdir,
             "bare",
         ),
+        *([peer] if peer is not None else []),
         Server(
             "b. aiosqlite, a commit per request",
             [*UVICORN, "--port", "{port}", "bench.apps:naive"],
@@ -365,6 +369,9 @@ def main() -> None:
         help="also measure PostgreSQL: 1 and 2 receivers, 1 and 3 workers (e.g. "
         "postgresql://postgres@127.0.0.1:5432/test); a schema of its own is dropped after",
     )
+    parser.add_argument(
+        "--no-peer", action="store_true", help="leave out adnanh/webhook (the peer, p)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results", help="where results go")
     args = parser.parse_args()
 
@@ -419,7 +426,7 @@ def main() -> None:
         )
     if scaled is not None:
         pg_rows, pg_rates = scaled
-        sqlite_rate = rows[2].rate
+        sqlite_rate = _row(rows, "c.").rate
         deliveries += (
             "\n## PostgreSQL\n\nThe same load on photohook with no routes against PostgreSQL "
             "(`serve --no-worker`; with two receivers each takes half the connections, rates "
@@ -438,7 +445,7 @@ def main() -> None:
             + ", ".join(f"{n} worker{'s' * (n > 1)}: {r:,.0f}/s" for n, r in pg_rates.items())
             + ".\n"
         )
-    report = header + "\n".join(table) + deliveries
+    report = header + "\n".join(table) + "\n\n" + _summary(rows, args.connections) + deliveries
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = _unused_stem(args.out, date)
@@ -451,6 +458,7 @@ def main() -> None:
                 "tool": tool,
                 "settings": {k: str(v) for k, v in vars(args).items() if k != "out"},
                 "ingest": [asdict(row) for row in rows],
+                "durable_ingest": _ratios(rows),
                 "delivery": asdict(delivered) | {"ratio": delivered.ratio},
                 "latency": [asdict(measured) for measured in latencies],
                 "postgres": None
@@ -464,6 +472,36 @@ def main() -> None:
         )
     )
     print(f"written to {args.out / stem}.md and .json")
+
+
+def _row(rows: list[Row], prefix: str) -> Row:
+    return next(row for row in rows if row.name.startswith(prefix))
+
+
+def _ratios(rows: list[Row]) -> dict[str, float | None]:
+    """photohook's durable ingest (c) against the ceiling (a) and the peer (p), this run only."""
+    durable, ceiling = _row(rows, "c."), _row(rows, "a.")
+    peer = next((row for row in rows if row.name.startswith("p.")), None)
+    return {
+        "to_ceiling": durable.rate / ceiling.rate,
+        "to_peer": durable.rate / peer.rate if peer is not None else None,
+        "p99_ms": durable.p99_ms,
+    }
+
+
+def _summary(rows: list[Row], connections: int) -> str:
+    ratios = _ratios(rows)
+    peer = (
+        f", {ratios['to_peer']:.2f} of adnanh/webhook's (p)"
+        if ratios["to_peer"] is not None
+        else " (adnanh/webhook was not installed)"
+    )
+    return (
+        f"Durable ingest (c): {ratios['to_ceiling']:.2f} of the bare ceiling's rate (a){peer}; "
+        f"p99 {ratios['p99_ms']:.1f} ms at {connections} connections. The machine is shared: "
+        "only ratios between the rows of one run, measured in the same alternated rounds, mean "
+        "anything; absolute figures do not carry to another run.\n"
+    )
 
 
 def source_commit() -> str:

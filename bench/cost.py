@@ -9,7 +9,9 @@ request, a figure to compare changes by (see bench/README.md)::
     valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.cost 400
     valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.cost 1400
 
-With ``--bare`` the same clients call the bare Starlette application (a) instead.
+With ``--bare`` the same clients call the bare Starlette application (a) instead; with
+``--replace PARTS`` photohook with parts replaced as ``python -m bench.parts`` replaces them
+(``router``, ``tallies``, ``records``, ``loop``, comma separated).
 
 With ``--delivery`` it queues N events routed to a loopback sink (its own process), then starts
 a worker in this process and prints the CPU time per delivery; ``--callgrind`` turns callgrind's
@@ -34,11 +36,12 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message
 
-from receiver import Settings, create_app, eventloop
-from receiver.delivery.worker import Worker
+from receiver import Settings, eventloop
+from receiver.background import Background
 from receiver.observability.logs import configure_logging
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
+from receiver.web import app as web_app
 from receiver.web.app import url_tokens
 
 from . import apps, load
@@ -60,7 +63,7 @@ async def _photohook(
         environ={"PHOTOHOOK_LOG_LEVEL": log_level},
     )
     configure_logging(settings.log_level, settings.log_format)
-    photohook = create_app(settings, worker=False)
+    photohook = web_app.create_app(settings, worker=False)
     async with photohook.router.lifespan_context(photohook):
         tokens = await url_tokens(settings, photohook.state.store)
         yield photohook, settings, f"/hooks/fotor/{tokens.token('fotor')}"
@@ -149,11 +152,8 @@ async def _deliver(count: int, log_level: str, callgrind: bool) -> None:
                 )
             )
             metrics = Metrics(settings.sources, settings.destinations)
-            worker = Worker(
-                photohook.state.store,
-                settings.destinations,
-                router=Router(settings.routes),
-                metrics=metrics,
+            worker = Background(
+                settings, photohook.state.store, Router(settings.routes), metrics=metrics
             )
             _count_instructions(callgrind, True)
             cpu, wall = time.process_time(), time.perf_counter()
@@ -190,11 +190,16 @@ def main() -> None:
         type=Path,
         help="ingest into a copy of this SQLite file (one bench.growth filled, say)",
     )
+    parser.add_argument("--replace", default="", metavar="PARTS", help="as bench.parts does")
     parser.add_argument("--delivery", action="store_true", help="the worker's cost instead")
     parser.add_argument(
         "--callgrind", action="store_true", help="with --delivery: count the delivery alone"
     )
     args = parser.parse_args()
+    if args.replace:
+        from .parts import _replace_internals
+
+        _replace_internals(set(args.replace.split(",")))
     if args.delivery:
         eventloop.run(_deliver(args.requests, args.log_level, args.callgrind))
     else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +31,23 @@ UVICORN = [
     "--no-server-header",
 ]
 TICKS = os.sysconf("SC_CLK_TCK")
+#: The peer: adnanh/webhook (Debian's ``webhook`` package), a Go server running a command per hook.
+WEBHOOK = shutil.which("webhook")
+
+
+def webhook_peer(workdir: Path) -> Server | None:
+    """adnanh/webhook on loopback with one hook, ``fotor``, that runs ``/bin/true`` for each
+    request and stores nothing; None when the program is not installed."""
+    if WEBHOOK is None:
+        return None
+    hooks = workdir / "hooks.json"
+    hooks.write_text(json.dumps([{"id": "fotor", "execute-command": "/bin/true"}]))
+    return Server(
+        "p. adnanh/webhook, a hook running /bin/true (stores nothing)",
+        [WEBHOOK, "-hooks", str(hooks), "-ip", "127.0.0.1", "-port", "{port}"],
+        workdir,
+        "webhook",
+    )
 
 
 def free_port() -> int:
@@ -84,7 +103,7 @@ class Server:
             cwd=self.workdir,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=(self.workdir / f"{self.name}.log").open("wb"),
+            stderr=(self.workdir / f"{self.name.replace('/', '-')}.log").open("wb"),
         )
 
     def url(self) -> str:
@@ -98,12 +117,15 @@ class Server:
                 check=True,
             )
             return result.stdout.strip()
+        if self.path == "webhook":
+            return f"{self.base}/hooks/fotor"
         return f"{self.base}/hooks/fotor/token"
 
     def cpu_seconds(self) -> float:
+        """The CPU time of the process and of its children that ended (the peer's commands)."""
         assert self.process is not None
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        return sum(int(field) for field in fields[11:15]) / TICKS
 
     def peak_rss_mib(self) -> float:
         assert self.process is not None

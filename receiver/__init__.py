@@ -2,11 +2,11 @@
 
 from receiver.__about__ import __version__
 from receiver.config.settings import Settings
-from receiver.delivery.context import DeliveryContext
-from receiver.delivery.destinations import Handler, Transform
-from receiver.delivery.retry import Retry
+from receiver.context import DeliveryContext
+from receiver.destinations import Handler, Transform
 from receiver.events import Event
 from receiver.observability.logs import TokenMaskingFilter
+from receiver.retry import Retry
 from receiver.web.app import create_app
 
 __all__ = [

@@ -1,14 +1,13 @@
-"""Every error photohook reports.
+"""Every error photohook reports, typed by its cause.
 
-Each exception's docstring is its default message. HTTP errors carry the status code and the
-machine-readable ``code`` of the JSON error body::
-
-    {"ok": false, "error": {"code": "...", "message": "...", "field": "..."}}
+Each exception's docstring is its default message. None of them knows HTTP: the web layer
+(:mod:`receiver.web.responses`) maps each to a status code and the JSON error body, so that
+providers' parsers, operators' actions and the store raise what went wrong, not how to answer it.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Sequence
 
 
 class PhotohookError(Exception):
@@ -30,6 +29,10 @@ class ImportStringError(ConfigError):
     """A "module:attribute" import string could not be resolved."""
 
 
+class UsageError(PhotohookError):
+    """A command-line option has a value the command cannot use."""
+
+
 class StoreError(PhotohookError):
     """The database could not complete the operation."""
 
@@ -44,75 +47,93 @@ class StoreUnavailable(StoreError):
     failed alike, whatever its data."""
 
 
-class HTTPError(PhotohookError):
+class ProviderError(PhotohookError):
+    """The provider's status API gave no answer to use."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not answer now (an error code, 429, 5xx, a timeout): ask again later."""
+
+
+class KeyRejected(ProviderError):
+    """The provider rejected the API key (401 or 403)."""
+
+
+class DeniedDestination(PhotohookError):
+    """The destination's address is not one photohook may send to."""
+
+
+# What a caller (a provider's callback, an operator's request) is refused, and why; the web layer
+# answers each with a status and a JSON body, the command line prints its message.
+class Refused(PhotohookError):
     """The request could not be handled."""
 
-    status_code: ClassVar[int] = 400
-    code: ClassVar[str] = "bad_request"
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message)
+        #: The path of the field at fault, when one is (``jobs[0].status``, ``task_id``).
+        self.field = field
+
+
+class Malformed(Refused):
+    """The request is malformed."""
+
+
+class ClientDisconnected(Refused):
+    """The client closed the connection before its body arrived."""
+
+
+class RequestTimeout(Refused):
+    """The request took too long to arrive."""
+
+
+class PayloadTooLarge(Refused):
+    """The request body is larger than the configured limit."""
+
+
+class UnsupportedMediaType(Refused):
+    """The request body must be JSON (Content-Type: application/json)."""
+
+
+class MethodNotAllowed(Refused):
+    """The method is not allowed on this path."""
 
     def __init__(
-        self,
-        message: str | None = None,
-        *,
-        field: str | None = None,
-        headers: dict[str, str] | None = None,
+        self, message: str | None = None, *, field: str | None = None, allowed: Sequence[str] = ()
     ) -> None:
-        super().__init__(message)
-        self.field = field
-        self.headers = headers
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            error["field"] = self.field
-        return {"ok": False, "error": error}
+        super().__init__(message, field=field)
+        self.allowed = tuple(allowed)
 
 
-class InvalidJSON(HTTPError):
+class Invalid(Refused):
+    """The request is not valid."""
+
+
+class InvalidJSON(Invalid):
     """The request body is not valid JSON."""
 
-    code = "invalid_json"
+
+class InvalidCallback(Invalid):
+    """The payload does not match the provider's documented schema."""
 
 
-class Unauthorized(HTTPError):
+class Unauthorized(Refused):
     """The request is not authenticated."""
 
-    status_code = 401
-    code = "unauthorized"
 
-
-class Forbidden(HTTPError):
+class Forbidden(Refused):
     """The client address is not allowed."""
 
-    status_code = 403
-    code = "forbidden"
 
-
-class NotFound(HTTPError):
+class NotFound(Refused):
     """No such resource."""
-
-    status_code = 404
-    code = "not_found"
 
 
 class UnknownSource(NotFound):
     """No source of that name is configured."""
 
-    code = "unknown_source"
 
-
-class MethodNotAllowed(HTTPError):
-    """The method is not allowed on this path."""
-
-    status_code = 405
-    code = "method_not_allowed"
-
-
-class Conflict(HTTPError):
+class Conflict(Refused):
     """The request conflicts with the resource's current state."""
-
-    status_code = 409
-    code = "conflict"
 
 
 class AlreadyAccepted(Conflict):
@@ -120,62 +141,16 @@ class AlreadyAccepted(Conflict):
     again, so that its record keeps what the retry that took it came to."""
 
 
-class RequestTimeout(HTTPError):
-    """The request took too long to arrive."""
-
-    status_code = 408
-    code = "request_timeout"
-
-
-class ClientDisconnected(HTTPError):
-    """The client closed the connection before its body arrived."""
-
-    code = "client_disconnected"
-
-
-class PayloadTooLarge(HTTPError):
-    """The request body is larger than the configured limit."""
-
-    status_code = 413
-    code = "body_too_large"
-
-
-class UnsupportedMediaType(HTTPError):
-    """The request body must be JSON (Content-Type: application/json)."""
-
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class ValidationFailed(HTTPError):
-    """The payload does not match the provider's documented schema."""
-
-    status_code = 422
-    code = "invalid_payload"
-
-
-class ServiceUnavailable(HTTPError):
+class ServiceUnavailable(Refused):
     """photohook cannot store the request right now; retry later."""
 
-    status_code = 503
-    code = "unavailable"
-
-
-_BY_STATUS: dict[int, type[HTTPError]] = {
-    400: HTTPError,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    405: MethodNotAllowed,
-    408: RequestTimeout,
-    409: Conflict,
-    413: PayloadTooLarge,
-    415: UnsupportedMediaType,
-    422: ValidationFailed,
-    503: ServiceUnavailable,
-}
-
-
-def for_status(status_code: int) -> type[HTTPError]:
-    """The error class that answers with ``status_code`` (for Starlette's own HTTP errors)."""
-    return _BY_STATUS.get(status_code, HTTPError)
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message, field=field)
+        #: Seconds after which trying again is likely to succeed, when that is known.
+        self.retry_after = retry_after

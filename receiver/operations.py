@@ -7,10 +7,11 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-from receiver.config.settings import SourceConfig
-from receiver.delivery.destinations import Destination
-from receiver.errors import ValidationFailed
+from receiver.config.sources import SourceConfig
+from receiver.destinations import Destination
+from receiver.errors import Invalid
 from receiver.events import Event
+from receiver.reconciler import key_fingerprint, rejected_key
 from receiver.routing import Router
 from receiver.store import TASK_STATES, Actions, EventQuery, Store, Task, TaskQueue
 
@@ -90,18 +91,14 @@ async def track(
     business_id: str | None,
 ) -> Task:
     """Register a task so that its result is recovered even if every callback is lost."""
-    from receiver.reconciler import tracking
-
     config = sources.get(source)
     if config is None:
-        raise ValidationFailed("no source with that name", field="source")
-    how = tracking(config)
+        raise Invalid("no source with that name", field="source")
+    how = config.tracking
     if how is None:
-        raise ValidationFailed(
-            "this source has no api_key, so it is not reconciled", field="source"
-        )
+        raise Invalid("this source has no api_key, so it is not reconciled", field="source")
     if not task_id or len(task_id) > 256:
-        raise ValidationFailed("task_id must be 1 to 256 characters", field="task_id")
+        raise Invalid("task_id must be 1 to 256 characters", field="task_id")
     return await store.track_task(source, task_id, business_id, how, time.time())
 
 
@@ -109,8 +106,6 @@ async def reconciler_report(
     store: Store, sources: Mapping[str, SourceConfig]
 ) -> list[dict[str, Any]]:
     """Per source: whether it is reconciled, whether its key was rejected, its tasks by state."""
-    from receiver.reconciler import key_fingerprint, rejected_key
-
     summary = await store.task_summary()
     report = []
     for name, source in sources.items():
@@ -121,7 +116,7 @@ async def reconciler_report(
         report.append(
             {
                 "source": name,
-                "reconciled": source.api_key is not None,
+                "reconciled": source.tracking is not None,
                 "confirm": source.confirm,
                 "key_rejected": rejected,
                 "tasks": {state: found["counts"].get(state, 0) for state in TASK_STATES},

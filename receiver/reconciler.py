@@ -19,14 +19,14 @@ from datetime import UTC, datetime
 
 import httpx
 
-from receiver.config.settings import SourceConfig
-from receiver.errors import StoreError, ValidationFailed
+from receiver.config.sources import SourceConfig
+from receiver.errors import InvalidCallback, StoreError
 from receiver.ids import new_id
 from receiver.normalize import new_events
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.sources import KINDS, KeyRejected, ProviderUnavailable, StatusAnswer
-from receiver.store import NewEvent, Receipt, Reconciling, Task, Tracking
+from receiver.store import NewEvent, Receipt, Reconciling, Task
 
 logger = logging.getLogger("photohook.reconciler")
 
@@ -35,13 +35,6 @@ REQUEST_TIMEOUT = 30.0
 CONCURRENCY = 4
 SWEEP_INTERVAL = 1.0
 LEASE = REQUEST_TIMEOUT + 30.0
-
-
-def tracking(source: SourceConfig) -> Tracking | None:
-    """How the source's tasks are tracked, or None when it has no API key."""
-    if source.api_key is None:
-        return None
-    return Tracking(source.reconcile_after, source.reconcile_for, source.confirm)
 
 
 def key_fingerprint(source: SourceConfig) -> str:
@@ -63,7 +56,7 @@ class Reconciler:
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self._store = store
-        self._sources = {name: s for name, s in sources.items() if s.api_key is not None}
+        self._sources = {name: s for name, s in sources.items() if s.tracking is not None}
         self._router = router
         self._worker_id = worker_id
         self._metrics = metrics
@@ -139,7 +132,7 @@ class Reconciler:
             return
         try:
             events = self._events(source, answer)
-        except ValidationFailed as exc:
+        except InvalidCallback as exc:
             self._count(task.source, "invalid")
             error = f"the provider's answer does not parse: {exc.message}"
             await self._finish(task, task.state, next_check_at=self._later(task), error=error)
@@ -175,7 +168,7 @@ class Reconciler:
                 kind=kind,
                 ranks=kind.status_rank,
                 router=self._router,
-                tracking=tracking(source),
+                tracking=source.tracking,
                 payload=answer.document,
                 received_at=datetime.now(UTC),
                 via="poll",

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from receiver.config.file import Table
 from receiver.events import Event
 
 _CONDITIONS = ("source", "status", "task_type", "business_id", "labels")
@@ -80,53 +79,3 @@ def _globs(patterns: tuple[str, ...] | None) -> re.Pattern[str] | None:
     if patterns is None:
         return None
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
-
-
-def read_route(
-    table: Table,
-    index: int,
-    *,
-    sources: Collection[str],
-    statuses: Collection[str],
-    destinations: Collection[str],
-) -> Route:
-    name = table.take_str("name", f"route-{index + 1}")
-
-    def choices(key: str, allowed: Collection[str] | None) -> frozenset[str] | None:
-        present = key in table
-        values = table.take_str_list(key)
-        if not present:
-            return None
-        if not values:
-            raise table.error(key, "an empty list matches nothing; leave the key out instead")
-        for value in values:
-            if allowed is not None and value not in allowed:
-                raise table.error(
-                    key, f"unknown {key} {value!r} (expected one of {', '.join(sorted(allowed))})"
-                )
-        return frozenset(values)
-
-    source = choices("source", sources)
-    status = choices("status", statuses)
-    task_type = choices("task_type", None)
-    business_id = tuple(choices("business_id", None) or ()) or None
-    labels = tuple(choices("labels", None) or ()) or None
-    flagged = table.take_bool("flagged", False) if "flagged" in table else None
-    to = table.take_str_list("to")
-    if not to:
-        raise table.error("to", "name at least one destination")
-    for target in to:
-        if target not in destinations:
-            known = ", ".join(sorted(destinations)) or "none are configured"
-            raise table.error("to", f"no destination named {target!r} ({known})")
-    table.finish()
-    return Route(
-        name=name,
-        to=tuple(dict.fromkeys(to)),
-        source=source,
-        status=status,
-        task_type=task_type,
-        business_id=business_id,
-        labels=labels,
-        flagged=flagged,
-    )

@@ -19,8 +19,9 @@ from receiver import eventloop, redact
 from receiver.cli.progress import Progress
 from receiver.config.durations import format_duration
 from receiver.config.settings import Settings
-from receiver.delivery.destinations import HTTPDestination
-from receiver.errors import PhotohookError
+from receiver.delivery.brokers import publisher_for, scrub
+from receiver.destinations import BrokerDestination, HTTPDestination
+from receiver.errors import PhotohookError, UsageError
 from receiver.events import Event, format_time, format_timestamp
 from receiver.routing import Router
 from receiver.states import CHECKED, CLAIMABLE, DestinationState
@@ -33,10 +34,6 @@ T = TypeVar("T")
 
 #: The filters of ``events`` (and of replaying by filter), as ``GET /api/events`` names them.
 EVENT_FILTERS = ("source", "type", "status", "task_id", "business_id", "since", "until")
-
-
-class UsageError(PhotohookError):
-    """A command-line option has a value the command cannot use."""
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -56,7 +53,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run a delivery worker alone (beside 'serve --no-worker', or several); with
     --metrics-port, it serves its own /metrics."""
-    from receiver.delivery.worker import Worker
+    from receiver.background import Background
     from receiver.observability.logs import configure_logging
     from receiver.observability.metrics import Metrics, drop_created_series
 
@@ -72,21 +69,13 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         store = open_store(settings.database_url)
         await store.open(migrate=settings.migrate)
         try:
-            from receiver.routing import Router
-
             metrics = Metrics(settings.sources, settings.destinations)
-            deliverer = Worker(
-                store,
-                settings.destinations,
-                sources=settings.sources,
-                router=Router(settings.routes),
-                metrics=metrics,
-            )
+            background = Background(settings, store, Router(settings.routes), metrics=metrics)
             async with _metrics_server(settings, metrics, store):
-                await deliverer.start()
+                await background.start()
                 eventloop.freeze_startup_objects()
                 await stop.wait()
-                await deliverer.stop()
+                await background.stop()
         finally:
             await store.close()
 
@@ -105,8 +94,8 @@ async def _metrics_server(
         return
     import uvicorn
 
-    from receiver.observability.metrics import metrics_app
     from receiver.web.admin.access import AdminAccess
+    from receiver.web.metrics import metrics_app
 
     app = metrics_app(metrics, store, AdminAccess(settings.admin_token, settings.trusted_proxies))
     config = uvicorn.Config(
@@ -153,8 +142,8 @@ def _host_port(host: str, port: int) -> str:
 
 def url(settings: Settings, args: argparse.Namespace) -> int:
     """Print the URL to register with the provider for SOURCE."""
+    from receiver.tokens import URLTokens
     from receiver.web.app import url_tokens
-    from receiver.web.tokens import URLTokens
 
     source = settings.sources.get(args.source)
     if source is None:
@@ -188,7 +177,7 @@ def listen_url(settings: Settings) -> str:
 
 def secret(settings: Settings, args: argparse.Namespace) -> int:
     """Print a new Standard Webhooks secret (whsec_...) for a destination's 'secret'."""
-    from receiver.delivery.signing import new_secret
+    from receiver.signing import new_secret
 
     print(new_secret())
     return 0
@@ -211,7 +200,7 @@ def events(settings: Settings, args: argparse.Namespace) -> int:
 def event_filters(args: argparse.Namespace) -> EventQuery:
     """The events that the filters given on the command line match: read as ``GET /api/events``
     reads its query string, into the same store query."""
-    from receiver.errors import ValidationFailed
+    from receiver.errors import Invalid
     from receiver.web.admin._params import Params, event_query
     from receiver.web.admin.api import STATUSES
 
@@ -219,7 +208,7 @@ def event_filters(args: argparse.Namespace) -> EventQuery:
     params = Params({name: str(value) for name, value in given.items() if value is not None})
     try:
         query = event_query(params, statuses=STATUSES)
-    except ValidationFailed as exc:
+    except Invalid as exc:
         raise UsageError(f"--{(exc.field or '').replace('_', '-')}: {exc.message}") from None
     return replace(query, limit=getattr(args, "limit", 500))  # replaying: pages of 500
 
@@ -406,7 +395,7 @@ def rejected_retry(settings: Settings, args: argparse.Namespace) -> int:
     """Run kept rejected requests through ingest again: one by ID, or with --all (of --source)
     every one not accepted yet whose body was kept. Exits 1 when one is still refused or cannot
     be run (accepted already, its source gone), saying why."""
-    from receiver.errors import HTTPError
+    from receiver.errors import Refused
     from receiver.web import rejected as kept
 
     if (args.rejected_id is None) == (not args.all):
@@ -433,7 +422,7 @@ def rejected_retry(settings: Settings, args: argparse.Namespace) -> int:
         record = with_store(
             settings, lambda store: kept.retry(store, settings, router, args.rejected_id)
         )
-    except HTTPError as exc:
+    except Refused as exc:
         return _fail(f"{args.rejected_id}: {exc.message}")
     if record.outcome == "rejected":
         error = record.error()
@@ -609,7 +598,7 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
             )
     for name, destination in settings.destinations.items():
         print(f"destination {name}: {destination.target}")
-        if isinstance(destination, HTTPDestination) and not destination.secrets:
+        if isinstance(destination, HTTPDestination | BrokerDestination) and not destination.secrets:
             print("  unsigned: no secret is configured")
     if not settings.routes:
         print("routes: none; events are stored and not delivered")
@@ -617,8 +606,34 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
         print(f"retention: {format_duration(settings.retention)}")
     for route in settings.routes:
         print(f"route {route.name}: {route.conditions()} -> {', '.join(route.to)}")
+    brokers = [d for d in settings.destinations.values() if isinstance(d, BrokerDestination)]
+    if args.connect and brokers:
+        answered = eventloop.run(connect_brokers(brokers))
+        if not all(answered):
+            return 1
     print("ok")
     return 0
+
+
+async def connect_brokers(destinations: list[BrokerDestination]) -> list[bool]:
+    """Connect to each broker destination at once, printing which answer; ``check --connect``."""
+
+    async def connect(destination: BrokerDestination) -> bool:
+        publisher = publisher_for(destination)
+        try:
+            async with asyncio.timeout(destination.timeout):
+                answered = await publisher.connect()
+        except Exception as exc:
+            error = scrub(str(exc) or type(exc).__name__, destination)
+            print(f"destination {destination.name}: cannot connect: {type(exc).__name__}: {error}")
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await publisher.aclose()
+        print(f"destination {destination.name}: connected to {answered}")
+        return True
+
+    return list(await asyncio.gather(*(connect(d) for d in destinations)))
 
 
 def with_store(

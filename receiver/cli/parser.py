@@ -247,6 +247,11 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
     check = command("check", commands.check, resolve_secrets=True)
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also connect to each broker destination and say which ones answer",
+    )
     for sub in (serve, worker, check):
         sub.add_argument(
             "--app-dir",

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from receiver.clientaddr import AddressSet, parse_network
 from receiver.config.durations import parse_duration
-from receiver.config.secrets import Secret, resolve_secret
 from receiver.errors import ConfigError
-from receiver.web.clientaddr import AddressSet, parse_network
+from receiver.secrets import Secret, resolve_secret
 
 T = TypeVar("T")
 

@@ -1,16 +1,16 @@
 """Resolving ``"module:attribute"`` strings to objects, once, at start-up.
 
-uvicorn's public ``uvicorn.importer.import_from_string`` does the same, and is not used: for
-``"myapp.hooks:record"`` with no ``myapp`` on the import path (the commonest mistake, a handler
-beside the config file but not in the app dir) it raises a bare ``ModuleNotFoundError`` for
-``myapp`` instead of its own message, and a module that fails while importing escapes as its
-exception. Here each is a :class:`~receiver.errors.ImportStringError`, one line naming the string.
+uvicorn's ``import_from_string`` resolves them; its refusals, and what escapes it, are turned into
+one :class:`~receiver.errors.ImportStringError` each, a line naming the string and its wrong part.
 """
 
 from __future__ import annotations
 
-import importlib
+import sys
 from typing import Any
+
+from uvicorn.importer import ImportFromStringError
+from uvicorn.importer import import_from_string as _resolve
 
 from receiver.errors import ImportStringError
 
@@ -26,21 +26,21 @@ def import_from_string(import_str: str) -> Any:
             f'import string "{import_str}" must be in format "module:attribute"'
         )
     try:
-        target: Any = importlib.import_module(module_name)
+        return _resolve(import_str)
+    except ImportFromStringError:
+        # The format is right, so either the module is missing or its attribute is.
+        if module_name in sys.modules:
+            raise ImportStringError(
+                f'attribute "{attrs}" not found in module "{module_name}"'
+            ) from None
+        raise ImportStringError(f'could not import module "{module_name}"') from None
     except ModuleNotFoundError as exc:
+        # uvicorn passes on the error of a missing package above the module ("myapp" of
+        # "myapp.hooks", the commonest mistake) as of any module that the module imports.
         if exc.name is not None and f"{module_name}.".startswith(f"{exc.name}."):
             raise ImportStringError(f'could not import module "{module_name}"') from None
-        # The module exists, but something it imports does not.
         raise ImportStringError(f'module "{module_name}" failed to import: {exc}') from exc
     except Exception as exc:
         raise ImportStringError(
             f'module "{module_name}" failed to import: {type(exc).__name__}: {exc}'
         ) from exc
-    for attr in attrs.split("."):
-        try:
-            target = getattr(target, attr)
-        except AttributeError:
-            raise ImportStringError(
-                f'attribute "{attrs}" not found in module "{module_name}"'
-            ) from None
-    return target

@@ -11,25 +11,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from receiver.clientaddr import AddressSet
+from receiver.config.destinations import imported, read_destination
 from receiver.config.file import Table, load_toml
-from receiver.config.secrets import Secret
-from receiver.delivery.destinations import (
+from receiver.config.routes import read_route
+from receiver.config.sources import SourceConfig, default_sources, read_source
+from receiver.destinations import (
+    BrokerDestination,
     Destination,
     Handler,
     HandlerDestination,
     HTTPDestination,
     Transform,
-    imported,
-    read_destination,
 )
 from receiver.errors import ConfigError
-from receiver.routing import Route, read_route
+from receiver.routing import Route
+from receiver.secrets import Secret
 from receiver.sources import KINDS
-from receiver.web.clientaddr import AddressSet
 
 DEFAULT_CONFIG_FILE = "photohook.toml"
 DEFAULT_DATABASE_URL = "sqlite:///photohook.db"
-CHECKS = ("token", "ip", "secret")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -62,32 +63,10 @@ MINIMUM_RETENTION = 7 * 86400
 
 
 @dataclass(frozen=True, kw_only=True)
-class SourceConfig:
-    """One configured callback source: ``[sources.NAME]``."""
-
-    name: str
-    kind: str
-    require: frozenset[str]
-    allow_ips: AddressSet = field(default_factory=AddressSet)
-    secrets: tuple[Secret, ...] = ()
-    api_key: Secret | None = None  # enables reconciling through the provider's status API
-    api_base_url: str = ""
-    reconcile_after: float = 600.0
-    reconcile_for: float = 48 * 3600.0
-    confirm: bool = False  # check terminal callbacks with the provider before routing them
-    max_rejected: int | None = None  # rejected requests kept; None: [server]'s default
-
-
-def default_sources() -> dict[str, SourceConfig]:
-    """The built-in sources used when the config file names none: ``fotor`` and ``cropphoto``."""
-    return {name: _read_source(Table({}, file="(defaults)", path=name), name) for name in KINDS}
-
-
-@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything photohook is configured with, fixed for the life of the process.
 
-    Build it with :meth:`Settings.load`; secrets are :class:`~receiver.config.secrets.Secret`
+    Build it with :meth:`Settings.load`; secrets are :class:`~receiver.secrets.Secret`
     values that never print themselves.
     """
 
@@ -152,7 +131,7 @@ class Settings:
         imported until :meth:`with_callables` (a web process that does not deliver never needs
         them). With ``resolve_secrets=False`` (commands that neither sign nor deliver), an
         ``env:NAME`` secret whose variable is unset is an
-        :class:`~receiver.config.secrets.UnsetSecret`, not an error.
+        :class:`~receiver.secrets.UnsetSecret`, not an error.
 
         ``handlers`` adds handler destinations given as callables (named by the keys, for routes
         to name in ``to``); ``transforms`` sets the transform of the named HTTP destinations.
@@ -183,7 +162,7 @@ class Settings:
             )
         server.finish()
         sources = (
-            {name: _read_source(table, name) for name, table in root.take_tables("sources").items()}
+            {name: read_source(table, name) for name, table in root.take_tables("sources").items()}
             if "sources" in root
             else default_sources()
         )
@@ -301,8 +280,10 @@ def _add_callables(
         destinations[name] = HandlerDestination(name=name, handler=handler)
     for name, transform in transforms.items():
         destination = destinations.get(name)
-        if not isinstance(destination, HTTPDestination):
-            raise root.error(f"destinations.{name}", "a transform needs an HTTP destination")
+        if not isinstance(destination, HTTPDestination | BrokerDestination):
+            raise root.error(
+                f"destinations.{name}", "a transform needs an HTTP or a broker destination"
+            )
         destinations[name] = replace(destination, transform=transform)
 
 
@@ -312,52 +293,3 @@ def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> 
         return Path(explicit)
     default = Path(DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
-
-
-def _read_source(table: Table, name: str) -> SourceConfig:
-    kind = table.take_str("kind", name if name in KINDS else "")
-    if kind not in KINDS:
-        problem = f"unknown kind {kind!r}" if kind else "kind is required"
-        raise table.error("kind", f"{problem} (expected one of {', '.join(KINDS)})")
-    secrets = table.take_secrets("secrets")
-    default_require = ("secret",) if kind == "cropphoto" and secrets else ("token",)
-    require = table.take_str_list("require", default_require)
-    for check in require:
-        if check not in CHECKS:
-            raise table.error("require", f"unknown check {check!r} (expected token, ip, secret)")
-    if not require:
-        raise table.error("require", "at least one check is required (token, ip or secret)")
-    allow_ips = table.take_networks("allow_ips", KINDS[kind].default_allow_ips)
-    if "ip" in require and not allow_ips:
-        raise table.error("allow_ips", "the 'ip' check needs at least one address")
-    if "secret" in require and not secrets:
-        raise table.error("secrets", "the 'secret' check needs at least one secret")
-    api_keys = table.take_secrets("api_key")
-    if len(api_keys) > 1:
-        raise table.error("api_key", "give one API key")
-    api_key = api_keys[0] if api_keys else None
-    api_base_url = table.take_str("api_base_url", KINDS[kind].api_base_url).rstrip("/")
-    if not api_base_url.startswith(("https://", "http://")):
-        raise table.error("api_base_url", f"expected an http(s) URL, got {api_base_url!r}")
-    reconcile_after = table.take_duration("reconcile_after", 600.0)
-    reconcile_for = table.take_duration("reconcile_for", 48 * 3600.0)
-    if reconcile_after <= 0 or reconcile_for <= reconcile_after:
-        raise table.error("reconcile_for", "must be longer than reconcile_after (> 0)")
-    confirm = table.take_bool("confirm", False)
-    if confirm and api_key is None:
-        raise table.error("confirm", "confirming callbacks needs the provider's api_key")
-    max_rejected = table.take_int("max_rejected", -1)
-    table.finish()
-    return SourceConfig(
-        name=name,
-        kind=kind,
-        require=frozenset(require),
-        allow_ips=allow_ips,
-        secrets=secrets,
-        api_key=api_key,
-        api_base_url=api_base_url,
-        reconcile_after=reconcile_after,
-        reconcile_for=reconcile_for,
-        confirm=confirm,
-        max_rejected=max_rejected if max_rejected >= 0 else None,
-    )

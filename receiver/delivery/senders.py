@@ -1,4 +1,5 @@
-"""One delivery attempt: an HTTP POST, or a call of a handler function."""
+"""One delivery attempt: an HTTP POST, a call of a handler function, or a message published to
+a broker."""
 
 from __future__ import annotations
 
@@ -12,25 +13,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
-import orjson
 
-from receiver import redact
+from receiver import redact, ssrf
 from receiver.__about__ import __version__
-from receiver.delivery import ssrf
-from receiver.delivery.context import DeliveryContext
-from receiver.delivery.destinations import (
+from receiver.context import DeliveryContext
+from receiver.delivery.brokers import Publisher, Refused, publisher_for, scrub
+from receiver.delivery.message import TransformFailed, compose
+from receiver.destinations import (
+    BrokerDestination,
     Destination,
     HandlerDestination,
     HTTPDestination,
     ImportString,
     takes_context,
 )
-from receiver.delivery.retry import Retry
-from receiver.delivery.signing import signature_header
+from receiver.errors import DeniedDestination
 from receiver.events import Event
+from receiver.retry import Retry
 from receiver.store import Attempt
 
 logger = logging.getLogger("photohook.delivery")
@@ -111,25 +113,21 @@ class HTTPSender:
             return Result(_attempt(started, clock, ok=False, error=error))
 
         try:
-            document = self._transform(event) if self._transform else event.to_dict()
-        except Exception as exc:
+            message = compose(event, message_id, self._keys, self._transform)
+        except TransformFailed as exc:
             # The attempt's line says what failed; the traceback is for debugging.
             logger.debug("transform of destination %s failed", destination.name, exc_info=True)
-            return failed(f"transform failed: {type(exc).__name__}: {exc}")
-        if document is None:
+            return failed(str(exc))
+        if message is None:
             skipped = _attempt(started, clock, ok=True, error="not sent: the transform gave None")
             return Result(skipped, skipped=True)
-        body = orjson.dumps(document)
-        timestamp = int(time.time())
+        body = message.body
         headers = {
             **destination.headers,
             "content-type": "application/json",
             "user-agent": USER_AGENT,
-            "webhook-id": message_id,
-            "webhook-timestamp": str(timestamp),
+            **message.headers,
         }
-        if self._keys:
-            headers["webhook-signature"] = signature_header(self._keys, message_id, timestamp, body)
         try:
             async with asyncio.timeout(destination.timeout):
                 url, extensions = await self._target(headers)
@@ -148,7 +146,7 @@ class HTTPSender:
                     await response.aclose()
         except TimeoutError:
             return failed(f"timed out after {destination.timeout:g}s")
-        except ssrf.DeniedDestination as exc:
+        except DeniedDestination as exc:
             return failed(f"refused: {exc}")
         except (httpx.HTTPError, OSError) as exc:
             return failed(f"{type(exc).__name__}: {str(exc) or 'connection failed'}")
@@ -228,6 +226,51 @@ class HandlerSender:
         return Result(_attempt(started, clock, ok=error is None, error=error), retry_after)
 
 
+class BrokerSender:
+    """Publishes events to a message broker, signed as for HTTP; an attempt succeeds once the
+    broker confirmed the message."""
+
+    def __init__(self, destination: BrokerDestination, publisher: Publisher) -> None:
+        if isinstance(destination.transform, ImportString):
+            raise destination.transform.error("the transform was not imported")
+        self.destination = destination
+        self._transform = destination.transform
+        self._publisher = publisher
+        self._keys = destination.signing_keys()
+
+    async def aclose(self) -> None:
+        await self._publisher.aclose()
+
+    async def send(self, event: Event, context: DeliveryContext | None = None) -> Result:
+        destination = self.destination
+        message_id = context.message_id if context is not None else event.id
+        started, clock = time.time(), time.perf_counter()
+
+        def failed(error: str) -> Result:
+            return Result(_attempt(started, clock, ok=False, error=error))
+
+        try:
+            message = compose(event, message_id, self._keys, self._transform)
+        except TransformFailed as exc:
+            logger.debug("transform of destination %s failed", destination.name, exc_info=True)
+            return failed(str(exc))
+        if message is None:
+            skipped = _attempt(started, clock, ok=True, error="not sent: the transform gave None")
+            return Result(skipped, skipped=True)
+        try:
+            async with asyncio.timeout(destination.timeout):
+                confirmed = await self._publisher.publish(message, event)
+        except TimeoutError:
+            return failed(f"timed out after {destination.timeout:g}s")
+        except Refused as exc:
+            return failed(f"refused: {scrub(str(exc), destination)}")
+        except Exception as exc:
+            logger.debug("publishing to destination %s failed", destination.name, exc_info=True)
+            text = scrub(str(exc) or "connection failed", destination)
+            return failed(f"{type(exc).__name__}: {text}")
+        return Result(_attempt(started, clock, ok=True, response_body=confirmed.encode()))
+
+
 def _attempt(
     started: float,
     clock: float,
@@ -249,10 +292,18 @@ def _attempt(
     )
 
 
-def sender_for(destination: Destination) -> HTTPSender | HandlerSender:
+Sender: TypeAlias = "HTTPSender | HandlerSender | BrokerSender"
+
+
+def senders_for(destination: Destination, count: int) -> list[Sender]:
+    """``count`` senders, one per delivery a destination may have in flight; a broker's share
+    one publisher, and with it one connection."""
     if isinstance(destination, HTTPDestination):
-        return HTTPSender(destination)
-    return HandlerSender(destination)
+        return [HTTPSender(destination) for _ in range(count)]
+    if isinstance(destination, HandlerDestination):
+        return [HandlerSender(destination) for _ in range(count)]
+    publisher = publisher_for(destination)
+    return [BrokerSender(destination, publisher) for _ in range(count)]
 
 
 async def pinned(url: httpx.URL, headers: dict[str, str]) -> tuple[httpx.URL, dict[str, Any]]:

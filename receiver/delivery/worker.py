@@ -17,17 +17,14 @@ import socket
 import time
 from collections.abc import Mapping
 
-from receiver.config.settings import SourceConfig
-from receiver.delivery.context import DeliveryContext
-from receiver.delivery.destinations import Destination
-from receiver.delivery.senders import HandlerSender, HTTPSender, Result, sender_for
+from receiver.context import DeliveryContext
+from receiver.delivery.senders import Result, Sender, senders_for
+from receiver.destinations import Destination
 from receiver.errors import StoreError
 from receiver.ids import ulid
 from receiver.observability.logs import log_often
 from receiver.observability.metrics import Metrics
-from receiver.reconciler import Reconciler
-from receiver.routing import Router
-from receiver.store import Claim, Outcome, Working
+from receiver.store import Claim, Outbox, Outcome
 
 logger = logging.getLogger("photohook.worker")
 
@@ -67,7 +64,7 @@ class _Lane:
     def __init__(self, worker: Worker, destination: Destination) -> None:
         self.worker = worker
         self.destination = destination
-        self.senders = [sender_for(destination) for _ in range(destination.max_in_flight)]
+        self.senders = senders_for(destination, destination.max_in_flight)
         self._free = collections.deque(self.senders)
         self.rate = _RateLimit(destination.rate_limit) if destination.rate_limit else None
         self.tasks: set[asyncio.Task[None]] = set()  # until each outcome is recorded
@@ -93,7 +90,7 @@ class _Lane:
         self.tasks.discard(task)
         self.worker.wake()  # a later event of the task may be unblocked
 
-    async def _deliver(self, claim: Claim, sender: HTTPSender | HandlerSender) -> None:
+    async def _deliver(self, claim: Claim, sender: Sender) -> None:
         try:
             if self.rate is not None:
                 await self.rate.wait()
@@ -184,11 +181,9 @@ class Worker:
 
     def __init__(
         self,
-        store: Working,
+        store: Outbox,
         destinations: Mapping[str, Destination],
         *,
-        sources: Mapping[str, SourceConfig] | None = None,
-        router: Router | None = None,
         metrics: Metrics | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
@@ -210,36 +205,26 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self.reconciler = Reconciler(
-            store,
-            sources or {},
-            router or Router(()),
-            worker_id=self.id,
-            metrics=metrics,
-            sweep_interval=sweep_interval,
-        )
+
+    @property
+    def delivers(self) -> bool:
+        """Whether any destination is configured (else no delivery can ever be due)."""
+        return bool(self._lanes)
 
     def wake(self) -> None:
-        """Look for due deliveries and tasks now (called when new ones are committed)."""
+        """Look for due deliveries now (called when new ones are committed)."""
         self._wake.set()
-        self.reconciler.wake()
 
     async def start(self) -> None:
         await self.store.sync_destinations(self._lanes)
-        if self._lanes or self.reconciler.enabled:  # else a wake-up has nothing to look for
-            await self.store.listen(self.wake)
         self._task = asyncio.create_task(self._run(), name="photohook-worker")
         logger.info("worker %s delivering to %s", self.id, ", ".join(self._lanes) or "nothing")
-        if self.reconciler.enabled:
-            await self.reconciler.start()
 
     async def stop(self, grace: float = GRACE_PERIOD) -> None:
         """Stop claiming; give deliveries in flight ``grace`` seconds, then leave the rest leased
         (their leases expire and another worker sends them again)."""
         self._stopping = True
         self._wake.set()
-        if self.reconciler.enabled:
-            await self.reconciler.stop()
         if self._task is not None:
             await self._task
         in_flight = [task for lane in self._lanes.values() for task in lane.tasks]

@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from receiver import Event
-from receiver.delivery.ssrf import check_host
+from receiver.ssrf import check_host
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 MAX_REDIRECTS = 5

@@ -1,11 +1,14 @@
-"""Counters and histograms for the paths that every callback and every delivery attempt take.
+"""Counters and histograms for the paths that every callback and every delivery attempt take:
+prometheus_client's own lock and look up labels on every change, clearly more CPU per callback.
 
-prometheus_client's own take a lock on every change, so that any thread may count, and check
-and look up in Python around it: under load that was a twelfth of a callback's CPU. These are
-plain numbers, changed from the event loop's thread alone and read from it when ``/metrics`` is
-rendered. Each reaches Prometheus as a collector of the same registry, in the same text format
-as the library's own (``_total``, ``_bucket``, ``_sum``, ``_count``), without the ``_created``
-series that photohook turns off (see :mod:`receiver.observability.metrics`).
+These are plain numbers, changed from the event loop's thread alone and read from it when
+``/metrics`` is rendered (what they save is measured by ``python -m bench.parts --internals``
+and recorded in bench/results). Each reaches Prometheus as a collector of the same registry, in
+the same text format as the library's own (``_total``, ``_bucket``, ``_sum``, ``_count``),
+without the ``_created`` series that photohook turns off (see
+:mod:`receiver.observability.metrics`). This is the one module that builds metric families by
+hand; pyproject.toml bounds prometheus-client below its next minor release and
+``tests/unit/test_tallies.py`` fails when the library's own counters read otherwise.
 """
 
 from __future__ import annotations

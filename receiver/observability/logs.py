@@ -212,16 +212,16 @@ _ATOMIC_CHARS = select.PIPE_BUF // 4
 
 
 class _Output(logging.StreamHandler[TextIO]):
-    """photohook's one log handler: every record to stderr, in one format.
+    """photohook's one log handler: every record to stderr, in one format; each request's and
+    delivery's line batched with others, since a record and a write each clearly cost more CPU.
 
     A frequent line, one per request or per delivery, comes through :meth:`soon` without a
     ``LogRecord`` and waits in memory for up to :data:`FLUSH_INTERVAL`, to be written with the
-    others of that moment: one write for many. Building a record and writing each request's line
-    on its own cost a callback a quarter of its CPU (most of it the write, and the thread
-    switches that releasing the GIL around it invites). Any other record first writes the lines
-    waiting before it, then itself, at once; so the order of lines is kept, and a warning or an
-    error is never late. A process killed outright loses the last moment's lines; every accepted
-    callback and every attempt is in the database all the same.
+    others of that moment: one write for many (what it saves is measured by ``python -m
+    bench.parts --internals`` and recorded in bench/results). Any other record first writes the
+    lines waiting before it, then itself, at once; so the order of lines is kept, and a warning
+    or an error is never late. A process killed outright loses the last moment's lines; every
+    accepted callback and every attempt is in the database all the same.
     """
 
     def __init__(self, formatter: JSONFormatter | TextFormatter) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -20,11 +19,6 @@ from prometheus_client import (
 from receiver.observability._tallies import MinuteTally, Tally, TallyHistogram
 from receiver.states import DestinationState
 from receiver.store import Status
-
-if TYPE_CHECKING:
-    from starlette.applications import Starlette
-
-    from receiver.web.admin.access import AdminAccess
 
 #: The media type of Prometheus' text format.
 MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -161,33 +155,3 @@ class Metrics:
         for state, count in states.items():
             self.disabled.labels(state).set(count)
         return generate_latest(self.registry)
-
-
-def metrics_app(metrics: Metrics, store: Status, access: AdminAccess) -> Starlette:
-    """``GET /metrics`` and nothing else, for a process that serves no other HTTP (``photohook
-    worker``); the same access as the admin API's."""
-    from starlette.applications import Starlette
-    from starlette.exceptions import HTTPException
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from receiver.errors import HTTPError, for_status
-    from receiver.web.responses import error_response
-
-    async def prometheus(request: Request) -> Response:
-        access.check(request)
-        return Response(await metrics.render(store), media_type=MEDIA_TYPE)
-
-    async def refused(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, HTTPException):  # no such path, or not GET
-            response = error_response(for_status(exc.status_code)())
-            response.status_code = exc.status_code
-            return response
-        assert isinstance(exc, HTTPError)
-        return error_response(exc)
-
-    return Starlette(
-        routes=[Route("/metrics", prometheus, methods=["GET"])],
-        exception_handlers={HTTPError: refused, HTTPException: refused},
-    )

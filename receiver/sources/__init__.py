@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 
+from receiver.errors import KeyRejected, ProviderUnavailable
 from receiver.sources import cropphoto, fotor
 from receiver.sources._parsed import ParsedEvent
-from receiver.sources._status import KeyRejected, ProviderUnavailable, StatusAnswer
+from receiver.sources._status import StatusAnswer
 
 
 @dataclass(frozen=True, slots=True)

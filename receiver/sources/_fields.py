@@ -1,10 +1,10 @@
-"""Field readers for provider payloads: each raises ValidationFailed naming the field's path."""
+"""Field readers for provider payloads: each raises InvalidCallback naming the field's path."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from receiver.errors import ValidationFailed
+from receiver.errors import InvalidCallback
 from receiver.types import JSONObject
 
 MAX_ID_LENGTH = 256
@@ -18,7 +18,7 @@ def _join(path: str, key: str | int) -> str:
 
 def require_object(value: Any, path: str) -> JSONObject:
     if not isinstance(value, dict):
-        raise ValidationFailed(f"{path or 'the body'} must be a JSON object", field=path)
+        raise InvalidCallback(f"{path or 'the body'} must be a JSON object", field=path)
     return value
 
 
@@ -26,11 +26,11 @@ def require_id(obj: JSONObject, key: str, path: str = "") -> str:
     field = _join(path, key)
     value = obj.get(key)
     if value is None:
-        raise ValidationFailed(f"{field} is required", field=field)
+        raise InvalidCallback(f"{field} is required", field=field)
     if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed(f"{field} must be a non-empty string", field=field)
+        raise InvalidCallback(f"{field} must be a non-empty string", field=field)
     if len(value) > MAX_ID_LENGTH:
-        raise ValidationFailed(f"{field} is longer than {MAX_ID_LENGTH} characters", field=field)
+        raise InvalidCallback(f"{field} is longer than {MAX_ID_LENGTH} characters", field=field)
     return value
 
 
@@ -39,7 +39,7 @@ def optional_str(obj: JSONObject, key: str, path: str = "") -> str | None:
     if value is None or isinstance(value, str):
         return value
     field = _join(path, key)
-    raise ValidationFailed(f"{field} must be a string", field=field)
+    raise InvalidCallback(f"{field} must be a string", field=field)
 
 
 def optional_bool(obj: JSONObject, key: str, path: str = "") -> bool:
@@ -47,7 +47,7 @@ def optional_bool(obj: JSONObject, key: str, path: str = "") -> bool:
     if value is None or isinstance(value, bool):
         return bool(value)
     field = _join(path, key)
-    raise ValidationFailed(f"{field} must be true or false", field=field)
+    raise InvalidCallback(f"{field} must be true or false", field=field)
 
 
 def optional_objects(obj: JSONObject, key: str, path: str = "") -> list[tuple[str, JSONObject]]:
@@ -57,7 +57,7 @@ def optional_objects(obj: JSONObject, key: str, path: str = "") -> list[tuple[st
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValidationFailed(f"{field} must be an array", field=field)
+        raise InvalidCallback(f"{field} must be an array", field=field)
     items = []
     for index, item in enumerate(value):
         item_path = _join(field, index)
@@ -71,11 +71,11 @@ def optional_strings(obj: JSONObject, key: str, path: str = "") -> tuple[str, ..
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise ValidationFailed(f"{field} must be an array of strings", field=field)
+        raise InvalidCallback(f"{field} must be an array of strings", field=field)
     for index, item in enumerate(value):
         if not isinstance(item, str):
             item_field = _join(field, index)
-            raise ValidationFailed(f"{item_field} must be a string", field=item_field)
+            raise InvalidCallback(f"{item_field} must be a string", field=item_field)
     return tuple(value)
 
 
@@ -84,11 +84,11 @@ def choice(obj: JSONObject, key: str, choices: dict[Any, str], path: str = "") -
     field = _join(path, key)
     value = obj.get(key)
     if value is None:
-        raise ValidationFailed(f"{field} is required", field=field)
+        raise InvalidCallback(f"{field} is required", field=field)
     # bool is an int in Python; True must not pass for status 1.
     if not isinstance(value, bool) and isinstance(value, int | str):
         name = choices.get(value)
         if name is not None:
             return name
     allowed = ", ".join(repr(choice) for choice in choices)
-    raise ValidationFailed(f"{field} must be one of {allowed}", field=field)
+    raise InvalidCallback(f"{field} must be one of {allowed}", field=field)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
+from receiver.errors import KeyRejected, ProviderUnavailable
 from receiver.types import JSONObject
 
 
@@ -17,14 +18,6 @@ class StatusAnswer:
 
     document: JSONObject | None
     body: bytes
-
-
-class ProviderUnavailable(Exception):
-    """The provider could not answer now (an error code, 429, 5xx, a timeout): ask again later."""
-
-
-class KeyRejected(Exception):
-    """The provider rejected the API key (401 or 403)."""
 
 
 async def request(

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from receiver.errors import ValidationFailed
+from receiver.errors import InvalidCallback
 from receiver.sources._fields import (
     choice,
     optional_objects,
@@ -32,7 +32,7 @@ TASK_TYPE = "banner"
 
 
 def parse(body: Any) -> list[ParsedEvent]:
-    """One event per job in a Crop.photo callback body; raises ValidationFailed naming the field."""
+    """One event per job in a Crop.photo callback body; raises InvalidCallback naming the field."""
     doc = require_object(body, "")
     optional_str(doc, "error_message")
     results = _result_urls(doc)
@@ -40,7 +40,7 @@ def parse(body: Any) -> list[ParsedEvent]:
         return [_job_event(doc, "", [url for _, url in results])]
     jobs = optional_objects(doc, "jobs")
     if not jobs:
-        raise ValidationFailed("jobs must list at least one job", field="jobs")
+        raise InvalidCallback("jobs must list at least one job", field="jobs")
     events = []
     for path, job in jobs:
         job_id = require_id(job, "job_id", path)

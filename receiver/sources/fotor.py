@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
+from receiver.errors import ProviderUnavailable
 from receiver.sources._fields import (
     choice,
     optional_bool,
@@ -20,7 +21,7 @@ from receiver.sources._fields import (
     require_object,
 )
 from receiver.sources._parsed import ParsedEvent
-from receiver.sources._status import ProviderUnavailable, StatusAnswer, json_object, request
+from receiver.sources._status import StatusAnswer, json_object, request
 
 CALLBACK_IPS = ("54.212.95.175", "44.236.127.35")
 API_BASE_URL = "https://api-b.fotor.com"
@@ -30,7 +31,7 @@ TERMINAL_STATUSES = frozenset({"completed", "failed"})
 
 
 def parse(body: Any) -> list[ParsedEvent]:
-    """The one event in a Fotor callback body; raises ValidationFailed naming the bad field."""
+    """The one event in a Fotor callback body; raises InvalidCallback naming the bad field."""
     doc = require_object(body, "")
     task_id = require_id(doc, "taskId")
     status = choice(doc, "status", STATUS_NAMES)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from receiver.events import format_time
 from receiver.store.tx import Tx
-from receiver.web.tokens import generate_key
+from receiver.tokens import generate_key
 
 
 async def get(tx: Tx, key: str) -> str | None:

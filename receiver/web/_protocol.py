@@ -1,23 +1,20 @@
-"""The HTTP protocol under uvicorn, with the limits a public webhook endpoint needs.
+"""uvicorn's private httptools protocol (``httptools_impl``), extended: uvicorn bounds neither how
+long a client may take to send its headers nor how large they grow, a public endpoint must.
 
-uvicorn's httptools protocol puts no bound on how long a client may take to send its headers, nor
-on how large they may grow. These are added here: a connection that has not finished a request's
-headers within ``header_timeout`` seconds is answered 408 and closed, and headers over
-``max_header_bytes`` (or ``max_headers`` lines) are answered 431 and closed, before the
-application sees them. How long the body may take is the ingest endpoint's own limit.
-
-It also writes each answer in one send (:class:`WriteTogether`). uvicorn writes a response's
-head when the application sends ``http.response.start`` and its body on ``http.response.body``:
-two system calls and two TCP segments for answers of a few hundred bytes. Sent together, they
-took up to an eighth off the CPU of a request in the benchmark (bench/results, eighth pass).
+This is the only module that reaches into uvicorn's internals; pyproject.toml bounds uvicorn below
+its next minor release and ``tests/unit/test_fences.py`` fails when what is used here changes.
+A connection that has not finished a request's headers within ``header_timeout`` seconds is
+answered 408 and closed, and headers over ``max_header_bytes`` (or ``max_headers`` lines) are
+answered 431 and closed, before the application sees them. How long the body may take is the
+ingest endpoint's own limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -40,8 +37,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        held = cast(asyncio.Transport, WriteTogether(transport, self.loop))
-        super().connection_made(held)
+        super().connection_made(transport)
         self._expect_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -104,55 +100,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             + body
         )
         self.transport.close()
-
-
-class WriteTogether:
-    """A transport that holds each write until the next one or the end of the event loop's
-    step, so that a response's head and body go out in one send.
-
-    Everything but writing and closing is the wrapped transport's. A held write is never
-    reordered: the next write joins it, and closing or ending the stream sends it first.
-    """
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: bytes | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        held = self._held
-        if held is None:
-            self._held = bytes(data)
-            self._loop.call_soon(self._flush)
-        else:
-            self._held = None
-            self._transport.write(held + data)
-
-    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        self.write(b"".join(list_of_data))
-
-    def write_eof(self) -> None:
-        self._flush()
-        self._transport.write_eof()
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._held = None
-        self._transport.abort()
-
-    def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + len(self._held or b"")
-
-    def _flush(self) -> None:
-        held, self._held = self._held, None
-        if held is not None and not self._transport.is_closing():
-            self._transport.write(held)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 def guarded_protocol(header_timeout: float) -> Callable[..., GuardedHttpToolsProtocol]:

@@ -10,29 +10,27 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from receiver import errors
+from receiver.background import Background
 from receiver.config.settings import Settings
-from receiver.delivery.worker import Worker
-from receiver.errors import HTTPError, ServiceUnavailable, StoreError
+from receiver.errors import ServiceUnavailable, StoreError
 from receiver.observability.logs import RequestLog
 from receiver.observability.metrics import MEDIA_TYPE, Metrics
 from receiver.retention import prune_forever
 from receiver.routing import Router
 from receiver.store import Meta, open_store
+from receiver.tokens import URLTokens
 from receiver.web.admin.access import AdminAccess
 from receiver.web.admin.api import AdminAPI
 from receiver.web.admin.dashboard import Dashboard
 from receiver.web.admin.openapi import document
 from receiver.web.ingest import Ingest, hook_path_params
-from receiver.web.responses import JSONResponse, error_response
-from receiver.web.tokens import URLTokens
+from receiver.web.responses import ERROR_HANDLERS, JSONResponse, error_response
 
 logger = logging.getLogger("photohook")
 
@@ -52,41 +50,32 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     store = open_store(settings.database_url)
     router = Router(settings.routes)
     metrics = Metrics(settings.sources, settings.destinations)
-    deliverer = (
-        Worker(
-            store, settings.destinations, sources=settings.sources, router=router, metrics=metrics
-        )
-        if worker
-        else None
-    )
-    wake = deliverer.wake if deliverer is not None else _nothing
+    background = Background(settings, store, router, metrics=metrics) if worker else None
+    wake = background.wake if background is not None else _nothing
     ingest = Ingest(settings, store, router, metrics, wake=wake)
     access = AdminAccess(settings.admin_token, settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open(migrate=settings.migrate)
-        background: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = []
         try:
             ingest.start(await url_tokens(settings, store))
-            background.append(
-                asyncio.create_task(ingest.deadlines.run(), name="photohook-deadlines")
-            )
             await store.sync_destinations(settings.destinations)
             _log_start(settings)
-            if deliverer is not None:
-                await deliverer.start()
+            if background is not None:
+                await background.start()
             if settings.retention is not None:
-                background.append(asyncio.create_task(prune_forever(store, settings.retention)))
+                tasks.append(asyncio.create_task(prune_forever(store, settings.retention)))
             try:
                 yield
             finally:
-                for task in background:
+                for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-                if deliverer is not None:
-                    await deliverer.stop()
+                if background is not None:
+                    await background.stop()
         finally:
             await store.close()
 
@@ -131,24 +120,22 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
         ],
         middleware=[Middleware(RequestLog)],
         lifespan=lifespan,
-        exception_handlers={
-            HTTPError: _photohook_error,
-            HTTPException: _http_exception,
-            Exception: _unexpected,
-        },
+        exception_handlers={**ERROR_HANDLERS, Exception: _unexpected},
     )
     # A provider that posts to a path with a trailing slash gets an answer, not a redirect.
     app.router.redirect_slashes = False
     app.state.store = store
-    app.state.worker = deliverer
+    app.state.background = background
     app.state.metrics = metrics
     return app
 
 
 class _App(Starlette):
-    """Starlette, with the callbacks of providers answered ahead of its middleware stack.
+    """Starlette, with providers' callbacks (``/hooks/...``) answered ahead of its middleware and
+    router: every callback takes this path, and through them it cost clearly more CPU (measured by
+    ``python -m bench.parts --internals``, recorded in bench/results). Plain ASGI, no internals.
 
-    ``/hooks/...`` is the path every callback takes; the other routes are the operators'.
+    The other routes, the operators', go through Starlette as usual.
     """
 
     def __init__(self, hooks: Ingest, **kwargs: Any) -> None:
@@ -174,20 +161,6 @@ async def url_tokens(settings: Settings, store: Meta) -> URLTokens:
 
 def _nothing() -> None:
     pass
-
-
-async def _photohook_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPError)
-    return error_response(exc)
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    error_class = errors.for_status(exc.status_code)
-    error = error_class(headers=dict(exc.headers) if exc.headers else None)
-    response = error_response(error)
-    response.status_code = exc.status_code
-    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from receiver.config.settings import SourceConfig
+from receiver.clientaddr import AddressSet
+from receiver.config.sources import SourceConfig
 from receiver.errors import Forbidden, Unauthorized
+from receiver.tokens import URLTokens
 from receiver.types import IPAddress
-from receiver.web.clientaddr import AddressSet
-from receiver.web.tokens import URLTokens
 
 SECRET_HEADER = "x-webhook-secret"  # noqa: S105 (a header name)
 

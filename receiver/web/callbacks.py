@@ -9,18 +9,17 @@ from datetime import datetime
 
 import orjson
 
-from receiver.config.settings import SourceConfig
-from receiver.errors import InvalidJSON, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from receiver.config.sources import SourceConfig
+from receiver.errors import InvalidCallback, InvalidJSON, PayloadTooLarge, UnsupportedMediaType
 from receiver.ids import new_id
 from receiver.normalize import new_events
-from receiver.reconciler import tracking
 from receiver.routing import Router
 from receiver.sources import KINDS, Kind
 from receiver.store import Receipt, Tracking
 
 #: Refusals of an authenticated callback for what it sent: such a request is kept, to be retried
 #: once the cause is fixed (``photohook rejected retry``).
-KEPT_REFUSALS = (InvalidJSON, PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
+KEPT_REFUSALS = (InvalidJSON, PayloadTooLarge, UnsupportedMediaType, InvalidCallback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +34,7 @@ class SourceRules:
     @classmethod
     def of(cls, config: SourceConfig) -> SourceRules:
         kind = KINDS[config.kind]
-        return cls(config.name, kind, kind.status_rank, tracking(config))
+        return cls(config.name, kind, kind.status_rank, config.tracking)
 
     def receipt(
         self,
@@ -48,7 +47,7 @@ class SourceRules:
         headers: bytes,
     ) -> Receipt:
         """The receipt of a callback's body and its events; raises :class:`InvalidJSON` or
-        :class:`ValidationFailed` naming the field."""
+        :class:`InvalidCallback` naming the field."""
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

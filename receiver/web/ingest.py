@@ -19,13 +19,15 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from receiver import redact
-from receiver.config.settings import Settings, SourceConfig
-from receiver.delivery._deadlines import Deadlines
+from receiver.clientaddr import AddressSet, client_address
+from receiver.config.settings import Settings
+from receiver.config.sources import SourceConfig
 from receiver.errors import (
     ClientDisconnected,
-    HTTPError,
+    Malformed,
     MethodNotAllowed,
     PayloadTooLarge,
+    Refused,
     RequestTimeout,
     ServiceUnavailable,
     StoreError,
@@ -37,10 +39,10 @@ from receiver.observability.logs import REQUEST_ID, begin_request, log_request
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.store import Intake, Receipt, Rejection, Stored
+from receiver.tokens import URLTokens
 from receiver.web.auth import SECRET_HEADER, SourceAuth
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
-from receiver.web.clientaddr import AddressSet, client_address
-from receiver.web.tokens import URLTokens
+from receiver.web.responses import answer
 
 logger = logging.getLogger("photohook.ingest")
 
@@ -64,7 +66,7 @@ class _Source:
 class _Refused(Exception):
     """An authenticated callback refused for what it sent, with the request to keep."""
 
-    def __init__(self, error: HTTPError, rejection: Rejection) -> None:
+    def __init__(self, error: Refused, rejection: Rejection) -> None:
         super().__init__(error.message)
         self.error = error
         self.rejection = rejection
@@ -94,8 +96,6 @@ class Ingest:
         #: Per source: when its next over-cap line may be written, and how many the cap turned
         #: away since its last one (a flood must not flood the log too).
         self._over_cap: dict[str, tuple[float, int]] = {}
-        #: The requests' deadlines; its ``run()`` must be running (the app's lifespan runs it).
-        self.deadlines = Deadlines()
 
     def start(self, tokens: URLTokens) -> None:
         """Make the endpoint ready, once the URL token keys are known."""
@@ -120,10 +120,11 @@ class Ingest:
         try:
             try:
                 stored = await self._receive(scope, receive)
-            except HTTPError as error:
-                status, outcome = error.status_code, error.code
-                body = orjson.dumps(error.body())
-                headers = _headers(body, error.headers, request_id)
+            except Refused as error:
+                found = answer(error)
+                status, outcome = found.status_code, found.code
+                body = orjson.dumps(found.body())
+                headers = _headers(body, found.headers, request_id)
                 self._metrics.callback(source, "rejected", outcome, time.perf_counter() - started)
             else:
                 status = 200
@@ -155,10 +156,10 @@ class Ingest:
 
     async def _receive(self, scope: Scope, receive: Receive) -> Stored:
         if scope["method"] != "POST":
-            raise MethodNotAllowed(headers={"Allow": "POST"})
+            raise MethodNotAllowed(allowed=("POST",))
         try:
             return await self._store_callback(scope, receive)
-        except HTTPError:
+        except Refused:
             raise
         except Exception:
             # Our fault, never the provider's: 503 so that it sends the callback again.
@@ -167,36 +168,33 @@ class Ingest:
 
     async def _store_callback(self, scope: Scope, receive: Receive) -> Stored:
         committing = False
-        task = asyncio.current_task()
-        assert task is not None
         name = scope["path_params"]["source"]
+        # One deadline for the whole request: the body's, then the commit's.
+        deadline = asyncio.timeout(self._settings.body_timeout)
         try:
-            # One deadline for the whole request: the body's, then the commit's.
-            self.deadlines.set(task, self._settings.body_timeout)
-            try:
-                source, receipt = await self._receipt(scope, receive)
-            except _Refused as refused:
+            async with deadline:
+                try:
+                    source, receipt = await self._receipt(scope, receive)
+                except _Refused as refused:
+                    committing = True
+                    deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
+                    await self._keep(refused.rejection)
+                    raise refused.error from None
                 committing = True
-                self.deadlines.set(task, COMMIT_TIMEOUT)
-                await self._keep(refused.rejection)
-                raise refused.error from None
-            committing = True
-            self.deadlines.set(task, COMMIT_TIMEOUT)
-            stored = await self._store.store(receipt)
-        except asyncio.CancelledError:
-            if not self.deadlines.clear(task) or task.cancelling():
-                raise  # not (only) the deadline: the server is stopping, say
+                deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
+                stored = await self._store.store(receipt)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # not the deadline's: a fault of ours, answered 503
             if not committing:
                 raise RequestTimeout(
                     f"the body did not arrive within {self._settings.body_timeout:g}s"
                 ) from None
             logger.error("storing a callback of source %s took over %ss", name, COMMIT_TIMEOUT)
-            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
+            raise ServiceUnavailable(retry_after=5) from None
         except StoreError as exc:
             logger.error("cannot store a callback of source %s: %s", name, exc)
-            raise ServiceUnavailable(headers={"Retry-After": "5"}) from None
-        finally:
-            self.deadlines.clear(task)
+            raise ServiceUnavailable(retry_after=5) from None
         if stored.new_event_ids:
             new = set(stored.new_event_ids)
             self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)
@@ -235,6 +233,7 @@ class Ingest:
                 headers=redact.headers_json(scope["headers"]),
             )
         except KEPT_REFUSALS as error:
+            found = answer(error)
             rejection = Rejection(
                 id=new_id("rej"),
                 source=source.config.name,
@@ -243,10 +242,10 @@ class Ingest:
                 client=str(client) if client is not None else None,
                 headers=redact.headers_json(scope["headers"]),
                 body=body,
-                status=error.status_code,
-                code=error.code,
-                message=error.message,
-                field=error.field,
+                status=found.status_code,
+                code=found.code,
+                message=found.message,
+                field=found.field,
                 keep_at_most=self._settings.rejected_cap(source.config.name),
             )
             raise _Refused(error, rejection) from None
@@ -360,7 +359,7 @@ def _headers(
 async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     if declared is not None:
         if not declared.isdigit():
-            raise HTTPError("Content-Length is not a number")
+            raise Malformed("Content-Length is not a number")
         if int(declared) > limit:
             raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
     chunks = []

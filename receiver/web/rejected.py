@@ -19,15 +19,16 @@ from receiver.config.settings import Settings
 from receiver.errors import (
     AlreadyAccepted,
     Conflict,
-    HTTPError,
     NotFound,
     PayloadTooLarge,
+    Refused,
     UnsupportedMediaType,
 )
 from receiver.events import parse_time
 from receiver.routing import Router
 from receiver.store import Receipt, Rejected, RejectedQuery, RejectedRequest, Stored
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
+from receiver.web.responses import answer, status_of
 
 logger = logging.getLogger("photohook.rejected")
 
@@ -112,7 +113,7 @@ async def _run(
             "its body was not kept (it was larger than the limit), so it cannot be retried"
         )
     try:
-        if record.status != UnsupportedMediaType.status_code:
+        if record.status != status_of(UnsupportedMediaType).status_code:
             # Retrying a 415 is the operator saying the body is JSON after all: the stored
             # Content-Type never changes, and the body is still parsed and validated below.
             check_media_type(
@@ -132,14 +133,15 @@ async def _run(
             headers=orjson.dumps(record.headers),
         )
     except KEPT_REFUSALS as error:
+        found = answer(error)
         await store.refuse_rejected(record.id, _error(error))
         logger.info(
             "retried %s of source %s: refused again with %d %s: %s",
             record.id,
             record.source,
-            error.status_code,
-            error.code,
-            error.message,
+            found.status_code,
+            found.code,
+            found.message,
         )
         return "rejected"
     stored = await store.accept_rejected(record.id, receipt)
@@ -161,12 +163,14 @@ def _header(headers: list[list[str]], name: str) -> str | None:
     return next((value for key, value in headers if key.lower() == name), None)
 
 
-def _error(error: HTTPError) -> dict[str, object]:
-    found: dict[str, object] = {
-        "status": error.status_code,
-        "code": error.code,
-        "message": error.message,
+def _error(error: Refused) -> dict[str, object]:
+    """What a refused retry is recorded as: its answer's status, code, message and field."""
+    found = answer(error)
+    kept: dict[str, object] = {
+        "status": found.status_code,
+        "code": found.code,
+        "message": found.message,
     }
-    if error.field is not None:
-        found["field"] = error.field
-    return found
+    if found.field is not None:
+        kept["field"] = found.field
+    return kept

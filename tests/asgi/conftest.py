@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 
 from receiver import Settings, create_app
-from receiver.web.tokens import URLTokens
+from receiver.tokens import URLTokens
 from tests.helpers import asgi_client
 
 KEY = "test-key-0123456789"

@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from receiver import Event, Settings, create_app
-from receiver.web.tokens import URLTokens
+from receiver.tokens import URLTokens
 from tests.helpers import fixture
 from tests.integration.servers import eventually
 

@@ -325,6 +325,25 @@ async def test_body_over_the_limit_is_413_when_chunked(client: httpx.AsyncClient
     assert_error(response, 413, "body_too_large")
 
 
+@pytest.mark.parametrize(("over", "status"), [(0, 200), (1, 413)])
+async def test_a_chunked_body_is_refused_from_one_byte_over_the_limit(
+    client: httpx.AsyncClient, over: int, status: int
+) -> None:
+    head = json.dumps(fixture("fotor/upscale-completed"))[:-1].encode() + b', "padding": "'
+    tail = b'"}'
+    padding = b"x" * (4096 + over - len(head) - len(tail))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for chunk in (head, padding, tail):
+            yield chunk
+
+    response = await client.post(
+        hook("fotor"), content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    assert response.status_code == status, response.text
+
+
 async def test_bad_content_length_is_400(client: httpx.AsyncClient) -> None:
     request = client.build_request("POST", hook("fotor"), content=b"{}")
     request.headers["content-type"] = "application/json"

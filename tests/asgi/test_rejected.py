@@ -20,8 +20,8 @@ from receiver.errors import AlreadyAccepted
 from receiver.routing import Router
 from receiver.sources import fotor
 from receiver.store import EventQuery
+from receiver.tokens import URLTokens
 from receiver.web import ingest, rejected
-from receiver.web.tokens import URLTokens
 from tests.helpers import asgi_client, fixture, fixture_bytes
 from tests.integration.servers import Sink, eventually, running
 
@@ -256,6 +256,7 @@ async def test_the_cap_turns_away_what_is_over_it_and_counts_it(
     [turned_away] = [r for r in caplog.records if "not kept" in r.getMessage()]
     assert turned_away.levelno == logging.WARNING
     assert "source capped" in turned_away.getMessage()
+    assert "422 invalid_payload (field 'status'): status must be one of" in turned_away.getMessage()
 
 
 class _Clock:
@@ -380,11 +381,18 @@ def _database_files(directory: Path) -> bytes:
 
 
 async def test_invalid_json_and_a_wrong_media_type_are_kept_with_their_bodies(
-    on_sqlite: Photohook,
+    on_sqlite: Photohook, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="photohook.ingest")
     broken = b'{"taskId": "t-1", "status": 1,'
     answer = await on_sqlite.post("fotor", broken)
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+    [kept] = await on_sqlite.kept()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "photohook.ingest"]
+    message = answer.json()["error"]["message"]
+    assert line == (
+        f"refused a callback of source fotor with 400 invalid_json: {message}; kept as {kept['id']}"
+    )
     plain = fixture_bytes("fotor/upscale-completed")
     answer = await on_sqlite.post("fotor", plain, **{"content-type": "text/plain"})
     assert answer.status_code == 415
@@ -482,7 +490,9 @@ async def test_the_dashboard_lists_shows_and_retries_them(on_sqlite: Photohook) 
     assert retried.headers["location"] == f"/ui/rejected/{item['id']}"
     after = await on_sqlite.admin("GET", f"/ui/rejected/{item['id']}")
     assert 'id="outcome"' in after.text and "rejected" in after.text
-    assert (await on_sqlite.admin("GET", "/ui/rejected/rej_nope")).status_code == 404
+    missing = await on_sqlite.admin("GET", "/ui/rejected/rej_nope")
+    assert missing.status_code == 404
+    assert "<h1>404</h1>" in missing.text and "no rejected request with that id" in missing.text
 
 
 async def test_a_failure_to_keep_is_503_on_each_engine(photohook: Photohook) -> None:

@@ -15,7 +15,14 @@ from .process import Serve, run_cli
 ROOT = Path(__file__).parents[2]
 GUIDES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: Variables the guides name for the test suite, not for photohook.
-TEST_SUITE_VARIABLES = {"PHOTOHOOK_TEST_POSTGRES_URL", "PHOTOHOOK_LONG", "PHOTOHOOK_UPDATE_GOLDEN"}
+TEST_SUITE_VARIABLES = {
+    "PHOTOHOOK_TEST_POSTGRES_URL",
+    "PHOTOHOOK_TEST_RABBITMQ_URL",
+    "PHOTOHOOK_TEST_REDIS_URL",
+    "PHOTOHOOK_TEST_NATS_URL",
+    "PHOTOHOOK_LONG",
+    "PHOTOHOOK_UPDATE_GOLDEN",
+}
 
 #: Commands that read or change a database and so must find one, never make one.
 USERS_OF_A_DATABASE = (

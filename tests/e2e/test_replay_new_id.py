@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from receiver.delivery.signing import new_secret
+from receiver.signing import new_secret
 from tests.helpers import fixture
 from tests.integration.servers import Sink, running
 

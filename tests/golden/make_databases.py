@@ -31,7 +31,7 @@ import httpx
 from receiver import Settings, create_app
 from receiver.cli.parser import main as photohook
 from receiver.store import DeliveryQuery, Store, open_store
-from receiver.web.tokens import URLTokens
+from receiver.tokens import URLTokens
 from tests.helpers import FOTOR_IP, asgi_client, fixture, free_port
 from tests.integration.providers import API_KEY, FakeCropPhoto, FakeFotor
 from tests.integration.servers import Reply, Sink, eventually, running

@@ -15,7 +15,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from receiver import __version__
-from receiver.web.tokens import URLTokens
+from receiver.tokens import URLTokens
 from tests.helpers import fixture
 from tests.integration.conftest import KEY
 from tests.integration.servers import Received, Sink, eventually

@@ -10,7 +10,7 @@ import pytest
 
 from receiver import Settings, create_app
 from receiver.store import DeliveryQuery, Store, open_store
-from receiver.web.tokens import URLTokens
+from receiver.tokens import URLTokens
 from tests.helpers import fixture
 
 from .servers import Sink, running

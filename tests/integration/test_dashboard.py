@@ -21,8 +21,8 @@ from starlette.routing import Mount
 
 from receiver import Settings, create_app
 from receiver.store import Attempt, DeliveryQuery, Outcome, Store, open_store
+from receiver.tokens import URLTokens
 from receiver.web.admin.dashboard import when
-from receiver.web.tokens import URLTokens
 from tests.helpers import fixture
 from tests.store.factories import receipt
 

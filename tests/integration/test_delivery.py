@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import trustme
 
-from receiver import __version__
-from receiver.delivery import senders, ssrf
+from receiver import __version__, ssrf
+from receiver.delivery import senders
 from tests.helpers import fixture
 
 from .conftest import SECRET

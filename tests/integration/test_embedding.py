@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from receiver import Settings, TokenMaskingFilter, create_app
-from receiver.web.tokens import URLTokens
+from receiver.tokens import URLTokens
 from tests.helpers import fixture
 
 from .conftest import KEY

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from receiver.delivery.destinations import HTTPDestination
 from receiver.delivery.senders import HTTPSender
+from receiver.destinations import HTTPDestination
 from receiver.events import Event
 from tests.helpers import fixture
 from tests.plugins import hooks
@@ -164,7 +164,7 @@ async def test_archive_refuses_private_addresses_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from handlers.archive import save_result
-    from receiver.delivery.ssrf import DeniedDestination
+    from receiver.errors import DeniedDestination
 
     monkeypatch.setenv("PHOTOHOOK_ARCHIVE_DIR", str(tmp_path))
     event = _event(result_urls=("http://127.0.0.1:9/secret.png",))

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from receiver.observability.logs import configure_logging
-from receiver.web.tokens import URLTokens
+from receiver.tokens import URLTokens
 
 from .conftest import KEY
 from .servers import eventually, running

@@ -1,5 +1,5 @@
 """photohook's HTTP protocol under a real uvicorn: header deadlines across keep-alive requests,
-and answers held for one send without delaying or reordering any byte."""
+and answers sent without delaying or reordering any byte."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_each_keep_alive_request_gets_its_own_header_deadline() -> None:
             assert sock.recv(1) == b""  # closed
 
 
-def test_a_held_head_goes_out_before_a_late_body_and_every_byte_in_order() -> None:
+def test_a_head_goes_out_before_a_late_body_and_every_byte_in_order() -> None:
     with running(_app, lifespan="off", http=guarded_protocol(10)) as base:
         sock = _connect(base)
         with sock:
@@ -91,7 +91,7 @@ def test_a_held_head_goes_out_before_a_late_body_and_every_byte_in_order() -> No
             sock.sendall(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
             head = _read_until(sock, b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200")
-            assert time.monotonic() - started < 0.25  # not held until the body, 0.3 s later
+            assert time.monotonic() - started < 0.25  # not kept back until the body, 0.3 s later
             rest = head.partition(b"\r\n\r\n")[2]
             while not rest.endswith(b"0\r\n\r\n"):
                 chunk = sock.recv(65536)

@@ -204,6 +204,7 @@ async def test_confirmed_callbacks_are_delivered_and_contradicted_ones_are_not(
     async with httpx.AsyncClient(base_url=app.base_url) as client:
         metrics = (await client.get("/metrics")).text
     assert 'photohook_reconciler_checks_total{outcome="unconfirmed",source="fotor"} 2.0' in metrics
+    assert 'photohook_reconciler_checks_total{outcome="confirmed",source="fotor"} 1.0' in metrics
 
 
 async def test_cropphoto_jobs_are_recovered(

@@ -1,6 +1,7 @@
 """The reconciler's timing and its failures: the back-off between checks, a crashed loop, a
-malformed answer, a rejected key remembered across a restart, a store that fails to record a
-check. A reconciler on a real SQLite store, asking a fake Fotor API on loopback; the store's
+malformed answer, a task the provider does not know, a rejected key remembered across a
+restart, a store that fails to record a check, and a loop that sleeps until the next task is
+due. A reconciler on a real SQLite store, asking a fake Fotor API on loopback; the store's
 faults are injected around the real store."""
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pytest
 import receiver.reconciler
 from receiver import Settings
 from receiver.errors import StoreError
-from receiver.reconciler import Reconciler, rejected_key, tracking
+from receiver.observability.metrics import Metrics
+from receiver.reconciler import Reconciler, rejected_key
 from receiver.routing import Router
 from receiver.store import Store, Task, open_store
 from tests.helpers import fixture
@@ -89,14 +91,21 @@ class Reconcilers:
         )
         return Settings.load(config_file=path, environ={"PHOTOHOOK_SECRET_KEYS": "k"})
 
-    async def start(self, api_key: str = API_KEY) -> Reconciler:
+    async def start(
+        self,
+        api_key: str = API_KEY,
+        *,
+        sweep_interval: float = 0.05,
+        metrics: Metrics | None = None,
+    ) -> Reconciler:
         settings = self.settings(api_key)
         reconciler = Reconciler(
             self.store,  # type: ignore[arg-type]
             settings.sources,
             Router(settings.routes),
             worker_id=f"w{len(self.running)}",
-            sweep_interval=0.05,
+            metrics=metrics,
+            sweep_interval=sweep_interval,
         )
         await reconciler.start()
         self.running.append(reconciler)
@@ -108,7 +117,7 @@ class Reconcilers:
 
     async def track(self, task_id: str = TASK) -> None:
         source = self.settings().sources["fotor"]
-        found = tracking(source)
+        found = source.tracking
         assert found is not None
         await self.store.track_task("fotor", task_id, None, found, time.time())
 
@@ -238,3 +247,41 @@ async def test_a_check_the_store_fails_to_record_is_made_again_when_its_lease_ru
     assert len(fake.requests) == 2
     [(checked_at, _, _)] = store.checks
     assert checked_at - store.failed_at[0] >= lease * 0.9
+
+
+async def test_the_loop_sleeps_until_the_next_task_is_due(
+    reconcilers: Reconcilers, store: Faulty, fotor: tuple[FakeFotor, str]
+) -> None:
+    """Neither polling the store in a busy loop while a task waits, nor waiting for the next
+    sweep when a task falls due before it."""
+    fotor[0].tasks[TASK] = COMPLETED
+    await reconcilers.track()  # due AFTER from now
+    tracked_at = time.time()
+    await reconcilers.start(sweep_interval=30.0)
+    await eventually(lambda: task_state(store, "done"), within=10)
+    assert time.time() - tracked_at < 10
+    # Once at the start (nothing due yet), once when due, once after the check; one more for
+    # a wake-up a hair early.
+    assert len(store.claimed_sources) <= 4, len(store.claimed_sources)
+    async with store.inner._read() as tx:  # type: ignore[attr-defined]
+        [(receipt_id, via)] = await tx.fetch("SELECT id, via FROM receipts")
+    assert receipt_id.startswith("rcv_") and via == "poll"
+
+
+async def test_a_task_the_provider_does_not_know_is_counted_and_asked_again_later(
+    reconcilers: Reconcilers, store: Faulty, fotor: tuple[FakeFotor, str]
+) -> None:
+    metrics = Metrics(["fotor"], [])
+    await reconcilers.start(metrics=metrics)
+    await reconcilers.track()  # the fake API answers with no data for it
+    await eventually(lambda: len(store.checks) >= 1)
+    at, next_at, error = store.checks[0]
+    assert error == "the provider does not know this task (yet)"
+    assert next_at is not None
+    assert next_at - at == pytest.approx(AFTER, abs=0.05)
+    sample = metrics.registry.get_sample_value(
+        "photohook_reconciler_checks_total", {"source": "fotor", "outcome": "unknown"}
+    )
+    assert sample is not None and sample >= 1
+    [task] = await store.list_tasks()
+    assert task.state == "tracked"

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from receiver.delivery import worker as worker_module
-from receiver.delivery.destinations import HandlerDestination
-from receiver.delivery.retry import RetrySchedule
 from receiver.delivery.worker import Worker
+from receiver.destinations import HandlerDestination
 from receiver.errors import StoreError
 from receiver.events import Event
+from receiver.retry import RetrySchedule
 from receiver.store import DeliveryQuery, Store, open_store
 from tests.integration.servers import eventually
 from tests.store.factories import receipt
@@ -165,6 +165,36 @@ async def test_a_delivery_in_flight_is_not_sent_again_by_another_worker(
         for worker in workers:
             await worker.stop()
     assert len(calls) == 1
+
+
+async def test_deliveries_waiting_behind_a_slow_rate_limit_are_not_taken_over(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Claimed together, the third waits two turns of a rate of one every 2 s: its lease must
+    # cover those turns, or a second worker takes it over and it is sent twice.
+    monkeypatch.setattr(worker_module, "LEASE_MARGIN", 0.1)
+    await store.sync_destinations(["app"])
+    for index in range(3):
+        await store.store(receipt(f"t{index}", destinations=("app",)))
+    calls: list[str] = []
+
+    async def handler(event: Event) -> None:
+        calls.append(event.id)
+
+    destination = HandlerDestination(
+        name="app", handler=handler, timeout=0.2, max_in_flight=3, rate_limit=0.5
+    )
+    first = Worker(store, {"app": destination}, sweep_interval=0.05)
+    await first.start()
+    await eventually(lambda: len(calls) == 1)
+    second = Worker(store, {"app": destination}, sweep_interval=0.05)
+    await second.start()
+    try:
+        await eventually(lambda: _states_are(store, ["delivered"] * 3), within=15)
+    finally:
+        await first.stop()
+        await second.stop()
+    assert sorted(calls) == sorted(set(calls)) and len(calls) == 3
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import receiver.delivery.worker
-from receiver.delivery.destinations import HTTPDestination
 from receiver.delivery.worker import Worker
+from receiver.destinations import HTTPDestination
 from receiver.errors import StoreError
 from receiver.store import DeliveryQuery, Outcome, Store, open_store
 from tests.store.factories import receipt

@@ -6,9 +6,14 @@ import asyncio
 
 import pytest
 
-from receiver.delivery.destinations import HandlerDestination
+from receiver.background import Background
+from receiver.config.settings import Settings
+from receiver.config.sources import SourceConfig
 from receiver.delivery.worker import Worker
+from receiver.destinations import HandlerDestination
 from receiver.events import Event
+from receiver.routing import Router
+from receiver.secrets import Secret
 from receiver.store import DeliveryQuery, Outcome, Store
 from tests.integration.servers import eventually
 
@@ -52,9 +57,9 @@ async def _all_delivered(store: Store, count: int) -> bool:
     return states == ["delivered"] * count
 
 
-@pytest.mark.parametrize("routed", [False, True])
-async def test_a_worker_listens_for_commits_only_when_it_has_somewhere_to_deliver(
-    store: Store, monkeypatch: pytest.MonkeyPatch, routed: bool
+@pytest.mark.parametrize(("routed", "reconciled"), [(False, False), (True, False), (False, True)])
+async def test_a_worker_listens_for_commits_only_when_it_has_something_to_look_for(
+    store: Store, monkeypatch: pytest.MonkeyPatch, routed: bool, reconciled: bool
 ) -> None:
     # Listening costs the receiver work on every commit (SQLite: a stat and a query every 10 ms),
     # for nothing when no delivery can ever be due.
@@ -69,7 +74,18 @@ async def test_a_worker_listens_for_commits_only_when_it_has_somewhere_to_delive
         pass
 
     destinations = {"app": HandlerDestination(name="app", handler=handler)} if routed else {}
-    worker = Worker(store, destinations, sweep_interval=0.05)
-    await worker.start()
-    await worker.stop()
-    assert listened == ([worker.wake] if routed else [])
+    sources = {
+        "fotor": SourceConfig(
+            name="fotor",
+            kind="fotor",
+            require=frozenset({"token"}),
+            api_key=Secret("key") if reconciled else None,
+            api_base_url="http://127.0.0.1:9",
+            reconcile_after=3600,
+        )
+    }
+    settings = Settings(destinations=destinations, sources=sources)
+    background = Background(settings, store, Router(()), sweep_interval=0.05)
+    await background.start()
+    await background.stop()
+    assert listened == ([background.wake] if routed or reconciled else [])

@@ -4,12 +4,12 @@ import ipaddress
 
 import pytest
 
-from receiver.config.secrets import Secret
-from receiver.config.settings import SourceConfig
+from receiver.clientaddr import AddressSet, parse_network
+from receiver.config.sources import SourceConfig
 from receiver.errors import Forbidden, Unauthorized
+from receiver.secrets import Secret
+from receiver.tokens import URLTokens
 from receiver.web.auth import SourceAuth
-from receiver.web.clientaddr import AddressSet, parse_network
-from receiver.web.tokens import URLTokens
 
 TOKENS = URLTokens(["key-new", "key-old"])
 

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from receiver.web.clientaddr import AddressSet, client_address, parse_address, parse_network
+from receiver.clientaddr import AddressSet, client_address, parse_address, parse_network
 
 PROXIES = AddressSet([parse_network("10.0.0.0/8"), parse_network("fd00::/8")])
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from receiver import DeliveryContext, Event
-from receiver.delivery.destinations import takes_context
+from receiver.destinations import takes_context
 
 
 def event_only(event: Event) -> None: ...

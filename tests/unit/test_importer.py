@@ -10,7 +10,7 @@ from receiver.errors import ImportStringError
 
 def test_resolves_module_attributes() -> None:
     assert import_from_string("handlers.log:print_event").__name__ == "print_event"
-    assert import_from_string("receiver.delivery.retry:RetrySchedule.next_delay")
+    assert import_from_string("receiver.retry:RetrySchedule.next_delay")
 
 
 @pytest.mark.parametrize(

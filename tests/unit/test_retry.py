@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.delivery.retry import DEFAULT_SCHEDULE, RetrySchedule
 from receiver.delivery.senders import parse_retry_after
+from receiver.retry import DEFAULT_SCHEDULE, RetrySchedule
 
 
 def test_default_schedule() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from receiver import DeliveryContext, Event, Retry
-from receiver.delivery.destinations import HandlerDestination
-from receiver.delivery.retry import RetrySchedule
 from receiver.delivery.senders import HandlerSender
+from receiver.destinations import HandlerDestination
+from receiver.retry import RetrySchedule
 from tests.unit.test_routing import event
 
 CONTEXT = DeliveryContext(delivery_id="dlv_1", attempt=1, destination="app", message_id="evt_1")

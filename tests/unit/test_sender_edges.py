@@ -16,10 +16,10 @@ import pytest
 
 from receiver import DeliveryContext, Event
 from receiver.__about__ import __version__
-from receiver.config.secrets import Secret
-from receiver.delivery.destinations import HandlerDestination, HTTPDestination
 from receiver.delivery.senders import HandlerSender, HTTPSender, parse_retry_after
-from receiver.delivery.signing import decode_secret, verify
+from receiver.destinations import HandlerDestination, HTTPDestination
+from receiver.secrets import Secret
+from receiver.signing import decode_secret, verify
 from tests.unit.test_routing import event
 
 CONTEXT = DeliveryContext(delivery_id="dlv_1", attempt=1, destination="app", message_id="evt_1")

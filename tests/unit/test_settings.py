@@ -7,6 +7,7 @@ import pytest
 
 from receiver.config.settings import Settings
 from receiver.errors import ConfigError
+from receiver.store import Tracking
 
 
 def write(path: Path, text: str) -> Path:
@@ -123,7 +124,9 @@ def test_reconciling_settings(tmp_path: Path) -> None:
         48 * 3600,
     )
     assert fotor.confirm
+    assert fotor.tracking == Tracking(after=300, lasting=48 * 3600, confirm=True)
     assert crop.api_key is None
+    assert crop.tracking is None  # no API key: its tasks are not reconciled
     assert crop.api_base_url == "https://us1-api.crop.photo"
     assert "k-123" not in repr(settings)
 

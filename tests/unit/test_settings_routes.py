@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from receiver.config.settings import Settings
-from receiver.delivery.destinations import HandlerDestination, HTTPDestination
+from receiver.destinations import HandlerDestination, HTTPDestination
 from receiver.errors import ConfigError
 from tests.plugins import hooks
 

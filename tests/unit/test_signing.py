@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook
 
-from receiver.delivery.signing import decode_secret, new_secret, sign, signature_header, verify
+from receiver.signing import decode_secret, new_secret, sign, signature_header, verify
 
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SPEC_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"

@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from receiver.delivery.signing import decode_secret, signature_header, verify
+from receiver.signing import decode_secret, signature_header, verify
 
 ID = "msg_edges"
 TIMESTAMP = 1_700_000_000

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from receiver.errors import ValidationFailed
+from receiver.errors import InvalidCallback
 from receiver.sources import KINDS, cropphoto, fotor
 from tests.helpers import fixture
 
@@ -84,7 +84,7 @@ def test_fotor_schema_violations_name_the_field(change: dict[str, Any], field: s
             del body[key]
         else:
             body[key] = value
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(InvalidCallback) as caught:
         fotor.parse(body)
     assert caught.value.field == field
     assert field in caught.value.message
@@ -93,7 +93,7 @@ def test_fotor_schema_violations_name_the_field(change: dict[str, Any], field: s
 @pytest.mark.parametrize("body", [[], "text", 1, None])
 def test_body_must_be_an_object(body: Any) -> None:
     for kind in KINDS.values():
-        with pytest.raises(ValidationFailed, match="must be a JSON object"):
+        with pytest.raises(InvalidCallback, match="must be a JSON object"):
             kind.parse(body)
 
 
@@ -165,7 +165,7 @@ def test_cropphoto_status_shape_gives_one_event_per_job_and_attributes_results()
     ],
 )
 def test_cropphoto_schema_violations_name_the_field(body: dict[str, Any], field: str) -> None:
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(InvalidCallback) as caught:
         cropphoto.parse(body)
     assert caught.value.field == field
 
@@ -207,7 +207,7 @@ def test_validators_raise_nothing_but_validation_errors(body: Any) -> None:
     for kind in KINDS.values():
         try:
             events = kind.parse(body)
-        except ValidationFailed as exc:
+        except InvalidCallback as exc:
             assert exc.field is not None
         else:
             assert events

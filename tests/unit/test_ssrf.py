@@ -4,7 +4,8 @@ import ipaddress
 
 import pytest
 
-from receiver.delivery.ssrf import DeniedDestination, check_host, denied_reason, parse_host, resolve
+from receiver.errors import DeniedDestination
+from receiver.ssrf import check_host, denied_reason, parse_host, resolve
 
 
 @pytest.mark.parametrize(

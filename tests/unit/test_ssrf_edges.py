@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from receiver.delivery.ssrf import DeniedDestination, check_host, denied_reason, resolve
+from receiver.errors import DeniedDestination
+from receiver.ssrf import check_host, denied_reason, resolve
 
 NAMES = {
     "public.example": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],

@@ -1,4 +1,5 @@
-"""The tallies read exactly as prometheus_client's own metrics would, given the same counts."""
+"""The tallies read exactly as prometheus_client's own metrics would, given the same counts: the
+fence of the prometheus-client version bound in pyproject.toml."""
 
 from __future__ import annotations
 

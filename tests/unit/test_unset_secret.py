@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from receiver.config.secrets import UnsetSecret, resolve_secret
 from receiver.config.settings import Settings
 from receiver.errors import ConfigError
+from receiver.secrets import UnsetSecret, resolve_secret
 
 
 def test_an_unset_variable_is_an_error_unless_the_command_only_reads() -> None:

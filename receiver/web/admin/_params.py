@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
-from receiver.errors import ValidationFailed
+from receiver.errors import Invalid
 from receiver.store import DELIVERY_STATES, DeliveryQuery, EventQuery, RejectedQuery
 
 MAX_LIMIT = 500
@@ -36,10 +36,10 @@ class Params:
         if value is None:
             return None
         if len(value) > 256:
-            raise ValidationFailed(f"{name} is longer than 256 characters", field=name)
+            raise Invalid(f"{name} is longer than 256 characters", field=name)
         if choices is not None and value not in choices:
             allowed = ", ".join(sorted(choices))
-            raise ValidationFailed(f"{name} must be one of {allowed}", field=name)
+            raise Invalid(f"{name} must be one of {allowed}", field=name)
         return value
 
     def boolean(self, name: str) -> bool | None:
@@ -47,7 +47,7 @@ class Params:
         if value is None:
             return None
         if value not in ("true", "false"):
-            raise ValidationFailed(f"{name} must be true or false", field=name)
+            raise Invalid(f"{name} must be true or false", field=name)
         return value == "true"
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
@@ -55,9 +55,7 @@ class Params:
         if value is None:
             return default
         if not value.isdigit() or not low <= int(value) <= high:
-            raise ValidationFailed(
-                f"{name} must be a whole number from {low} to {high}", field=name
-            )
+            raise Invalid(f"{name} must be a whole number from {low} to {high}", field=name)
         return int(value)
 
     def time(self, name: str) -> datetime | None:
@@ -67,7 +65,7 @@ class Params:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise ValidationFailed(
+            raise Invalid(
                 f"{name} must be an RFC 3339 time such as 2026-11-22T10:00:00Z", field=name
             ) from None
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -75,7 +73,7 @@ class Params:
     def finish(self) -> None:
         unknown = sorted(set(self._values) - self._read)
         if unknown:
-            raise ValidationFailed(f"unknown parameter {unknown[0]!r}", field=unknown[0])
+            raise Invalid(f"unknown parameter {unknown[0]!r}", field=unknown[0])
 
 
 def event_query(params: Params, *, statuses: Collection[str], limit: int = 50) -> EventQuery:

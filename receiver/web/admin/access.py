@@ -12,9 +12,9 @@ import hashlib
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.requests import HTTPConnection
 
-from receiver.config.secrets import Secret
+from receiver.clientaddr import AddressSet, client_address
 from receiver.errors import Forbidden, Unauthorized
-from receiver.web.clientaddr import AddressSet, client_address
+from receiver.secrets import Secret
 
 SESSION_COOKIE = "photohook_session"
 SESSION_SECONDS = 12 * 3600

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from receiver.config.settings import Settings
-from receiver.errors import Conflict, InvalidJSON, NotFound, ValidationFailed
+from receiver.errors import Conflict, Invalid, InvalidJSON, NotFound
 from receiver.observability.metrics import Metrics
 from receiver.operations import (
     destination_report,
@@ -97,7 +97,7 @@ class AdminAPI:
             new_id=_new_id(body),
         )
         if not created:
-            raise ValidationFailed(
+            raise Invalid(
                 "no route sends this event anywhere; name a destination", field="destination"
             )
         self._wake()
@@ -177,15 +177,15 @@ class AdminAPI:
         body = await _body(request)
         unknown = sorted(set(body) - {"source", "task_id", "business_id"})
         if unknown:
-            raise ValidationFailed(f"unknown field {unknown[0]!r}", field=unknown[0])
+            raise Invalid(f"unknown field {unknown[0]!r}", field=unknown[0])
         fields = {}
         for name in ("source", "task_id", "business_id"):
             value = body.get(name)
             if value is not None and not isinstance(value, str):
-                raise ValidationFailed(f"{name} must be a string", field=name)
+                raise Invalid(f"{name} must be a string", field=name)
             fields[name] = value
         if not fields["source"]:
-            raise ValidationFailed("source is required", field="source")
+            raise Invalid("source is required", field="source")
         task = await track(
             self._store,
             self._settings.sources,
@@ -250,19 +250,19 @@ class AdminAPI:
     def _destination(self, body: dict[str, Any]) -> str | None:
         unknown = sorted(set(body) - {"destination", "new_id"})
         if unknown:
-            raise ValidationFailed(f"unknown field {unknown[0]!r}", field=unknown[0])
+            raise Invalid(f"unknown field {unknown[0]!r}", field=unknown[0])
         destination = body.get("destination")
         if destination is None:
             return None
         if not isinstance(destination, str) or destination not in self._settings.destinations:
-            raise ValidationFailed("no destination with that name", field="destination")
+            raise Invalid("no destination with that name", field="destination")
         return destination
 
 
 def _new_id(body: dict[str, Any]) -> bool:
     new_id = body.get("new_id", False)
     if not isinstance(new_id, bool):
-        raise ValidationFailed("new_id must be true or false", field="new_id")
+        raise Invalid("new_id must be true or false", field="new_id")
     return new_id
 
 
@@ -280,5 +280,5 @@ async def _body(request: Request) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         raise InvalidJSON() from None
     if not isinstance(body, dict):
-        raise ValidationFailed("the body must be a JSON object", field="")
+        raise Invalid("the body must be a JSON object", field="")
     return body

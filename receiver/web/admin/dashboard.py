@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from receiver.config.settings import Settings
-from receiver.errors import Forbidden, HTTPError, NotFound, Unauthorized
+from receiver.errors import Forbidden, Malformed, NotFound, Refused, Unauthorized
 from receiver.events import Event, parse_time
 from receiver.observability.metrics import Metrics
 from receiver.operations import destination_report, replay_event
@@ -33,6 +33,7 @@ from receiver.web.admin._params import Params, event_query, rejected_query
 from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
 from receiver.web.admin.api import STATUSES
 from receiver.web.rejected import retry
+from receiver.web.responses import answer
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -155,9 +156,10 @@ class Dashboard:
                     here += f"?{request.url.query}"
                 login = path_for(request, "ui-login")
                 return RedirectResponse(f"{login}?next={quote(here, safe='/')}", 303)
-            except HTTPError as error:
+            except Refused as error:
+                found = answer(error)
                 return self._render(
-                    request, "error.html", {"error": error}, status_code=error.status_code
+                    request, "error.html", {"error": found}, status_code=found.status_code
                 )
 
         return guarded
@@ -363,7 +365,7 @@ async def _form(request: Request) -> dict[str, str]:
     """The fields of a small urlencoded form (the dashboard posts nothing else)."""
     body = await request.body()
     if len(body) > 4096:
-        raise HTTPError("the form is too large")
+        raise Malformed("the form is too large")
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {name: values[0] for name, values in fields.items()}
 

@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import socket
 
+from receiver.errors import DeniedDestination
 from receiver.types import IPAddress
 
 _DENIED: tuple[tuple[str, str], ...] = (
@@ -42,10 +43,6 @@ _DENIED: tuple[tuple[str, str], ...] = (
 _NETWORKS = tuple((ipaddress.ip_network(net), why) for net, why in _DENIED)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
-
-
-class DeniedDestination(Exception):
-    """The destination's address is not one photohook may send to."""
 
 
 def denied_reason(address: IPAddress) -> str | None:
