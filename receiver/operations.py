@@ -13,7 +13,15 @@ from receiver.errors import Invalid
 from receiver.events import Event
 from receiver.reconciler import key_fingerprint, rejected_key
 from receiver.routing import Router
-from receiver.store import TASK_STATES, Actions, EventQuery, Store, Task, TaskQueue
+from receiver.store import (
+    TASK_STATES,
+    Actions,
+    DestinationStatus,
+    EventQuery,
+    Store,
+    Task,
+    TaskQueue,
+)
 
 #: The most events one bulk replay touches.
 BULK_LIMIT = 10_000
@@ -72,15 +80,16 @@ async def replay_matching(
 
 async def destination_report(
     store: Store, destinations: Mapping[str, Destination]
-) -> list[dict[str, Any]]:
-    """Each destination's state and health, with its target (a URL without its query)."""
+) -> tuple[float, list[tuple[DestinationStatus, str | None]]]:
+    """When it was taken, and each destination's state and health with its target (a URL
+    without its query; None when it is no longer configured)."""
     await store.sync_destinations(destinations)
     now = time.time()
     report = []
     for status in await store.destination_statuses(now):
         configured = destinations.get(status.name)
-        report.append(status.to_dict(now) | {"target": configured.target if configured else None})
-    return report
+        report.append((status, configured.target if configured else None))
+    return now, report
 
 
 async def track(

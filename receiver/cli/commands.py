@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+import msgspec
 import orjson
 
 from receiver import eventloop, redact
@@ -201,13 +202,13 @@ def event_filters(args: argparse.Namespace) -> EventQuery:
     """The events that the filters given on the command line match: read as ``GET /api/events``
     reads its query string, into the same store query."""
     from receiver.errors import Invalid
-    from receiver.web.admin._params import Params, event_query
-    from receiver.web.admin.api import STATUSES
+    from receiver.web.admin.queries import event_filters
 
     given = {name: getattr(args, name, None) for name in EVENT_FILTERS}
-    params = Params({name: str(value) for name, value in given.items() if value is not None})
     try:
-        query = event_query(params, statuses=STATUSES)
+        query = event_filters(
+            {name: str(value) for name, value in given.items() if value is not None}
+        )
     except Invalid as exc:
         raise UsageError(f"--{(exc.field or '').replace('_', '-')}: {exc.message}") from None
     return replace(query, limit=getattr(args, "limit", 500))  # replaying: pages of 500
@@ -219,7 +220,9 @@ def event(settings: Settings, args: argparse.Namespace) -> int:
     if detail is None:
         return _fail(f"no event {args.event_id!r}")
     if args.json:
-        _print_json(detail.to_dict())
+        from receiver.web.admin import answers
+
+        _print_json(answers.event_detail(detail))
         return 0
     e = detail.event
     print(f"event {e.id}")
@@ -265,7 +268,9 @@ def deliveries(settings: Settings, args: argparse.Namespace) -> int:
     )
     found = with_store(settings, lambda store: store.list_deliveries(query))
     if args.json:
-        _print_json([delivery.to_dict() for delivery in found])
+        from receiver.web.admin import answers
+
+        _print_json([answers.delivery(delivery) for delivery in found])
         return 0
     rows = [
         (
@@ -369,7 +374,9 @@ def rejected(settings: Settings, args: argparse.Namespace) -> int:
     query = RejectedQuery(source=args.source, limit=args.limit)
     found = with_store(settings, lambda store: store.list_rejected(query))
     if args.json:
-        _print_json([record.to_dict() for record in found])
+        from receiver.web.admin import answers
+
+        _print_json([answers.rejected_detail(record) for record in found])
         return 0
     rows = [
         (
@@ -439,8 +446,12 @@ def destinations(settings: Settings, args: argparse.Namespace) -> int:
     """Show each destination's state, success rate over the last hour and last error."""
 
     from receiver.operations import destination_report
+    from receiver.web.admin import answers
 
-    statuses = with_store(settings, lambda store: destination_report(store, settings.destinations))
+    now, report = with_store(
+        settings, lambda store: destination_report(store, settings.destinations)
+    )
+    statuses = [msgspec.to_builtins(answers.destination(s, now, target)) for s, target in report]
     if args.json:
         _print_json(statuses)
         return 0
@@ -502,7 +513,9 @@ def tasks(settings: Settings, args: argparse.Namespace) -> int:
     """List tasks tracked with the providers, most recently changed first."""
     found = with_store(settings, lambda store: store.list_tasks(args.state, args.limit))
     if args.json:
-        _print_json([task.to_dict() for task in found])
+        from receiver.web.admin import answers
+
+        _print_json([answers.task(task) for task in found])
         return 0
     rows = [
         (
@@ -685,7 +698,8 @@ def stdout_bytes() -> Iterator[IO[bytes]]:
 
 def _print_json(value: Any) -> None:
     with stdout_bytes() as out:
-        out.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+        out.write(orjson.dumps(value, default=msgspec.to_builtins, option=orjson.OPT_INDENT_2))
+        out.write(b"\n")
 
 
 def _event_row(event: Event) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from msgspec import Struct
 
 from receiver.errors import KeyRejected, ProviderUnavailable
 from receiver.sources import cropphoto, fotor
@@ -25,6 +26,8 @@ class Kind:
     fetch_status: Callable[[httpx.AsyncClient, str, str, str], Awaitable[StatusAnswer]]
     api_base_url: str
     default_allow_ips: tuple[str, ...] = ()
+    #: The shapes of its callback bodies (structs ``parse`` reads them into), for the docs.
+    bodies: tuple[type[Struct], ...] = ()
 
     @property
     def status_rank(self) -> dict[str, int]:
@@ -45,6 +48,7 @@ KINDS: dict[str, Kind] = {
         fetch_status=fotor.fetch_status,
         api_base_url=fotor.API_BASE_URL,
         default_allow_ips=fotor.CALLBACK_IPS,
+        bodies=(fotor.FotorCallback,),
     ),
     "cropphoto": Kind(
         name="cropphoto",
@@ -53,6 +57,7 @@ KINDS: dict[str, Kind] = {
         terminal_statuses=cropphoto.TERMINAL_STATUSES,
         fetch_status=cropphoto.fetch_status,
         api_base_url=cropphoto.API_BASE_URL,
+        bodies=(cropphoto.CropPhotoJob, cropphoto.CropPhotoJobs),
     ),
 }
 

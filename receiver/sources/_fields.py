@@ -1,94 +1,109 @@
-"""Field readers for provider payloads: each raises InvalidCallback naming the field's path."""
+"""Reading a provider's callback body into its struct, in one msgspec pass; a bad value raises
+InvalidCallback naming the field's path (``avatarResult[0].images[1].url``), in words derived
+from the field's declared type."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import Meta, inspect
 
 from receiver.errors import InvalidCallback
-from receiver.types import JSONObject
 
 MAX_ID_LENGTH = 256
 
+#: A provider's identifier: a string with something other than spaces in it.
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"\S")]
 
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def require_object(value: Any, path: str) -> JSONObject:
-    if not isinstance(value, dict):
-        raise InvalidCallback(f"{path or 'the body'} must be a JSON object", field=path)
-    return value
+S = TypeVar("S", bound=msgspec.Struct)
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 
 
-def require_id(obj: JSONObject, key: str, path: str = "") -> str:
-    field = _join(path, key)
-    value = obj.get(key)
-    if value is None:
-        raise InvalidCallback(f"{field} is required", field=field)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCallback(f"{field} must be a non-empty string", field=field)
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidCallback(f"{field} is longer than {MAX_ID_LENGTH} characters", field=field)
-    return value
+def read(kind: type[S], body: Any) -> S:
+    """``body`` (decoded JSON) as ``kind``; fields the struct does not name are ignored."""
+    try:
+        return msgspec.convert(body, kind)
+    except msgspec.ValidationError as exc:
+        raise _refusal(kind, str(exc)) from None
 
 
-def optional_str(obj: JSONObject, key: str, path: str = "") -> str | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    field = _join(path, key)
-    raise InvalidCallback(f"{field} must be a string", field=field)
+def _refusal(kind: type[msgspec.Struct], error: str) -> InvalidCallback:
+    at = _AT.search(error)
+    path = at["path"].lstrip(".") if at else ""
+    problem = error[: at.start()] if at else error
+    missing = _MISSING.match(problem)
+    if missing:
+        field = f"{path}.{missing['name']}" if path else missing["name"]
+        return InvalidCallback(f"{field} is required", field=field)
+    declared, choices = _declared(kind, path)
+    if choices is not None:
+        return InvalidCallback(
+            f"{path} is required" if problem.endswith("got `null`") else _one_of(path, choices),
+            field=path,
+        )
+    return InvalidCallback(_rule(path, declared, problem), field=path)
 
 
-def optional_bool(obj: JSONObject, key: str, path: str = "") -> bool:
-    value = obj.get(key)
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    field = _join(path, key)
-    raise InvalidCallback(f"{field} must be true or false", field=field)
+def choice(names: Mapping[Any, str], value: Any, field: str) -> str:
+    """The normalized name of an enumerated value (the struct's field is annotated with
+    ``Meta(extra={"choices": names})``, so a wrong type is refused in the same words)."""
+    name = names.get(value)
+    if name is None:
+        raise InvalidCallback(_one_of(field, names), field=field)
+    return name
 
 
-def optional_objects(obj: JSONObject, key: str, path: str = "") -> list[tuple[str, JSONObject]]:
-    """The objects of an optional array, each with its path."""
-    value = obj.get(key)
-    field = _join(path, key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidCallback(f"{field} must be an array", field=field)
-    items = []
-    for index, item in enumerate(value):
-        item_path = _join(field, index)
-        items.append((item_path, require_object(item, item_path)))
-    return items
+def _one_of(field: str, choices: Mapping[Any, str]) -> str:
+    return f"{field} must be one of {', '.join(repr(choice) for choice in choices)}"
 
 
-def optional_strings(obj: JSONObject, key: str, path: str = "") -> tuple[str, ...]:
-    value = obj.get(key)
-    field = _join(path, key)
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise InvalidCallback(f"{field} must be an array of strings", field=field)
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            item_field = _join(field, index)
-            raise InvalidCallback(f"{item_field} must be a string", field=item_field)
-    return tuple(value)
+def _declared(
+    kind: type[msgspec.Struct], path: str
+) -> tuple[inspect.Type, Mapping[Any, str] | None]:
+    """The declared type at ``path`` (``a[0].b``), without its ``None``, and its choices."""
+    declared: inspect.Type = _unwrap(inspect.type_info(kind))
+    choices = None
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        if name and isinstance(declared, inspect.StructType):
+            field = next(f for f in declared.fields if f.encode_name == name)
+            extra = field.type.extra if isinstance(field.type, inspect.Metadata) else None
+            choices = (extra or {}).get("choices")
+            declared = _unwrap(field.type)
+        elif index and isinstance(declared, inspect.ListType):
+            declared = _unwrap(declared.item_type)
+    return declared, choices
 
 
-def choice(obj: JSONObject, key: str, choices: dict[Any, str], path: str = "") -> str:
-    """The normalized name of a required enumerated value."""
-    field = _join(path, key)
-    value = obj.get(key)
-    if value is None:
-        raise InvalidCallback(f"{field} is required", field=field)
-    # bool is an int in Python; True must not pass for status 1.
-    if not isinstance(value, bool) and isinstance(value, int | str):
-        name = choices.get(value)
-        if name is not None:
-            return name
-    allowed = ", ".join(repr(choice) for choice in choices)
-    raise InvalidCallback(f"{field} must be one of {allowed}", field=field)
+def _unwrap(declared: inspect.Type) -> inspect.Type:
+    while isinstance(declared, inspect.Metadata | inspect.UnionType):
+        if isinstance(declared, inspect.Metadata):
+            declared = declared.type
+        else:
+            declared = next(t for t in declared.types if not isinstance(t, inspect.NoneType))
+    return declared
+
+
+def _rule(field: str, declared: inspect.Type, problem: str) -> str:
+    """What a value at ``field`` must be, in words."""
+    if not field:
+        return "the body must be a JSON object"
+    null = problem.endswith("got `null`")
+    if isinstance(declared, inspect.StructType | inspect.DictType):
+        return f"{field} must be a JSON object"
+    if isinstance(declared, inspect.ListType):
+        if isinstance(_unwrap(declared.item_type), inspect.StrType):
+            return f"{field} must be an array of strings"
+        return f"{field} must be an array"
+    if isinstance(declared, inspect.BoolType):
+        return f"{field} must be true or false"
+    if isinstance(declared, inspect.StrType) and declared.min_length:
+        if null:
+            return f"{field} is required"
+        if "length <=" in problem:
+            return f"{field} is longer than {declared.max_length} characters"
+        return f"{field} must be a non-empty string"
+    return f"{field} must be a string"

@@ -7,22 +7,15 @@ Two shapes are accepted: a single job object ``{"job_id", "status", "job_labels"
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from msgspec import Meta, Struct
 
 from receiver.errors import InvalidCallback
-from receiver.sources._fields import (
-    choice,
-    optional_objects,
-    optional_str,
-    optional_strings,
-    require_id,
-    require_object,
-)
+from receiver.sources._fields import Id, choice, read
 from receiver.sources._parsed import ParsedEvent
 from receiver.sources._status import StatusAnswer, json_object, request
-from receiver.types import JSONObject
 
 API_BASE_URL = "https://us1-api.crop.photo"
 STATUSES = ("pending", "processing", "completed", "failed")
@@ -31,53 +24,73 @@ TERMINAL_STATUSES = frozenset({"completed", "failed"})
 TASK_TYPE = "banner"
 
 
+class CropPhotoResult(Struct):
+    output_image_url: str | None = None
+    job_id: str | None = None  # the job it is of, in the status answer's shape
+    crop_coordinates: dict[str, Any] | None = None
+
+
+class CropPhotoJob(Struct):
+    """One banner job; fields it does not name are kept in the payload, unread."""
+
+    job_id: Id
+    status: Annotated[
+        str, Meta(extra={"choices": STATUS_NAMES}, extra_json_schema={"enum": list(STATUSES)})
+    ]
+    job_labels: list[str] | None = None
+    results: list[CropPhotoResult] | None = None
+    error_message: str | None = None
+
+
+class CropPhotoJobs(Struct):
+    """The status answer's shape: jobs, with results beside them."""
+
+    jobs: list[CropPhotoJob] | None = None
+    results: list[CropPhotoResult] | None = None
+    error_message: str | None = None
+
+
 def parse(body: Any) -> list[ParsedEvent]:
     """One event per job in a Crop.photo callback body; raises InvalidCallback naming the field."""
-    doc = require_object(body, "")
-    optional_str(doc, "error_message")
-    results = _result_urls(doc)
-    if "jobs" not in doc:
-        return [_job_event(doc, "", [url for _, url in results])]
-    jobs = optional_objects(doc, "jobs")
-    if not jobs:
+    if not isinstance(body, dict) or "jobs" not in body:
+        job = read(CropPhotoJob, body)
+        return [_job_event(job, "status", _result_urls(job.results))]
+    doc = read(CropPhotoJobs, body)
+    if not doc.jobs:
         raise InvalidCallback("jobs must list at least one job", field="jobs")
-    events = []
-    for path, job in jobs:
-        job_id = require_id(job, "job_id", path)
-        urls = [url for owner, url in results if _belongs(owner, url, job_id, len(jobs))]
-        events.append(_job_event(job, path, urls))
-    return events
+    results = _owned_result_urls(doc.results)
+    return [
+        _job_event(
+            job,
+            f"jobs[{index}].status",
+            [url for owner, url in results if _belongs(owner, url, job.job_id, len(doc.jobs))]
+            + _result_urls(job.results),
+        )
+        for index, job in enumerate(doc.jobs)
+    ]
 
 
-def _job_event(job: JSONObject, path: str, result_urls: list[str]) -> ParsedEvent:
-    task_id = require_id(job, "job_id", path)
-    status = choice(job, "status", STATUS_NAMES, path)
-    labels = optional_strings(job, "job_labels", path)
-    if path:
-        result_urls = result_urls + [url for _, url in _result_urls(job, path)]
+def _job_event(job: CropPhotoJob, status_field: str, result_urls: list[str]) -> ParsedEvent:
+    status = choice(STATUS_NAMES, job.status, status_field)
     return ParsedEvent(
         type=f"cropphoto.job.{status}",
-        task_id=task_id,
+        task_id=job.job_id,
         task_type=TASK_TYPE,
         status=status,
         business_id=None,
-        labels=labels,
+        labels=tuple(job.job_labels or ()),
         result_urls=tuple(result_urls),
         flagged=False,
     )
 
 
-def _result_urls(doc: JSONObject, path: str = "") -> list[tuple[str | None, str]]:
+def _owned_result_urls(results: list[CropPhotoResult] | None) -> list[tuple[str | None, str]]:
     """(job_id the result names, if any; output URL) for each result with a URL."""
-    urls = []
-    for result_path, result in optional_objects(doc, "results", path):
-        url = optional_str(result, "output_image_url", result_path)
-        owner = optional_str(result, "job_id", result_path)
-        if result.get("crop_coordinates") is not None:
-            require_object(result["crop_coordinates"], f"{result_path}.crop_coordinates")
-        if url:
-            urls.append((owner, url))
-    return urls
+    return [(r.job_id, r.output_image_url) for r in results or () if r.output_image_url]
+
+
+def _result_urls(results: list[CropPhotoResult] | None) -> list[str]:
+    return [url for _, url in _owned_result_urls(results)]
 
 
 def _belongs(owner: str | None, url: str, job_id: str, job_count: int) -> bool:

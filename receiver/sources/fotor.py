@@ -6,20 +6,14 @@ fields are kept in the payload. Fotor signs nothing: its documented protection i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import orjson
+from msgspec import Meta, Struct
 
 from receiver.errors import ProviderUnavailable
-from receiver.sources._fields import (
-    choice,
-    optional_bool,
-    optional_objects,
-    optional_str,
-    require_id,
-    require_object,
-)
+from receiver.sources._fields import Id, choice, read
 from receiver.sources._parsed import ParsedEvent
 from receiver.sources._status import StatusAnswer, json_object, request
 
@@ -30,32 +24,48 @@ STATUSES = tuple(STATUS_NAMES.values())
 TERMINAL_STATUSES = frozenset({"completed", "failed"})
 
 
+class FotorAvatarImage(Struct, rename="camel"):
+    url: str | None = None
+    has_hsfw: bool | None = None
+
+
+class FotorAvatarResult(Struct, rename="camel"):
+    template_id: str | None = None
+    images: list[FotorAvatarImage] | None = None
+
+
+class FotorCallback(Struct, rename="camel"):
+    """A Fotor task callback; fields it does not name are kept in the payload, unread."""
+
+    task_id: Id
+    status: Annotated[
+        int | str,
+        Meta(extra={"choices": STATUS_NAMES}, extra_json_schema={"enum": list(STATUS_NAMES)}),
+    ]
+    type: Id
+    business_id: str | None = None
+    result_url: str | None = None
+    avatar_result: list[FotorAvatarResult] | None = None
+
+
 def parse(body: Any) -> list[ParsedEvent]:
     """The one event in a Fotor callback body; raises InvalidCallback naming the bad field."""
-    doc = require_object(body, "")
-    task_id = require_id(doc, "taskId")
-    status = choice(doc, "status", STATUS_NAMES)
-    task_type = require_id(doc, "type")
-    business_id = optional_str(doc, "businessId")
-    result_urls = []
-    result_url = optional_str(doc, "resultUrl")
-    if result_url:
-        result_urls.append(result_url)
+    callback = read(FotorCallback, body)
+    status = choice(STATUS_NAMES, callback.status, "status")
+    result_urls = [callback.result_url] if callback.result_url else []
     flagged = False
-    for result_path, result in optional_objects(doc, "avatarResult"):
-        optional_str(result, "templateId", result_path)
-        for image_path, image in optional_objects(result, "images", result_path):
-            url = optional_str(image, "url", image_path)
-            if url:
-                result_urls.append(url)
-            flagged = optional_bool(image, "hasHsfw", image_path) or flagged
+    for result in callback.avatar_result or ():
+        for image in result.images or ():
+            if image.url:
+                result_urls.append(image.url)
+            flagged = flagged or bool(image.has_hsfw)
     return [
         ParsedEvent(
             type=f"fotor.task.{status}",
-            task_id=task_id,
-            task_type=task_type,
+            task_id=callback.task_id,
+            task_type=callback.type,
             status=status,
-            business_id=business_id or None,
+            business_id=callback.business_id or None,
             labels=(),
             result_urls=tuple(result_urls),
             flagged=flagged,

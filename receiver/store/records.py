@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from receiver.events import Event, format_timestamp
+from receiver.events import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,22 +105,6 @@ class Delivery:
     updated_at: float
     message_id: str | None = None  # the webhook-id of a replay sent as a new message
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "event_id": self.event_id,
-            "destination": self.destination,
-            "state": self.state,
-            "attempts": self.attempts,
-            "next_attempt_at": _rfc3339(self.next_attempt_at)
-            if self.state in ("pending", "retrying")
-            else None,
-            "last_status": self.last_status,
-            "last_error": self.last_error,
-            "created_at": _rfc3339(self.created_at),
-            "updated_at": _rfc3339(self.updated_at),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class DeliveryQuery:
@@ -180,26 +164,6 @@ class DestinationStatus:
     oldest_pending_at: float | None
     dead: int = 0
 
-    def to_dict(self, now: float) -> dict[str, Any]:
-        attempts = self.attempts_last_hour
-        return {
-            "name": self.name,
-            "state": self.state,
-            "reason": self.reason,
-            "success_rate": round(self.successes_last_hour / attempts, 4) if attempts else None,
-            "attempts_last_hour": attempts,
-            "last_error": self.last_error,
-            "queue_depth": self.queue_depth,
-            "dead": self.dead,
-            "oldest_pending_age": round(now - self.oldest_pending_at, 3)
-            if self.oldest_pending_at is not None
-            else None,
-        }
-
-
-def _rfc3339(timestamp: float | None) -> str | None:
-    return None if timestamp is None else format_timestamp(timestamp)
-
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
@@ -213,18 +177,6 @@ class AttemptRecord:
     error: str | None
     response_headers: list[list[str]] | None
     response_body: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "started_at": _rfc3339(self.started_at),
-            "duration_ms": round(self.duration_ms, 3),
-            "ok": self.ok,
-            "status_code": self.status_code,
-            "error": self.error,
-            "response_headers": self.response_headers,
-            "response_body": self.response_body,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,19 +193,6 @@ class ReceiptRecord:
     body: str
     duplicate: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.source,
-            "via": self.via,
-            "received_at": self.received_at,
-            "peer": self.peer,
-            "client": self.client,
-            "headers": self.headers,
-            "body": self.body,
-            "duplicate": self.duplicate,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class EventDetail:
@@ -263,18 +202,6 @@ class EventDetail:
     duplicates: int
     receipts: list[ReceiptRecord]
     deliveries: list[tuple[Delivery, list[AttemptRecord]]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event": self.event.to_dict(),
-            "duplicates": self.duplicates,
-            "request": self.receipts[0].to_dict() if self.receipts else None,
-            "other_requests": [receipt.to_dict() for receipt in self.receipts[1:]],
-            "deliveries": [
-                delivery.to_dict() | {"history": [attempt.to_dict() for attempt in attempts]}
-                for delivery, attempts in self.deliveries
-            ],
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,22 +241,6 @@ class Task:
     next_check_at: float
     checks: int
     last_error: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "task_id": self.task_id,
-            "business_id": self.business_id,
-            "state": self.state,
-            "event_id": self.event_id,
-            "created_at": _rfc3339(self.created_at),
-            "last_seen_at": _rfc3339(self.last_seen_at),
-            "next_check_at": _rfc3339(self.next_check_at)
-            if self.state in ("tracked", "confirming")
-            else None,
-            "checks": self.checks,
-            "last_error": self.last_error,
-        }
 
 
 #: What became of a retried rejected request.
@@ -399,27 +310,3 @@ class RejectedRequest:
         return {"code": self.code, "message": self.message} | (
             {"field": self.field} if self.field is not None else {}
         )
-
-    def to_dict(self, *, full: bool = True) -> dict[str, Any]:
-        """As the admin API shows it; ``full`` adds the headers and the body."""
-        found: dict[str, Any] = {
-            "id": self.id,
-            "source": self.source,
-            "received_at": self.received_at,
-            "status": self.status,
-            "error": self._answer(),
-            "body_kept": self.body is not None,
-            "retries": self.retries,
-            "retried_at": self.retried_at,
-            "outcome": self.outcome,
-            "retry_error": self.retry_error,
-            "event_ids": self.event_ids,
-        }
-        if full:
-            found |= {
-                "peer": self.peer,
-                "client": self.client,
-                "headers": self.headers,
-                "body": self.body.decode("utf-8", "replace") if self.body is not None else None,
-            }
-        return found

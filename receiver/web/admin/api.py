@@ -1,17 +1,16 @@
-"""The admin API: JSON under ``/api``, described by ``/openapi.json``."""
+"""The admin API: JSON under ``/api``, its routes and types declared in ``contract``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import orjson
+from msgspec import Struct
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from receiver.config.settings import Settings
-from receiver.errors import Conflict, Invalid, InvalidJSON, NotFound
+from receiver.errors import Conflict, Invalid, NotFound
 from receiver.observability.metrics import Metrics
 from receiver.operations import (
     destination_report,
@@ -21,13 +20,48 @@ from receiver.operations import (
     track,
 )
 from receiver.routing import Router
-from receiver.sources import KINDS
-from receiver.store import TASK_STATES, DeliveryQuery, Receipt, Store, Stored
-from receiver.web.admin._params import Params, delivery_query, event_query, rejected_query
+from receiver.store import DeliveryQuery, Receipt, Store, Stored
+from receiver.web.admin import answers
+from receiver.web.admin.contract import (
+    DeliveryList,
+    DeliveryPage,
+    DeliveryRetry,
+    Destinations,
+    DestinationStateChanged,
+    EventDetail,
+    EventList,
+    EventPage,
+    EventReplay,
+    NewDelivery,
+    Params,
+    Reconciler,
+    RejectedList,
+    RejectedPage,
+    RejectedRequest,
+    RejectedRequestDetail,
+    RejectedRetry,
+    ReplayBody,
+    Replayed,
+    ReplayedMany,
+    Requeued,
+    RetriedAll,
+    SourceReconciliation,
+    Task,
+    TaskList,
+    Tasks,
+    TrackBody,
+)
+from receiver.web.admin.endpoints import OPERATIONS, Operation
+from receiver.web.admin.queries import (
+    delivery_query,
+    event_query,
+    read_body,
+    read_params,
+    rejected_query,
+)
 from receiver.web.rejected import retry, retry_all
-from receiver.web.responses import JSONResponse
 
-STATUSES = sorted({status for kind in KINDS.values() for status in kind.statuses})
+JSON = "application/json"
 
 
 class AdminAPI:
@@ -47,43 +81,40 @@ class AdminAPI:
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/api/events", self.list_events, methods=["GET"]),
-            Route("/api/events/replay", self.replay_events, methods=["POST"]),
-            Route("/api/events/{event_id}", self.get_event, methods=["GET"]),
-            Route("/api/events/{event_id}/replay", self.replay_one, methods=["POST"]),
-            Route("/api/deliveries", self.list_deliveries, methods=["GET"]),
-            Route("/api/deliveries/retry", self.retry_deliveries, methods=["POST"]),
-            Route("/api/deliveries/{delivery_id}/retry", self.retry_one, methods=["POST"]),
-            Route("/api/destinations", self.list_destinations, methods=["GET"]),
-            Route("/api/destinations/{name}/pause", self.pause, methods=["POST"]),
-            Route("/api/destinations/{name}/resume", self.resume, methods=["POST"]),
-            Route("/api/tasks", self.list_tasks, methods=["GET"]),
-            Route("/api/tasks", self.track_task, methods=["POST"]),
-            Route("/api/reconciler", self.reconciler, methods=["GET"]),
-            Route("/api/rejected", self.list_rejected, methods=["GET"]),
-            Route("/api/rejected/retry", self.retry_rejected, methods=["POST"]),
-            Route("/api/rejected/{rejected_id}", self.get_rejected, methods=["GET"]),
-            Route("/api/rejected/{rejected_id}/retry", self.retry_one_rejected, methods=["POST"]),
+            Route(operation.path, self._endpoint(operation), methods=[operation.method])
+            for operation in OPERATIONS
         ]
 
-    async def list_events(self, request: Request) -> Response:
-        params = Params(request.query_params)
-        query = event_query(params, statuses=STATUSES)
-        params.finish()
+    def _endpoint(self, operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+        """The operation's handler, given its query parameters (and body) decoded and
+        validated as the contract declares them; its answer is encoded the same way."""
+        handler: Callable[..., Awaitable[Struct]] = getattr(self, operation.handler)
+
+        async def endpoint(request: Request) -> Response:
+            params = read_params(operation.params, request.query_params)
+            if operation.body is None:
+                answer = await handler(request, params)
+            else:
+                answer = await handler(
+                    request, params, read_body(operation.body, await request.body())
+                )
+            return Response(answers.encode(answer), media_type=JSON)
+
+        return endpoint
+
+    async def list_events(self, request: Request, params: EventList) -> EventPage:
+        query = event_query(params)
         found = await self._store.list_events(query)
         next_cursor = found[-1].id if len(found) == query.limit else None
-        return JSONResponse({"items": [e.to_dict() for e in found], "next_cursor": next_cursor})
+        return EventPage([answers.event(e) for e in found], next_cursor)
 
-    async def get_event(self, request: Request) -> Response:
-        _no_params(request)
+    async def get_event(self, request: Request, params: Params) -> EventDetail:
         detail = await self._store.event_detail(request.path_params["event_id"])
         if detail is None:
             raise NotFound("no event with that id")
-        return JSONResponse(detail.to_dict())
+        return answers.event_detail(detail)
 
-    async def replay_one(self, request: Request) -> Response:
-        _no_params(request)
-        body = await _body(request)
+    async def replay_one(self, request: Request, params: Params, body: ReplayBody) -> Replayed:
         destination = self._destination(body)
         event = await self._store.get_event(request.path_params["event_id"])
         if event is None:
@@ -94,37 +125,33 @@ class AdminAPI:
             event,
             destination=destination,
             destinations=self._settings.destinations,
-            new_id=_new_id(body),
+            new_id=body.new_id,
         )
         if not created:
             raise Invalid(
                 "no route sends this event anywhere; name a destination", field="destination"
             )
         self._wake()
-        return JSONResponse({"deliveries": [{"id": d, "destination": name} for d, name in created]})
+        return Replayed([NewDelivery(d, name) for d, name in created])
 
-    async def replay_events(self, request: Request) -> Response:
-        params = Params(request.query_params)
-        query = event_query(params, statuses=STATUSES, limit=500)
-        params.finish()
-        body = await _body(request)
+    async def replay_events(
+        self, request: Request, params: EventReplay, body: ReplayBody
+    ) -> ReplayedMany:
+        query = event_query(params)
         destination = self._destination(body)
         events, deliveries = await replay_matching(
-            self._store, self._router, query, destination=destination, new_id=_new_id(body)
+            self._store, self._router, query, destination=destination, new_id=body.new_id
         )
         self._wake()
-        return JSONResponse({"events": events, "deliveries": deliveries})
+        return ReplayedMany(events, deliveries)
 
-    async def list_deliveries(self, request: Request) -> Response:
-        params = Params(request.query_params)
+    async def list_deliveries(self, request: Request, params: DeliveryList) -> DeliveryPage:
         query = delivery_query(params)
-        params.finish()
         found = await self._store.list_deliveries(query)
         next_cursor = found[-1].id if len(found) == query.limit else None
-        return JSONResponse({"items": [d.to_dict() for d in found], "next_cursor": next_cursor})
+        return DeliveryPage([answers.delivery(d) for d in found], next_cursor)
 
-    async def retry_one(self, request: Request) -> Response:
-        _no_params(request)
+    async def retry_one(self, request: Request, params: Params) -> Requeued:
         delivery_id = request.path_params["delivery_id"]
         if not await self._store.requeue(delivery_id=delivery_id):
             known = await self._store.list_deliveries(DeliveryQuery(delivery_id=delivery_id))
@@ -132,95 +159,61 @@ class AdminAPI:
                 raise NotFound("no delivery with that id")
             raise Conflict(f"only dead deliveries are retried; this one is {known[0].state}")
         self._wake()
-        return JSONResponse({"requeued": 1})
+        return Requeued(1)
 
-    async def retry_deliveries(self, request: Request) -> Response:
-        params = Params(request.query_params)
-        params.text("state", choices=("dead",))
-        destination = params.text("destination")
-        event_id = params.text("event")
-        params.finish()
-        count = await self._store.requeue(destination=destination, event_id=event_id)
+    async def retry_deliveries(self, request: Request, params: DeliveryRetry) -> Requeued:
+        count = await self._store.requeue(destination=params.destination, event_id=params.event)
         self._wake()
-        return JSONResponse({"requeued": count})
+        return Requeued(count)
 
-    async def list_destinations(self, request: Request) -> Response:
-        _no_params(request)
-        items = await destination_report(self._store, self._settings.destinations)
-        return JSONResponse({"items": items})
+    async def list_destinations(self, request: Request, params: Params) -> Destinations:
+        now, report = await destination_report(self._store, self._settings.destinations)
+        return Destinations([answers.destination(s, now, target) for s, target in report])
 
-    async def pause(self, request: Request) -> Response:
+    async def pause(self, request: Request, params: Params) -> DestinationStateChanged:
         return await self._set_state(request, "paused", "paused by an operator")
 
-    async def resume(self, request: Request) -> Response:
+    async def resume(self, request: Request, params: Params) -> DestinationStateChanged:
         return await self._set_state(request, "active", None)
 
-    async def _set_state(self, request: Request, state: str, reason: str | None) -> Response:
-        _no_params(request)
+    async def _set_state(
+        self, request: Request, state: str, reason: str | None
+    ) -> DestinationStateChanged:
         name = request.path_params["name"]
         await self._store.sync_destinations(self._settings.destinations)
         if not await self._store.set_destination_state(name, state, reason):
             raise NotFound("no destination with that name")
         self._wake()
-        return JSONResponse({"name": name, "state": state})
+        return DestinationStateChanged(name, state)
 
-    async def list_tasks(self, request: Request) -> Response:
-        params = Params(request.query_params)
-        state = params.text("state", choices=TASK_STATES)
-        limit = params.integer("limit", 100, low=1, high=500)
-        params.finish()
-        tasks = await self._store.list_tasks(state, limit)
-        return JSONResponse({"items": [task.to_dict() for task in tasks]})
+    async def list_tasks(self, request: Request, params: TaskList) -> Tasks:
+        tasks = await self._store.list_tasks(params.state, params.limit)
+        return Tasks([answers.task(task) for task in tasks])
 
-    async def track_task(self, request: Request) -> Response:
-        _no_params(request)
-        body = await _body(request)
-        unknown = sorted(set(body) - {"source", "task_id", "business_id"})
-        if unknown:
-            raise Invalid(f"unknown field {unknown[0]!r}", field=unknown[0])
-        fields = {}
-        for name in ("source", "task_id", "business_id"):
-            value = body.get(name)
-            if value is not None and not isinstance(value, str):
-                raise Invalid(f"{name} must be a string", field=name)
-            fields[name] = value
-        if not fields["source"]:
-            raise Invalid("source is required", field="source")
+    async def track_task(self, request: Request, params: Params, body: TrackBody) -> Task:
         task = await track(
-            self._store,
-            self._settings.sources,
-            fields["source"],
-            fields["task_id"] or "",
-            fields["business_id"],
+            self._store, self._settings.sources, body.source, body.task_id, body.business_id
         )
         self._wake()
-        return JSONResponse(task.to_dict())
+        return answers.task(task)
 
-    async def reconciler(self, request: Request) -> Response:
-        _no_params(request)
-        return JSONResponse(
-            {"sources": await reconciler_report(self._store, self._settings.sources)}
-        )
+    async def reconciler(self, request: Request, params: Params) -> Reconciler:
+        report = await reconciler_report(self._store, self._settings.sources)
+        return Reconciler([SourceReconciliation(**source) for source in report])
 
-    async def list_rejected(self, request: Request) -> Response:
-        params = Params(request.query_params)
+    async def list_rejected(self, request: Request, params: RejectedList) -> RejectedPage:
         query = rejected_query(params)
-        params.finish()
         found = await self._store.list_rejected(query)
         next_cursor = found[-1].id if len(found) == query.limit else None
-        return JSONResponse(
-            {"items": [r.to_dict(full=False) for r in found], "next_cursor": next_cursor}
-        )
+        return RejectedPage([answers.rejected(r) for r in found], next_cursor)
 
-    async def get_rejected(self, request: Request) -> Response:
-        _no_params(request)
+    async def get_rejected(self, request: Request, params: Params) -> RejectedRequestDetail:
         found = await self._store.get_rejected(request.path_params["rejected_id"])
         if found is None:
             raise NotFound("no rejected request with that id")
-        return JSONResponse(found.to_dict())
+        return answers.rejected_detail(found)
 
-    async def retry_one_rejected(self, request: Request) -> Response:
-        _no_params(request)
+    async def retry_one_rejected(self, request: Request, params: Params) -> RejectedRequest:
         record = await retry(
             self._store,
             self._settings,
@@ -228,15 +221,14 @@ class AdminAPI:
             request.path_params["rejected_id"],
             self._stored,
         )
-        return JSONResponse(record.to_dict(full=False))
+        return answers.rejected(record)
 
-    async def retry_rejected(self, request: Request) -> Response:
-        params = Params(request.query_params)
-        source = params.text("source")
-        params.finish()
-        outcomes = await retry_all(self._store, self._settings, self._router, source, self._stored)
-        return JSONResponse(
-            {name: outcomes[name] for name in ("accepted", "duplicate", "rejected", "skipped")}
+    async def retry_rejected(self, request: Request, params: RejectedRetry) -> RetriedAll:
+        outcomes = await retry_all(
+            self._store, self._settings, self._router, params.source, self._stored
+        )
+        return RetriedAll(
+            outcomes["accepted"], outcomes["duplicate"], outcomes["rejected"], outcomes["skipped"]
         )
 
     def _stored(self, receipt: Receipt, stored: Stored) -> None:
@@ -247,38 +239,7 @@ class AdminAPI:
         if stored.new_event_ids:
             self._wake()
 
-    def _destination(self, body: dict[str, Any]) -> str | None:
-        unknown = sorted(set(body) - {"destination", "new_id"})
-        if unknown:
-            raise Invalid(f"unknown field {unknown[0]!r}", field=unknown[0])
-        destination = body.get("destination")
-        if destination is None:
-            return None
-        if not isinstance(destination, str) or destination not in self._settings.destinations:
+    def _destination(self, body: ReplayBody) -> str | None:
+        if body.destination is not None and body.destination not in self._settings.destinations:
             raise Invalid("no destination with that name", field="destination")
-        return destination
-
-
-def _new_id(body: dict[str, Any]) -> bool:
-    new_id = body.get("new_id", False)
-    if not isinstance(new_id, bool):
-        raise Invalid("new_id must be true or false", field="new_id")
-    return new_id
-
-
-def _no_params(request: Request) -> None:
-    Params(request.query_params).finish()
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    """An optional JSON object body."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidJSON() from None
-    if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object", field="")
-    return body
+        return body.destination

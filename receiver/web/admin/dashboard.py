@@ -12,10 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, quote
 
 import jinja2
+import msgspec
+from msgspec import Struct
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -28,10 +30,17 @@ from receiver.observability.metrics import Metrics
 from receiver.operations import destination_report, replay_event
 from receiver.routing import Router
 from receiver.store import DELIVERY_STATES, DeliveryQuery, Store
-from receiver.web.admin import overview
-from receiver.web.admin._params import Params, event_query, rejected_query
+from receiver.web.admin import answers, overview
 from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
-from receiver.web.admin.api import STATUSES
+from receiver.web.admin.contract import (
+    STATUSES,
+    DeliveryState,
+    EventList,
+    Params,
+    RejectedList,
+    Text,
+)
+from receiver.web.admin.queries import event_query, read_params, rejected_query
 from receiver.web.rejected import retry
 from receiver.web.responses import answer
 
@@ -206,7 +215,7 @@ class Dashboard:
         return response
 
     async def overview(self, request: Request) -> Response:
-        Params(request.query_params).finish()
+        read_params(Params, request.query_params)
         now = time.time()
         context = {
             "callbacks": await overview.callback_charts(
@@ -217,18 +226,17 @@ class Dashboard:
             ),
             "windows": overview.WINDOWS,
             "statuses": [
-                status.to_dict(now) for status in await self._store.destination_statuses(now)
+                _builtins(answers.destination(status, now, None))
+                for status in await self._store.destination_statuses(now)
             ],
         }
         return self._render(request, "overview.html", context)
 
     async def events(self, request: Request) -> Response:
-        params = Params(request.query_params)
-        query = event_query(params, statuses=STATUSES)
-        if params.text("delivery", choices=("dead",)) is not None:
+        params = read_params(_Events, request.query_params)
+        query = event_query(params)
+        if params.delivery is not None:
             query = dataclasses.replace(query, dead_delivery=True)
-        params.text("partial")
-        params.finish()
         events = await self._store.list_events(query)
         context = {
             "events": events,
@@ -273,10 +281,8 @@ class Dashboard:
         return RedirectResponse(path_for(request, "ui-event", event_id=event.id), 303)
 
     async def deliveries(self, request: Request) -> Response:
-        params = Params(request.query_params)
-        state = params.text("state", choices=DELIVERY_STATES)
-        destination = params.text("destination")
-        params.finish()
+        params = read_params(_Deliveries, request.query_params)
+        state, destination = params.state, params.destination
         deliveries = await self._store.list_deliveries(
             DeliveryQuery(state=state, destination=destination, limit=200)
         )
@@ -303,7 +309,8 @@ class Dashboard:
         return RedirectResponse(path_for(request, "ui-deliveries"), 303)
 
     async def destinations(self, request: Request) -> Response:
-        statuses = await destination_report(self._store, self._settings.destinations)
+        now, report = await destination_report(self._store, self._settings.destinations)
+        statuses = [_builtins(answers.destination(s, now, target)) for s, target in report]
         return self._render(request, "destinations.html", {"statuses": statuses})
 
     async def set_state(self, request: Request) -> Response:
@@ -317,9 +324,7 @@ class Dashboard:
         return RedirectResponse(path_for(request, "ui-destinations"), 303)
 
     async def rejected(self, request: Request) -> Response:
-        params = Params(request.query_params)
-        query = rejected_query(params)
-        params.finish()
+        query = rejected_query(read_params(RejectedList, request.query_params))
         found = await self._store.list_rejected(query)
         context = {
             "rejected": found,
@@ -347,6 +352,21 @@ class Dashboard:
         return RedirectResponse(
             path_for(request, "ui-rejected-request", rejected_id=rejected_id), 303
         )
+
+
+class _Events(EventList):
+    delivery: Literal["dead"] | None = None
+    partial: str | None = None
+
+
+class _Deliveries(Params):
+    state: DeliveryState | None = None
+    destination: Text | None = None
+
+
+def _builtins(answer: Struct) -> dict[str, Any]:
+    found: dict[str, Any] = msgspec.to_builtins(answer)
+    return found
 
 
 def _images(event: Event) -> list[tuple[str, bool]]:
