@@ -42,7 +42,6 @@ from receiver.store.roles import (
     Status,
     TaskQueue,
     Transfer,
-    Working,
 )
 
 
@@ -134,6 +133,5 @@ __all__ = [
     "TaskQueue",
     "Tracking",
     "Transfer",
-    "Working",
     "open_store",
 ]

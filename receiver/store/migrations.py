@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 
 from receiver.errors import NoDatabase, StoreError
+from receiver.events import format_time
+from receiver.store.tx import Tx
+
+logger = logging.getLogger("photohook.store")
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -84,6 +90,39 @@ def pending(engine: str, applied: Mapping[int, str]) -> list[Migration]:
                 "expects; use that build, or a database (or backup) migrated by this one"
             )
     return [m for m in known if m.version not in applied]
+
+
+async def has_schema(tx: Tx) -> bool:
+    """Whether the database holds a photohook schema: a migration applied."""
+    [(table,)] = await tx.fetch(tx.dialect.table_exists.format(table="schema_migrations"))
+    return bool(table and await tx.fetch("SELECT 1 FROM schema_migrations LIMIT 1"))
+
+
+async def migrate(
+    tx: Tx, *, apply: bool, run_script: Callable[[Migration], Awaitable[object]]
+) -> SchemaChange:
+    """Apply the pending migrations of the engine of ``tx`` (run by ``run_script``, the
+    engine's way to run a script), recording each in ``schema_migrations``, in one transaction;
+    with ``apply`` false, raise StoreError if any is pending."""
+    await tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    applied = {
+        int(version): str(name)
+        for version, name in await tx.fetch("SELECT version, name FROM schema_migrations")
+    }
+    todo = pending(tx.dialect.name, applied)
+    if todo and not apply:
+        raise not_migrated(todo)
+    for migration in todo:
+        await run_script(migration)
+        await tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, format_time(datetime.now(UTC))),
+        )
+        logger.info("applied migration %04d_%s", migration.version, migration.name)
+    return SchemaChange.of(applied, todo)
 
 
 def not_migrated(todo: list[Migration]) -> StoreError:

@@ -13,15 +13,13 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
 
 from receiver import redact
 from receiver.errors import StoreError
-from receiver.events import format_time
-from receiver.store.migrations import SchemaChange, no_database, not_migrated, pending
+from receiver.store.migrations import Migration, has_schema, migrate, no_database
 from receiver.store.records import Receipt, Stored
 from receiver.store.sqlstore import SQLStore, reason
 from receiver.store.tx import Dialect, Row, Tx
@@ -32,6 +30,7 @@ logger = logging.getLogger("photohook.store")
 
 DIALECT = Dialect(
     name="postgresql",
+    table_exists="SELECT to_regclass('{table}') IS NOT NULL",
     json_array_holds=(
         "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CAST({column} AS jsonb)) AS item (value)"
         " WHERE item.value = ?)"
@@ -320,30 +319,14 @@ class PostgresStore(SQLStore):
             async with connection.transaction():
                 tx = _Tx(connection, None)
                 await tx.fetch("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-                if not create and not await _has_schema(tx):
+                if not create and not await has_schema(tx):
                     raise no_database(f"{redact.url(self.dsn)} (no photohook schema there)")
-                await tx.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-                )
-                applied = {
-                    int(version): str(name)
-                    for version, name in await tx.fetch(
-                        "SELECT version, name FROM schema_migrations"
-                    )
-                }
-                todo = pending("postgresql", applied)
-                if todo and not apply:
-                    raise not_migrated(todo)
-                for migration in todo:
+
+                async def run_script(migration: Migration) -> None:
+                    # Whole, its placeholders not numbered: one query of many statements.
                     await connection.execute(migration.sql)
-                    await tx.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at)"
-                        " VALUES (?, ?, ?)",
-                        (migration.version, migration.name, format_time(datetime.now(UTC))),
-                    )
-                    logger.info("applied migration %04d_%s", migration.version, migration.name)
-                self.schema = SchemaChange.of(applied, todo)
+
+                self.schema = await migrate(tx, apply=apply, run_script=run_script)
         finally:
             await connection.close(timeout=CONNECT_TIMEOUT)
 
@@ -401,8 +384,3 @@ def _numbered(sql: str) -> str:
         if len(_numbered_cache) < 4096:
             _numbered_cache[sql] = numbered
     return numbered
-
-
-async def _has_schema(tx: _Tx) -> bool:
-    [(table,)] = await tx.fetch("SELECT to_regclass('schema_migrations') IS NOT NULL")
-    return bool(table and await tx.fetch("SELECT 1 FROM schema_migrations LIMIT 1"))

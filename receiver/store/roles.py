@@ -259,10 +259,6 @@ class Reconciling(TaskQueue, Intake, Reads, Meta, Protocol):
     is about, and whether a source's key was rejected."""
 
 
-class Working(Outbox, Reconciling, Protocol):
-    """What a worker runs on: its outbox, and what its reconciler uses."""
-
-
 #: Every role, each declaring its own methods (the others are made of these).
 ROLES: tuple[type, ...] = (
     Destinations,

@@ -31,6 +31,20 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+#: Its parameters: :func:`receipt_row`.
+INSERT_RECEIPT = """
+    INSERT INTO receipts (id, source, via, received_at, peer, client, headers, body, body_sha256,
+        event_ids, duplicate)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+#: Its parameters: :func:`event_row`.
+INSERT_EVENT = """
+    INSERT INTO events (id, source, kind, type, task_id, task_type, status, business_id, labels,
+        result_urls, flagged, received_at, via, receipt_id, status_rank)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
 def receipt_row(receipt: Receipt, event_ids: list[str], *, duplicate: bool) -> tuple[Any, ...]:
     return (
         receipt.id,

@@ -15,15 +15,13 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from receiver.errors import StoreError
-from receiver.events import format_time
 from receiver.store.groupcommit import Committer, ThreadGroupCommit
-from receiver.store.migrations import SchemaChange, no_database, not_migrated, pending
+from receiver.store.migrations import Migration, SchemaChange, has_schema, migrate, no_database
 from receiver.store.sqlite_writer import Writer
 from receiver.store.sqlstore import BatchWork, SQLStore
 from receiver.store.tx import Dialect, Row, Tx
@@ -35,6 +33,9 @@ logger = logging.getLogger("photohook.store")
 
 DIALECT = Dialect(
     name="sqlite",
+    table_exists=(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}')"
+    ),
     json_array_holds="EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)",
     unindexed="+",
 )
@@ -83,7 +84,7 @@ class SQLiteStore(SQLStore):
             await writer.open(self.path)
 
             async def prepare() -> None:
-                if not create and not await writer.transaction(_has_schema):
+                if not create and not await writer.transaction(has_schema):
                     raise no_database(repr(self.path))
                 await writer.execute("PRAGMA journal_mode = WAL")
                 self.schema = await writer.transaction(functools.partial(_migrate, apply=migrate))
@@ -194,34 +195,12 @@ class SQLiteStore(SQLStore):
         yield _Tx(self._reader)
 
 
-async def _has_schema(tx: Tx) -> bool:
-    found = await tx.fetch(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    )
-    return bool(found and await tx.fetch("SELECT 1 FROM schema_migrations LIMIT 1"))
-
-
 async def _migrate(tx: Tx, *, apply: bool) -> SchemaChange:
-    await tx.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    applied = {
-        int(version): str(name)
-        for version, name in await tx.fetch("SELECT version, name FROM schema_migrations")
-    }
-    todo = pending("sqlite", applied)
-    if todo and not apply:
-        raise not_migrated(todo)
-    for migration in todo:
-        for statement in migration.statements():
+    async def run_script(migration: Migration) -> None:
+        for statement in migration.statements():  # one at a time, as sqlite3 runs them
             await tx.execute(statement)
-        await tx.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-            (migration.version, migration.name, format_time(datetime.now(UTC))),
-        )
-        logger.info("applied migration %04d_%s", migration.version, migration.name)
-    return SchemaChange.of(applied, todo)
+
+    return await migrate(tx, apply=apply, run_script=run_script)
 
 
 #: Seconds between looks at whether another process has committed: while the database is being

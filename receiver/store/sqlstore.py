@@ -54,7 +54,6 @@ from receiver.store.records import (
     Rejection,
     Stored,
     Task,
-    Tracking,
 )
 from receiver.store.tx import Tx
 
@@ -93,6 +92,17 @@ def writing(
         return await self._run(doing, lambda tx: body(tx, now, *args, **kwargs))
 
     return _signed(method, body, given=2)
+
+
+def transacting(
+    doing: str, body: Callable[Concatenate[Tx, P], Awaitable[T]]
+) -> Callable[Concatenate[SQLStore, P], Coroutine[Any, Any, T]]:
+    """As :func:`writing`, for a ``body(tx, ...)`` given only what the method is given."""
+
+    async def method(self: SQLStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._run(doing, lambda tx: body(tx, *args, **kwargs))
+
+    return _signed(method, body, given=1)
 
 
 def _signed(method: F, body: Callable[..., object], *, given: int) -> F:
@@ -245,21 +255,13 @@ class SQLStore:
     set_destination_state = writing("cannot change the destination", outbox.set_destination_state)
     finish_task = writing("cannot record the task", tasks.finish)
     check_writable = writing("the database is not writable", meta.probe)
+    # Given their time by the caller, or needing none.
+    track_task = transacting("cannot track the task", tasks.track)
+    url_token_key = transacting("cannot read the URL token key", meta.url_token_key)
 
-    # The rest are written out: they take their time from the caller, copy an argument that a
-    # transaction run again would find consumed, lease without waiting for the disk, say in
-    # their error what they were given, or take many transactions.
-
-    async def track_task(
-        self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
-    ) -> Task:
-        return await self._run(
-            "cannot track the task",
-            lambda tx: tasks.track(tx, source, task_id, business_id, tracking, now),
-        )
-
-    async def url_token_key(self) -> str:
-        return await self._run("cannot read the URL token key", meta.url_token_key)
+    # The rest are written out: they copy an argument that a transaction run again would find
+    # consumed, lease without waiting for the disk, say in their error what they were given,
+    # or take many transactions.
 
     async def sync_destinations(self, names: Iterable[str]) -> None:
         names = list(names)  # once: a transaction may be run again

@@ -16,6 +16,8 @@ class Dialect:
     placeholders; an engine that numbers them (``$1``) rewrites them itself."""
 
     name: str
+    #: A query whose one value is true when table ``{table}`` exists.
+    table_exists: str
     #: A condition: the JSON array in column ``{column}`` holds the text parameter.
     json_array_holds: str
     #: Appended to a SELECT to lock the rows it returns, skipping rows others have locked.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from receiver.store import rows
 from receiver.store.batch import Key, TaskChange, plan
 from receiver.store.outbox import INSERT_DELIVERY
 from receiver.store.records import Receipt, Stored
@@ -12,16 +13,6 @@ from receiver.store.tx import Tx, marks
 
 _PARAMETERS_PER_QUERY = 500
 
-_INSERT_RECEIPT = """
-    INSERT INTO receipts (id, source, via, received_at, peer, client, headers, body, body_sha256,
-        event_ids, duplicate)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_INSERT_EVENT = """
-    INSERT INTO events (id, source, kind, type, task_id, task_type, status, business_id, labels,
-        result_urls, flagged, received_at, via, receipt_id, status_rank)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
 # A tracked task has no event waiting (NULL). A callback that is not final tracks its task
 # only while no final event of it is stored: callbacks come out of order, and a late one must
 # not reopen a finished task (which has no row when its first event was the final one).
@@ -57,9 +48,9 @@ async def write_batch(tx: Tx, receipts: Sequence[Receipt], now: float) -> list[S
     known, ranks = await _existing(tx, task_ids)
     batch = plan(receipts, known, ranks, now)
     if batch.receipts:
-        await tx.executemany(_INSERT_RECEIPT, batch.receipts)
+        await tx.executemany(rows.INSERT_RECEIPT, batch.receipts)
     if batch.events:
-        await tx.executemany(_INSERT_EVENT, batch.events)
+        await tx.executemany(rows.INSERT_EVENT, batch.events)
     if batch.deliveries:
         await tx.executemany(INSERT_DELIVERY, batch.deliveries)
         if any(result.deliveries for result in batch.results):

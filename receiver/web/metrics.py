@@ -8,12 +8,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from receiver.observability.metrics import MEDIA_TYPE, Metrics
-from receiver.store import Store
+from receiver.store import Status
 from receiver.web.admin.access import AdminAccess
 from receiver.web.responses import ERROR_HANDLERS
 
 
-def metrics_app(metrics: Metrics, store: Store, access: AdminAccess) -> Starlette:
+def metrics_app(metrics: Metrics, store: Status, access: AdminAccess) -> Starlette:
     """``GET /metrics`` and nothing else (``photohook worker --metrics-port``); the same access
     as the admin API's."""
 

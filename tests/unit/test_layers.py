@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "receiver.ids",
         "receiver.errors",
         "receiver.types",
+        "receiver.states",
         "receiver.retry",
         "receiver.signing",
         "receiver.ssrf",

@@ -18,7 +18,7 @@ from receiver.store.postgres import PostgresStore
 from receiver.store.sqlite import SQLiteStore
 
 #: Roles made of others, declaring nothing of their own.
-COMBINED = (roles.Reconciling, roles.Working)
+COMBINED = (roles.Reconciling,)
 
 
 def declared(cls: type) -> set[str]:
