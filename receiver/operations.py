@@ -13,14 +13,14 @@ from receiver.errors import Invalid
 from receiver.events import Event
 from receiver.reconciler import key_fingerprint, rejected_key
 from receiver.routing import Router
-from receiver.store import TASK_STATES, DestinationStatus, EventQuery, Store, Task
+from receiver.store import TASK_STATES, Actions, DestinationStatus, EventQuery, Store, Task, TaskQueue
 
 #: The most events one bulk replay touches.
 BULK_LIMIT = 10_000
 
 
 async def replay_event(
-    store: Store,
+    store: Actions,
     router: Router,
     event: Event,
     *,
@@ -85,7 +85,7 @@ async def destination_report(
 
 
 async def track(
-    store: Store,
+    store: TaskQueue,
     sources: Mapping[str, SourceConfig],
     source: str,
     task_id: str,

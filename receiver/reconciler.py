@@ -26,7 +26,7 @@ from receiver.normalize import new_events
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.sources import KINDS, KeyRejected, ProviderUnavailable, StatusAnswer
-from receiver.store import NewEvent, Receipt, Store, Task
+from receiver.store import NewEvent, Receipt, Reconciling, Task
 
 logger = logging.getLogger("photohook.reconciler")
 
@@ -47,7 +47,7 @@ class Reconciler:
 
     def __init__(
         self,
-        store: Store,
+        store: Reconciling,
         sources: Mapping[str, SourceConfig],
         router: Router,
         *,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from receiver.errors import StoreError
-from receiver.store import Pruned, Store
+from receiver.store import Pruned, Retention
 
 logger = logging.getLogger("photohook.retention")
 
@@ -17,7 +17,7 @@ INTERVAL = 600.0
 
 
 async def prune_old(
-    store: Store,
+    store: Retention,
     retention: float,
     *,
     dry_run: bool = False,
@@ -29,7 +29,7 @@ async def prune_old(
     return await store.prune(cutoff, dry_run=dry_run, progress=progress)
 
 
-async def prune_forever(store: Store, retention: float, *, interval: float = INTERVAL) -> None:
+async def prune_forever(store: Retention, retention: float, *, interval: float = INTERVAL) -> None:
     """Prune every ``interval`` seconds until cancelled. Each batch is a short transaction of its
     own, so ingest never waits long behind it; events with unfinished deliveries are kept."""
     while True:

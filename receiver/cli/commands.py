@@ -25,6 +25,7 @@ from receiver.destinations import BrokerDestination, HTTPDestination
 from receiver.errors import PhotohookError, UsageError
 from receiver.events import Event, format_time, format_timestamp
 from receiver.routing import Router
+from receiver.states import CHECKED, CLAIMABLE, DestinationState
 from receiver.store import Delivery, DeliveryQuery, EventQuery, Pruned, Store, open_store
 
 if TYPE_CHECKING:
@@ -475,12 +476,12 @@ def destinations(settings: Settings, args: argparse.Namespace) -> int:
 
 def pause(settings: Settings, args: argparse.Namespace) -> int:
     """Stop sending to a destination; its deliveries wait as held."""
-    return _set_state(settings, args.name, "paused", "paused by an operator")
+    return _set_state(settings, args.name, DestinationState.PAUSED, "paused by an operator")
 
 
 def resume(settings: Settings, args: argparse.Namespace) -> int:
     """Send to a paused or disabled destination again, held deliveries first."""
-    return _set_state(settings, args.name, "active", None)
+    return _set_state(settings, args.name, DestinationState.ACTIVE, None)
 
 
 def _set_state(settings: Settings, name: str, state: str, reason: str | None) -> int:
@@ -522,9 +523,7 @@ def tasks(settings: Settings, args: argparse.Namespace) -> int:
             task.task_id,
             task.state,
             str(task.checks),
-            format_timestamp(task.next_check_at)[:19] + "Z"
-            if task.state in ("tracked", "confirming")
-            else "-",
+            format_timestamp(task.next_check_at)[:19] + "Z" if task.state in CHECKED else "-",
             task.last_error or "-",
         )
         for task in found
@@ -669,7 +668,7 @@ def with_store(
 
 
 def _next(delivery: Delivery) -> str:
-    if delivery.next_attempt_at is None or delivery.state not in ("pending", "retrying"):
+    if delivery.next_attempt_at is None or delivery.state not in CLAIMABLE:
         return "-"
     return format_timestamp(delivery.next_attempt_at)[:19] + "Z"
 

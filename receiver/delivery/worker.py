@@ -24,7 +24,7 @@ from receiver.errors import StoreError
 from receiver.ids import ulid
 from receiver.observability.logs import log_often
 from receiver.observability.metrics import Metrics
-from receiver.store import Claim, Outcome, Store
+from receiver.store import Claim, Outcome, Working
 
 logger = logging.getLogger("photohook.worker")
 
@@ -181,7 +181,7 @@ class Worker:
 
     def __init__(
         self,
-        store: Store,
+        store: Working,
         destinations: Mapping[str, Destination],
         *,
         metrics: Metrics | None = None,

@@ -17,7 +17,8 @@ from prometheus_client import (
 )
 
 from receiver.observability._tallies import MinuteTally, Tally, TallyHistogram
-from receiver.store import Store
+from receiver.states import DestinationState
+from receiver.store import Status
 
 #: The media type of Prometheus' text format.
 MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -140,10 +141,10 @@ class Metrics:
     def reconciled(self, source: str, outcome: str) -> None:
         self.reconciler.labels(source, outcome).inc()
 
-    async def render(self, store: Store) -> bytes:
+    async def render(self, store: Status) -> bytes:
         """The metrics in Prometheus' text format, the queue gauges read from the store now."""
         now = time.time()
-        states = {"paused": 0, "disabled": 0}
+        states: dict[str, int] = {DestinationState.PAUSED: 0, DestinationState.DISABLED: 0}
         for status in await store.destination_statuses(now):
             self.queue_depth.labels(status.name).set(status.queue_depth)
             oldest = now - status.oldest_pending_at if status.oldest_pending_at else 0

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from receiver.errors import ConfigError
-from receiver.events import Event
+from receiver.states import DELIVERY_STATES, DESTINATION_STATES, TASK_STATES
 from receiver.store.migrations import SchemaChange
 from receiver.store.records import (
-    DELIVERY_STATES,
-    DESTINATION_STATES,
-    TASK_STATES,
     Attempt,
     AttemptRecord,
     Claim,
@@ -33,10 +28,39 @@ from receiver.store.records import (
     Task,
     Tracking,
 )
+from receiver.store.roles import (
+    Actions,
+    Activity,
+    Destinations,
+    Intake,
+    Meta,
+    Outbox,
+    Reads,
+    Reconciling,
+    Rejected,
+    Retention,
+    Status,
+    TaskQueue,
+    Transfer,
+    Working,
+)
 
 
-class Store(Protocol):
-    """What photohook needs from a database."""
+class Store(
+    Intake,
+    Outbox,
+    Actions,
+    TaskQueue,
+    Reads,
+    Status,
+    Activity,
+    Rejected,
+    Retention,
+    Transfer,
+    Meta,
+    Protocol,
+):
+    """What photohook needs from a database: every role of :mod:`.roles`, and opening it."""
 
     #: What :meth:`open` did to the schema (None before it is opened).
     schema: SchemaChange | None
@@ -48,177 +72,6 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Finish pending commits and disconnect."""
-
-    async def store(self, receipt: Receipt) -> Stored:
-        """Store the receipt and its new events durably (committed when this returns).
-
-        An event whose (source, task id, status) is already stored is a duplicate: it is not
-        stored again; the receipt is kept, linked to the existing event, if its body differs.
-        Raises :class:`~receiver.errors.StoreError` when the database cannot commit.
-        """
-
-    async def keep_rejected(self, rejection: Rejection) -> bool:
-        """Keep an authenticated callback refused for its content, durably (committed when this
-        returns); False when its source already keeps ``keep_at_most`` (the cap turned it away).
-        Raises :class:`~receiver.errors.StoreError` when the database cannot commit."""
-
-    async def list_rejected(self, query: RejectedQuery) -> list[RejectedRequest]:
-        """Kept rejected requests matching ``query``, newest first."""
-
-    async def get_rejected(self, rejected_id: str) -> RejectedRequest | None:
-        """One kept rejected request, or None."""
-
-    async def accept_rejected(self, rejected_id: str, receipt: Receipt) -> Stored:
-        """Store a retried rejected request as :meth:`store` does, and record on it what that
-        came to (accepted or duplicate, its events), in one transaction."""
-
-    async def refuse_rejected(self, rejected_id: str, error: dict[str, Any]) -> None:
-        """Record that a retry of a kept rejected request was refused again, and why."""
-
-    async def listen(self, wake: Callable[[], None]) -> None:
-        """Call ``wake`` when another process makes deliveries due (where the engine can tell;
-        workers also sweep)."""
-
-    async def check_writable(self) -> None:
-        """Raise StoreError unless a write can be committed now."""
-
-    async def url_token_key(self) -> str:
-        """The key for URL tokens kept in the database, generated on first use."""
-
-    async def list_events(self, query: EventQuery) -> list[Event]:
-        """Events matching ``query``, newest first."""
-
-    async def get_event(self, event_id: str) -> Event | None:
-        """One event, or None."""
-
-    async def events_by_id(self, event_ids: Sequence[str]) -> dict[str, Event]:
-        """The events of these ids that exist, by id."""
-
-    async def deliveries_of(self, event_ids: Sequence[str]) -> dict[str, list[Delivery]]:
-        """The deliveries of these events, by event id, in destination order."""
-
-    async def callback_counts(self, since: float, bucket_seconds: int) -> list[Count]:
-        """Accepted callbacks per source and bucket of ``bucket_seconds`` (60 or 3600) since
-        ``since`` (the start of a bucket), reading that window alone."""
-
-    async def attempt_counts(self, since: float, bucket_seconds: int) -> list[Count]:
-        """Delivery attempts per destination, outcome (delivered, failed, dead) and bucket of
-        ``bucket_seconds`` since ``since``, reading that window alone."""
-
-    async def sync_destinations(self, names: Iterable[str]) -> None:
-        """Make sure every configured destination has a state (active when new)."""
-
-    async def claim(
-        self,
-        limits: Mapping[str, int],
-        worker_id: str,
-        lease_seconds: float,
-        now: float,
-        busy: Mapping[str, int] | None = None,
-    ) -> tuple[list[Claim], float | None]:
-        """Lease due deliveries of each active destination, so that no more than
-        ``limits[destination]`` are under way at once across all workers: the leases of other
-        workers count against it, and so does ``busy[destination]``, how many of its deliveries
-        this worker has under way (by default, all its own leases).
-
-        A delivery is due when its time has come, it is not leased (or its lease expired), and no
-        earlier event of the same task waits for the same destination. Also returns when the next
-        delivery of those destinations falls due (None: none is waiting).
-
-        Leases are committed without waiting for the disk (see :mod:`~.sqlstore`).
-        """
-
-    async def finish(self, outcome: Outcome) -> None:
-        """Record an attempt and the delivery's new state (group-committed, without waiting
-        for the disk: see :mod:`~.sqlstore`)."""
-
-    async def add_deliveries(
-        self, event_id: str, destinations: Iterable[str], *, new_message: bool = False
-    ) -> list[str]:
-        """New pending deliveries of an event (a replay); their ids. With ``new_message``, each
-        is sent under a new ``webhook-id`` (``msg_...``), not the event id."""
-
-    async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
-        """Deliveries matching ``query``: dead ones first, then newest first."""
-
-    async def requeue(
-        self,
-        *,
-        delivery_id: str | None = None,
-        destination: str | None = None,
-        event_id: str | None = None,
-    ) -> int:
-        """Queue dead deliveries again (matching all given filters); how many."""
-
-    async def event_detail(self, event_id: str) -> EventDetail | None:
-        """The event, its stored requests, its deliveries and their attempts; None if unknown."""
-
-    async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
-        """The attempts of these deliveries, in order."""
-
-    async def prune(
-        self,
-        cutoff: datetime,
-        *,
-        batch: int = 500,
-        dry_run: bool = False,
-        progress: Callable[[Pruned], None] | None = None,
-    ) -> Pruned:
-        """Delete events received before ``cutoff`` with nothing left to deliver, their
-        deliveries and attempts, requests no kept event needs, tracked tasks that finished
-        before it, and rejected requests received before it, in small transactions (each one's
-        deletions given to ``progress``)."""
-
-    async def track_task(
-        self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
-    ) -> Task:
-        """Start tracking a task (done at once if a terminal event is already stored)."""
-
-    async def claim_tasks(
-        self, sources: Collection[str], worker_id: str, limit: int, lease: float, now: float
-    ) -> tuple[list[Task], float | None]:
-        """Lease tracked and confirming tasks of ``sources`` whose check is due; and when the
-        next one falls due."""
-
-    async def finish_task(
-        self,
-        task: Task,
-        worker_id: str,
-        *,
-        state: str,
-        next_check_at: float | None = None,
-        error: str | None = None,
-        confirmed: bool | None = None,
-    ) -> None:
-        """Record a check of a leased task; ``confirmed`` releases (True) or refuses (False) the
-        deliveries of its confirming event."""
-
-    async def list_tasks(self, state: str | None = None, limit: int = 100) -> list[Task]:
-        """Tracked tasks, most recently changed first."""
-
-    async def task_summary(self) -> dict[str, dict[str, Any]]:
-        """Per source: ``{"counts": {state: n}, "last_error": ...}``."""
-
-    async def get_meta(self, key: str) -> str | None:
-        """A value photohook keeps for itself."""
-
-    async def set_meta(self, key: str, value: str | None) -> None:
-        """Keep (or, with None, forget) a value."""
-
-    def export_rows(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Every row of every table, as (table, {column: JSON-ready value}), parents first."""
-
-    async def import_rows(self, table: str, found: Sequence[dict[str, Any]]) -> None:
-        """Insert exported rows of ``table`` that are not there yet (in one transaction)."""
-
-    async def table_counts(self) -> dict[str, int]:
-        """How many rows each table holds."""
-
-    async def set_destination_state(self, name: str, state: str, reason: str | None) -> bool:
-        """Pause, disable or resume a destination; False if no such destination."""
-
-    async def destination_statuses(self, now: float) -> list[DestinationStatus]:
-        """The state and health of each destination."""
 
 
 def open_store(database_url: str) -> Store:
@@ -247,6 +100,8 @@ __all__ = [
     "DELIVERY_STATES",
     "DESTINATION_STATES",
     "TASK_STATES",
+    "Actions",
+    "Activity",
     "Attempt",
     "AttemptRecord",
     "Claim",
@@ -254,19 +109,31 @@ __all__ = [
     "Delivery",
     "DeliveryQuery",
     "DestinationStatus",
+    "Destinations",
     "EventDetail",
     "EventQuery",
+    "Intake",
+    "Meta",
     "NewEvent",
+    "Outbox",
     "Outcome",
     "Pruned",
+    "Reads",
     "Receipt",
+    "Reconciling",
+    "Rejected",
     "RejectedQuery",
     "RejectedRequest",
     "Rejection",
+    "Retention",
     "SchemaChange",
+    "Status",
     "Store",
     "Stored",
     "Task",
+    "TaskQueue",
     "Tracking",
+    "Transfer",
+    "Working",
     "open_store",
 ]

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from receiver.ids import new_id
+from receiver.states import DeliveryState
 from receiver.store import rows
+from receiver.store.outbox import DeliveryRow, new_delivery
 from receiver.store.records import NewEvent, Receipt, Stored
 
 SUPERSEDED = "superseded: the task had already reached a later status"
@@ -42,7 +43,7 @@ class BatchPlan:
 
     receipts: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
-    deliveries: list[tuple[Any, ...]] = field(default_factory=list)
+    deliveries: list[DeliveryRow] = field(default_factory=list)
     tasks: list[TaskChange] = field(default_factory=list)
     duplicates: list[tuple[str]] = field(default_factory=list)  # event ids resent
     results: list[Stored] = field(default_factory=list)
@@ -80,23 +81,26 @@ def plan(
             if change is not None:
                 batch.tasks.append(change)
             confirming = change is not None and change.kind == "confirming"
-            state = "skipped" if superseded else "confirming" if confirming else "pending"
+            state = (
+                DeliveryState.SKIPPED
+                if superseded
+                else DeliveryState.CONFIRMING
+                if confirming
+                else DeliveryState.PENDING
+            )
             for destination in new.destinations:
                 batch.deliveries.append(
-                    (
-                        new_id("dlv"),
+                    new_delivery(
                         event.id,
                         destination,
                         event.source,
                         event.task_id,
-                        state,
                         now,
-                        SUPERSEDED if superseded else None,
-                        now,
-                        now,
+                        state=state,
+                        last_error=SUPERSEDED if superseded else None,
                     )
                 )
-                pending += state == "pending"
+                pending += state == DeliveryState.PENDING
         if new_ids or body_differs:
             batch.receipts.append(rows.receipt_row(receipt, event_ids, duplicate=not new_ids))
         batch.results.append(Stored(tuple(event_ids), tuple(new_ids), pending))

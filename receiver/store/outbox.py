@@ -4,24 +4,65 @@ paused, disabled and resumed."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from receiver.ids import new_id
+from receiver.states import DeliveryState, DestinationState
 from receiver.store import rows
 from receiver.store.records import Attempt, Claim, DestinationStatus, Outcome
 from receiver.store.tx import Tx, conditions, marks
 
 _PARAMETERS_PER_QUERY = 500
 
-INSERT_REPLAY = """
+INSERT_DELIVERY = """
     INSERT INTO deliveries (id, event_id, destination, source, task_id, state, next_attempt_at,
         last_error, created_at, updated_at, message_id)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-INSERT_DELIVERY = """
-    INSERT INTO deliveries (id, event_id, destination, source, task_id, state, next_attempt_at,
-        last_error, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+
+
+class DeliveryRow(NamedTuple):
+    """The parameters of :data:`INSERT_DELIVERY`, in its order."""
+
+    id: str
+    event_id: str
+    destination: str
+    source: str
+    task_id: str
+    state: str
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    message_id: str | None  # None: sent under the event's id
+
+
+def new_delivery(
+    event_id: str,
+    destination: str,
+    source: str,
+    task_id: str,
+    now: float,
+    *,
+    state: str = DeliveryState.PENDING,
+    last_error: str | None = None,
+    new_message: bool = False,
+) -> DeliveryRow:
+    """A new delivery, due at once; ``new_message`` gives it a ``webhook-id`` of its own."""
+    return DeliveryRow(
+        new_id("dlv"),
+        event_id,
+        destination,
+        source,
+        task_id,
+        state,
+        now,
+        last_error,
+        now,
+        now,
+        new_id("msg") if new_message else None,
+    )
+
 
 # A delivery waits while an earlier event of its task waits for the same destination.
 _NOT_BLOCKED = """
@@ -54,9 +95,11 @@ async def claim(
     in flight, and its place can be taken.
     """
     states = {str(name): str(state) for name, state in await tx.fetch(_DESTINATION_STATES)}
-    if any(state != "active" for state in states.values()):
+    if any(state != DestinationState.ACTIVE for state in states.values()):
         await _hold_inactive(tx, now)
-    active = sorted(n for n, state in states.items() if state == "active" and limits.get(n))
+    active = sorted(
+        n for n, state in states.items() if state == DestinationState.ACTIVE and limits.get(n)
+    )
     if active and tx.dialect.for_update:
         # Claims of one destination take turns across processes, so the leased count is exact.
         await tx.fetch(
@@ -178,7 +221,9 @@ async def finish(tx: Tx, outcomes: Sequence[Outcome], now: float) -> None:
             [(name,)] = await tx.fetch(
                 "SELECT destination FROM deliveries WHERE id = ?", (outcome.delivery_id,)
             )
-            await set_destination_state(tx, name, "disabled", outcome.disable_destination, now)
+            await set_destination_state(
+                tx, now, name, DestinationState.DISABLED, outcome.disable_destination
+            )
 
 
 async def add_deliveries(
@@ -191,24 +236,12 @@ async def add_deliveries(
         return []
     [(source, task_id)] = found
     new = [
-        (
-            new_id("dlv"),
-            event_id,
-            name,
-            source,
-            task_id,
-            "pending",
-            now,
-            None,
-            now,
-            now,
-            new_id("msg") if new_message else None,
-        )
+        new_delivery(event_id, name, source, task_id, now, new_message=new_message)
         for name in destinations
     ]
-    await tx.executemany(INSERT_REPLAY, new)
+    await tx.executemany(INSERT_DELIVERY, new)
     await tx.notify()
-    return [row[0] for row in new]
+    return [row.id for row in new]
 
 
 async def requeue(
@@ -242,7 +275,7 @@ async def sync_destinations(tx: Tx, names: Iterable[str], now: float) -> None:
 
 
 async def set_destination_state(
-    tx: Tx, name: str, state: str, reason: str | None, now: float
+    tx: Tx, now: float, name: str, state: str, reason: str | None
 ) -> bool:
     """Pause, disable or resume a destination; False if there is no such destination."""
     changed = await tx.execute(
@@ -251,7 +284,7 @@ async def set_destination_state(
     )
     if not changed:
         return False
-    if state == "active":
+    if state == DestinationState.ACTIVE:
         released = await tx.execute(
             "UPDATE deliveries SET state = CASE WHEN tries > 0 THEN 'retrying' ELSE 'pending' END,"
             " next_attempt_at = ?, updated_at = ? WHERE destination = ? AND state = 'held'",

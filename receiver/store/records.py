@@ -8,29 +8,6 @@ from typing import Any
 
 from receiver.events import Event
 
-#: Delivery states. pending: not tried yet; retrying: failed, tried again later; held: its
-#: destination is paused or disabled; confirming: its event waits for the provider to confirm
-#: it; skipped: never to be sent (superseded, or the transform said so); unconfirmed: the
-#: provider contradicted its event; delivered and dead are final, though a dead one can be
-#: queued again.
-DELIVERY_STATES = (
-    "pending",
-    "retrying",
-    "delivered",
-    "dead",
-    "held",
-    "confirming",
-    "skipped",
-    "unconfirmed",
-)
-DESTINATION_STATES = ("active", "paused", "disabled")
-
-
-#: Task states: tracked (waiting for a terminal status), confirming (a terminal callback waits
-#: for the provider to confirm it), done, lost (nothing came within reconcile_for), unconfirmed
-#: (the provider contradicted the callback; its deliveries are not sent).
-TASK_STATES = ("tracked", "confirming", "done", "lost", "unconfirmed")
-
 
 @dataclass(frozen=True, slots=True)
 class Tracking:

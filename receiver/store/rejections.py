@@ -90,7 +90,7 @@ async def get_rejected(tx: Tx, rejected_id: str) -> RejectedRequest | None:
     return _record(found[0]) if found else None
 
 
-async def accept(tx: Tx, rejected_id: str, receipt: Receipt, now: float) -> Stored:
+async def accept(tx: Tx, now: float, rejected_id: str, receipt: Receipt) -> Stored:
     """Store the retried request's receipt and events, and record what it came to, at once.
     Raises :class:`AlreadyAccepted` (nothing written) when another retry accepted it first."""
     [stored] = await writes.write_batch(tx, [receipt], now)
@@ -102,7 +102,7 @@ async def accept(tx: Tx, rejected_id: str, receipt: Receipt, now: float) -> Stor
     return stored
 
 
-async def refuse(tx: Tx, rejected_id: str, error: dict[str, Any], now: float) -> None:
+async def refuse(tx: Tx, now: float, rejected_id: str, error: dict[str, Any]) -> None:
     """Record that a retry was refused again, and why; raises :class:`AlreadyAccepted` when
     another retry accepted it meanwhile (its record is left as that one wrote it)."""
     row = (format_timestamp(now), "rejected", orjson.dumps(error).decode(), None, rejected_id)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import random
 import time
 from collections.abc import (
@@ -23,47 +24,86 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
+    Coroutine,
     Iterable,
     Mapping,
     Sequence,
 )
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from receiver.errors import StoreError, StoreUnavailable
-from receiver.events import Event, format_time
-from receiver.store import activity, outbox, pruning, queries, rejections, tasks, transfer, writes
+from receiver.store import (
+    activity,
+    meta,
+    outbox,
+    pruning,
+    queries,
+    rejections,
+    tasks,
+    transfer,
+    writes,
+)
 from receiver.store.groupcommit import Committer, GroupCommit
 from receiver.store.migrations import SchemaChange
 from receiver.store.records import (
-    AttemptRecord,
     Claim,
-    Count,
-    Delivery,
-    DeliveryQuery,
-    DestinationStatus,
-    EventDetail,
-    EventQuery,
     Outcome,
     Pruned,
     Receipt,
-    RejectedQuery,
-    RejectedRequest,
     Rejection,
     Stored,
     Task,
     Tracking,
 )
 from receiver.store.tx import Tx
-from receiver.tokens import generate_key
 
 T = TypeVar("T")
 Item = TypeVar("Item")
+P = ParamSpec("P")
+F = TypeVar("F", bound=Callable[..., object])
 
 #: Writes a batch of items in a transaction, at a time given once for the batch; what each did.
 BatchWork = Callable[[Tx, Sequence[Item], float], Awaitable[Sequence[T]]]
 
 _ATTEMPTS = 3
+
+
+def reading(
+    body: Callable[Concatenate[Tx, P], Awaitable[T]],
+) -> Callable[Concatenate[SQLStore, P], Coroutine[Any, Any, T]]:
+    """A method of :class:`SQLStore` that runs ``body(tx, ...)`` on a reading connection."""
+
+    async def method(self: SQLStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        async with self._read() as tx:
+            return await body(tx, *args, **kwargs)
+
+    return _signed(method, body, given=1)
+
+
+def writing(
+    doing: str, body: Callable[Concatenate[Tx, float, P], Awaitable[T]]
+) -> Callable[Concatenate[SQLStore, P], Coroutine[Any, Any, T]]:
+    """A method of :class:`SQLStore` that runs ``body(tx, now, ...)`` in a write transaction
+    committed on disk (run again, as :meth:`SQLStore._run` does, if it collided with another);
+    ``doing`` says what failed in its :class:`StoreError`."""
+
+    async def method(self: SQLStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        now = time.time()
+        return await self._run(doing, lambda tx: body(tx, now, *args, **kwargs))
+
+    return _signed(method, body, given=2)
+
+
+def _signed(method: F, body: Callable[..., object], *, given: int) -> F:
+    """``method`` under ``body``'s name and signature, less the ``given`` arguments it is
+    passed by the store itself, and with ``self`` first (for ``help()`` and the contract test)."""
+    signature = inspect.signature(body)
+    parameters = list(signature.parameters.values())[given:]
+    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    method.__signature__ = signature.replace(parameters=[self, *parameters])  # type: ignore[attr-defined]
+    method.__doc__ = body.__doc__
+    return method
 
 
 class SQLStore:
@@ -177,83 +217,52 @@ class SQLStore:
     async def keep_rejected(self, rejection: Rejection) -> bool:
         return await self._rejections.submit(rejection)
 
-    async def list_rejected(self, query: RejectedQuery) -> list[RejectedRequest]:
-        async with self._read() as tx:
-            return await rejections.list_rejected(tx, query)
+    async def finish(self, outcome: Outcome) -> None:
+        await self._outcomes.submit(outcome)
 
-    async def get_rejected(self, rejected_id: str) -> RejectedRequest | None:
-        async with self._read() as tx:
-            return await rejections.get_rejected(tx, rejected_id)
+    # Reads: the body of each is a function of :mod:`.queries` and its neighbours.
+    list_events = reading(queries.list_events)
+    get_event = reading(queries.get_event)
+    events_by_id = reading(queries.events_by_id)
+    event_detail = reading(queries.event_detail)
+    deliveries_of = reading(queries.deliveries_of)
+    list_deliveries = reading(queries.list_deliveries)
+    attempts = reading(queries.attempts)
+    callback_counts = reading(activity.callbacks)
+    attempt_counts = reading(activity.attempts)
+    destination_statuses = reading(outbox.destination_statuses)
+    list_tasks = reading(tasks.list_tasks)
+    task_summary = reading(tasks.summary)
+    list_rejected = reading(rejections.list_rejected)
+    get_rejected = reading(rejections.get_rejected)
+    table_counts = reading(transfer.counts)
+    get_meta = reading(meta.get)
 
-    async def accept_rejected(self, rejected_id: str, receipt: Receipt) -> Stored:
-        now = time.time()
+    # Writes, committed on disk, each given the time it began.
+    accept_rejected = writing("cannot store the retried request", rejections.accept)
+    refuse_rejected = writing("cannot record the retry", rejections.refuse)
+    requeue = writing("cannot requeue deliveries", outbox.requeue)
+    set_destination_state = writing("cannot change the destination", outbox.set_destination_state)
+    finish_task = writing("cannot record the task", tasks.finish)
+    check_writable = writing("the database is not writable", meta.probe)
+
+    # The rest are written out: they take their time from the caller, copy an argument that a
+    # transaction run again would find consumed, lease without waiting for the disk, say in
+    # their error what they were given, or take many transactions.
+
+    async def track_task(
+        self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
+    ) -> Task:
         return await self._run(
-            "cannot store the retried request",
-            lambda tx: rejections.accept(tx, rejected_id, receipt, now),
-        )
-
-    async def refuse_rejected(self, rejected_id: str, error: dict[str, Any]) -> None:
-        now = time.time()
-        await self._run(
-            "cannot record the retry", lambda tx: rejections.refuse(tx, rejected_id, error, now)
-        )
-
-    async def check_writable(self) -> None:
-        await self._run(
-            "the database is not writable",
-            lambda tx: _set_meta(tx, "ready_probe", format_time(datetime.now(UTC))),
+            "cannot track the task",
+            lambda tx: tasks.track(tx, source, task_id, business_id, tracking, now),
         )
 
     async def url_token_key(self) -> str:
-        async def work(tx: Tx) -> str:
-            await tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('url_token_key', ?)"
-                " ON CONFLICT (key) DO NOTHING",
-                (generate_key(),),
-            )
-            [(key,)] = await tx.fetch("SELECT value FROM meta WHERE key = 'url_token_key'")
-            return str(key)
-
-        return await self._run("cannot read the URL token key", work)
-
-    async def list_events(self, query: EventQuery) -> list[Event]:
-        async with self._read() as tx:
-            return await queries.list_events(tx, query)
-
-    async def get_event(self, event_id: str) -> Event | None:
-        async with self._read() as tx:
-            return await queries.get_event(tx, event_id)
-
-    async def events_by_id(self, event_ids: Sequence[str]) -> dict[str, Event]:
-        async with self._read() as tx:
-            return await queries.events_by_id(tx, event_ids)
-
-    async def deliveries_of(self, event_ids: Sequence[str]) -> dict[str, list[Delivery]]:
-        async with self._read() as tx:
-            return await queries.deliveries_of(tx, event_ids)
-
-    async def callback_counts(self, since: float, bucket_seconds: int) -> list[Count]:
-        async with self._read() as tx:
-            return await activity.callbacks(tx, since, bucket_seconds)
-
-    async def attempt_counts(self, since: float, bucket_seconds: int) -> list[Count]:
-        async with self._read() as tx:
-            return await activity.attempts(tx, since, bucket_seconds)
-
-    async def event_detail(self, event_id: str) -> EventDetail | None:
-        async with self._read() as tx:
-            return await queries.event_detail(tx, event_id)
-
-    async def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
-        async with self._read() as tx:
-            return await queries.list_deliveries(tx, query)
-
-    async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
-        async with self._read() as tx:
-            return await queries.attempts(tx, delivery_ids)
+        return await self._run("cannot read the URL token key", meta.url_token_key)
 
     async def sync_destinations(self, names: Iterable[str]) -> None:
-        names = list(names)
+        names = list(names)  # once: a transaction may be run again
         now = time.time()
         await self._run(
             "cannot record the destinations", lambda tx: outbox.sync_destinations(tx, names, now)
@@ -273,44 +282,15 @@ class SQLStore:
             durable=False,
         )
 
-    async def finish(self, outcome: Outcome) -> None:
-        await self._outcomes.submit(outcome)
-
     async def add_deliveries(
         self, event_id: str, destinations: Iterable[str], *, new_message: bool = False
     ) -> list[str]:
-        names = list(destinations)
+        names = list(destinations)  # once: a transaction may be run again
         now = time.time()
         return await self._run(
             "cannot add deliveries",
             lambda tx: outbox.add_deliveries(tx, event_id, names, now, new_message=new_message),
         )
-
-    async def requeue(
-        self,
-        *,
-        delivery_id: str | None = None,
-        destination: str | None = None,
-        event_id: str | None = None,
-    ) -> int:
-        now = time.time()
-        return await self._run(
-            "cannot requeue deliveries",
-            lambda tx: outbox.requeue(
-                tx, now, delivery_id=delivery_id, destination=destination, event_id=event_id
-            ),
-        )
-
-    async def set_destination_state(self, name: str, state: str, reason: str | None) -> bool:
-        now = time.time()
-        return await self._run(
-            "cannot change the destination",
-            lambda tx: outbox.set_destination_state(tx, name, state, reason, now),
-        )
-
-    async def destination_statuses(self, now: float) -> list[DestinationStatus]:
-        async with self._read() as tx:
-            return await outbox.destination_statuses(tx, now)
 
     async def prune(
         self,
@@ -338,14 +318,6 @@ class SQLStore:
                 return total
             await asyncio.sleep(0.01)  # let waiting commits in between batches
 
-    async def track_task(
-        self, source: str, task_id: str, business_id: str | None, tracking: Tracking, now: float
-    ) -> Task:
-        return await self._run(
-            "cannot track the task",
-            lambda tx: tasks.track(tx, source, task_id, business_id, tracking, now),
-        )
-
     async def claim_tasks(
         self, sources: Collection[str], worker_id: str, limit: int, lease: float, now: float
     ) -> tuple[list[Task], float | None]:
@@ -355,43 +327,8 @@ class SQLStore:
             "cannot claim tasks", lambda tx: tasks.claim(tx, sources, worker_id, limit, lease, now)
         )
 
-    async def finish_task(
-        self,
-        task: Task,
-        worker_id: str,
-        *,
-        state: str,
-        next_check_at: float | None = None,
-        error: str | None = None,
-        confirmed: bool | None = None,
-    ) -> None:
-        now = time.time()
-        await self._run(
-            "cannot record the task",
-            lambda tx: tasks.finish(
-                tx,
-                task,
-                worker_id,
-                now,
-                state=state,
-                next_check_at=next_check_at,
-                error=error,
-                confirmed=confirmed,
-            ),
-        )
-
-    async def list_tasks(self, state: str | None = None, limit: int = 100) -> list[Task]:
-        async with self._read() as tx:
-            return await tasks.list_tasks(tx, state, limit)
-
-    async def task_summary(self) -> dict[str, dict[str, Any]]:
-        async with self._read() as tx:
-            return await tasks.summary(tx)
-
-    async def get_meta(self, key: str) -> str | None:
-        async with self._read() as tx:
-            found = await tx.fetch("SELECT value FROM meta WHERE key = ?", [key])
-        return next((str(row[0]) for row in found), None)
+    async def set_meta(self, key: str, value: str | None) -> None:
+        await self._run(f"cannot write {key}", lambda tx: meta.put(tx, key, value))
 
     def export_rows(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         return transfer.export_rows(self._read)
@@ -401,29 +338,11 @@ class SQLStore:
             f"cannot import into {table}", lambda tx: transfer.import_rows(tx, table, found)
         )
 
-    async def table_counts(self) -> dict[str, int]:
-        async with self._read() as tx:
-            return await transfer.counts(tx)
-
-    async def set_meta(self, key: str, value: str | None) -> None:
-        await self._run(f"cannot write {key}", lambda tx: _set_meta(tx, key, value))
-
 
 async def _finish(tx: Tx, outcomes: Sequence[Outcome], now: float) -> list[None]:
     """Record delivery attempts (:func:`.outbox.finish`); there is nothing to answer each."""
     await outbox.finish(tx, outcomes, now)
     return [None] * len(outcomes)
-
-
-async def _set_meta(tx: Tx, key: str, value: str | None) -> None:
-    if value is None:
-        await tx.execute("DELETE FROM meta WHERE key = ?", (key,))
-    else:
-        await tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
 
 
 def reason(exc: BaseException) -> str:

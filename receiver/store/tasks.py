@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from receiver.states import DeliveryState, TaskState
 from receiver.store import rows
 from receiver.store.records import Task, Tracking
 from receiver.store.tx import Tx, marks
@@ -27,7 +28,7 @@ async def track(
             source,
             task_id,
             business_id,
-            "done" if finished else "tracked",
+            TaskState.DONE if finished else TaskState.TRACKED,
             now,
             now,
             now + tracking.lasting,
@@ -73,14 +74,14 @@ async def claim(
 
 async def finish(
     tx: Tx,
+    now: float,
     task: Task,
     worker_id: str,
-    now: float,
     *,
     state: str,
-    next_check_at: float | None,
-    error: str | None,
-    confirmed: bool | None,
+    next_check_at: float | None = None,
+    error: str | None = None,
+    confirmed: bool | None = None,
 ) -> None:
     """Record a check of a leased task; ``confirmed`` releases (True) or refuses (False) the
     deliveries of its confirming event."""
@@ -103,7 +104,7 @@ async def finish(
             "UPDATE deliveries SET state = ?, next_attempt_at = ?, updated_at = ?,"
             " last_error = ? WHERE event_id = ? AND state = 'confirming'",
             (
-                "pending" if confirmed else "unconfirmed",
+                DeliveryState.PENDING if confirmed else DeliveryState.UNCONFIRMED,
                 now,
                 now,
                 None if confirmed else error,
@@ -114,7 +115,7 @@ async def finish(
             await tx.notify()
 
 
-async def list_tasks(tx: Tx, state: str | None, limit: int) -> list[Task]:
+async def list_tasks(tx: Tx, state: str | None = None, limit: int = 100) -> list[Task]:
     where, parameters = ("WHERE state = ?", [state]) if state else ("", [])
     found = await tx.fetch(
         f"SELECT {rows.TASK_COLUMNS} FROM tasks {where} ORDER BY updated_at DESC LIMIT ?",  # noqa: S608

@@ -23,7 +23,7 @@ from receiver.observability.logs import RequestLog
 from receiver.observability.metrics import MEDIA_TYPE, Metrics
 from receiver.retention import prune_forever
 from receiver.routing import Router
-from receiver.store import Store, open_store
+from receiver.store import Meta, open_store
 from receiver.tokens import URLTokens
 from receiver.web.admin.access import AdminAccess
 from receiver.web.admin.api import AdminAPI
@@ -153,7 +153,7 @@ class _App(Starlette):
         await super().__call__(scope, receive, send)
 
 
-async def url_tokens(settings: Settings, store: Store) -> URLTokens:
+async def url_tokens(settings: Settings, store: Meta) -> URLTokens:
     """URL tokens under ``PHOTOHOOK_SECRET_KEYS``, or else the key kept in the database."""
     keys = [key.reveal() for key in settings.secret_keys]
     return URLTokens(keys or [await store.url_token_key()])

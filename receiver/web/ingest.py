@@ -38,7 +38,7 @@ from receiver.ids import new_id
 from receiver.observability.logs import REQUEST_ID, begin_request, log_request
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
-from receiver.store import Receipt, Rejection, Store, Stored
+from receiver.store import Intake, Receipt, Rejection, Stored
 from receiver.tokens import URLTokens
 from receiver.web.auth import SECRET_HEADER, SourceAuth
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
@@ -78,7 +78,7 @@ class Ingest:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: Intake,
         router: Router,
         metrics: Metrics,
         wake: Callable[[], None] = lambda: None,

@@ -26,7 +26,7 @@ from receiver.errors import (
 )
 from receiver.events import parse_time
 from receiver.routing import Router
-from receiver.store import Receipt, RejectedQuery, RejectedRequest, Store, Stored
+from receiver.store import Receipt, Rejected, RejectedQuery, RejectedRequest, Stored
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
 from receiver.web.responses import answer, status_of
 
@@ -39,7 +39,7 @@ OnStored = Callable[[Receipt, Stored], None]
 
 
 async def retry(
-    store: Store,
+    store: Rejected,
     settings: Settings,
     router: Router,
     rejected_id: str,
@@ -60,7 +60,7 @@ async def retry(
 
 
 async def retry_all(
-    store: Store,
+    store: Rejected,
     settings: Settings,
     router: Router,
     source: str | None = None,
@@ -93,7 +93,7 @@ async def retry_all(
 
 
 async def _run(
-    store: Store,
+    store: Rejected,
     settings: Settings,
     router: Router,
     record: RejectedRequest,

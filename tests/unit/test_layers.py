@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "receiver.clientaddr",
         "receiver.redact",
         "receiver.eventloop",
+        "receiver.states",
     ),
 )
 
