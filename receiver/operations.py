@@ -13,7 +13,15 @@ from receiver.errors import Invalid
 from receiver.events import Event
 from receiver.reconciler import key_fingerprint, rejected_key
 from receiver.routing import Router
-from receiver.store import TASK_STATES, Actions, DestinationStatus, EventQuery, Store, Task, TaskQueue
+from receiver.store import (
+    TASK_STATES,
+    Actions,
+    DestinationStatus,
+    EventQuery,
+    Store,
+    Task,
+    TaskQueue,
+)
 
 #: The most events one bulk replay touches.
 BULK_LIMIT = 10_000
