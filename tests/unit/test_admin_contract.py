@@ -131,7 +131,10 @@ def test_the_document_resolves_every_reference_and_takes_its_enums_from_the_regi
     schemas = described["components"]["schemas"]
     assert {ref.rsplit("/", 1)[1] for ref in _refs(described)} <= set(schemas)
     assert schemas["Event"]["properties"]["kind"]["enum"] == sorted(KINDS)
-    assert schemas["Delivery"]["properties"]["state"]["enum"] == sorted(DELIVERY_STATES)
+    assert schemas["Delivery"]["properties"]["state"] == {
+        "$ref": "#/components/schemas/DeliveryState"
+    }
+    assert schemas["DeliveryState"]["enum"] == sorted(DELIVERY_STATES)
     status = next(
         p for p in described["paths"]["/api/events"]["get"]["parameters"] if p["name"] == "status"
     )

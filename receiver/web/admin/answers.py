@@ -8,6 +8,7 @@ import msgspec
 
 from receiver import events
 from receiver.events import format_timestamp
+from receiver.states import DeliveryState, DestinationState, TaskState
 from receiver.store import records as store
 from receiver.web.admin import contract
 
@@ -48,7 +49,7 @@ def _delivery_fields(found: store.Delivery) -> dict[str, Any]:
         "id": found.id,
         "event_id": found.event_id,
         "destination": found.destination,
-        "state": found.state,
+        "state": DeliveryState(found.state),
         "attempts": found.attempts,
         "next_attempt_at": _time(found.next_attempt_at) if waiting else None,
         "last_status": found.last_status,
@@ -110,7 +111,7 @@ def destination(
     attempts = found.attempts_last_hour
     return contract.Destination(
         name=found.name,
-        state=found.state,
+        state=DestinationState(found.state),
         reason=found.reason,
         success_rate=round(found.successes_last_hour / attempts, 4) if attempts else None,
         attempts_last_hour=attempts,
@@ -129,7 +130,7 @@ def task(found: store.Task) -> contract.Task:
         source=found.source,
         task_id=found.task_id,
         business_id=found.business_id,
-        state=found.state,
+        state=TaskState(found.state),
         event_id=found.event_id,
         created_at=format_timestamp(found.created_at),
         last_seen_at=format_timestamp(found.last_seen_at),

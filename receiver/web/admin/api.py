@@ -20,6 +20,7 @@ from receiver.operations import (
     track,
 )
 from receiver.routing import Router
+from receiver.states import DestinationState
 from receiver.store import DeliveryQuery, Receipt, Store, Stored
 from receiver.web.admin import answers
 from receiver.web.admin.contract import (
@@ -171,13 +172,13 @@ class AdminAPI:
         return Destinations([answers.destination(s, now, target) for s, target in report])
 
     async def pause(self, request: Request, params: Params) -> DestinationStateChanged:
-        return await self._set_state(request, "paused", "paused by an operator")
+        return await self._set_state(request, DestinationState.PAUSED, "paused by an operator")
 
     async def resume(self, request: Request, params: Params) -> DestinationStateChanged:
-        return await self._set_state(request, "active", None)
+        return await self._set_state(request, DestinationState.ACTIVE, None)
 
     async def _set_state(
-        self, request: Request, state: str, reason: str | None
+        self, request: Request, state: DestinationState, reason: str | None
     ) -> DestinationStateChanged:
         name = request.path_params["name"]
         await self._store.sync_destinations(self._settings.destinations)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from receiver.sources import KINDS
-from receiver.store import DELIVERY_STATES, DESTINATION_STATES, TASK_STATES
+from receiver.states import DeliveryState, DestinationState, TaskState
 from receiver.store.records import RETRY_OUTCOMES
 
 MAX_LIMIT = 500
@@ -19,17 +19,11 @@ STATUSES = tuple(sorted({status for kind in KINDS.values() for status in kind.st
 if TYPE_CHECKING:
     Kind = str
     Status = str
-    DeliveryState = str
-    DestinationState = str
-    TaskState = str
     RetryOutcome = str
     Via = str
 else:  # the choices come from the registries, so the document cannot fall behind the code
     Kind = Literal[tuple(KINDS)]
     Status = Literal[STATUSES]
-    DeliveryState = Literal[DELIVERY_STATES]
-    DestinationState = Literal[DESTINATION_STATES]
-    TaskState = Literal[TASK_STATES]
     RetryOutcome = Literal[RETRY_OUTCOMES]
     Via = Literal["callback", "poll"]
 

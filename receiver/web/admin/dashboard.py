@@ -29,12 +29,12 @@ from receiver.events import Event, parse_time
 from receiver.observability.metrics import Metrics
 from receiver.operations import destination_report, replay_event
 from receiver.routing import Router
+from receiver.states import DeliveryState
 from receiver.store import DELIVERY_STATES, DeliveryQuery, Store
 from receiver.web.admin import answers, overview
 from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
 from receiver.web.admin.contract import (
     STATUSES,
-    DeliveryState,
     EventList,
     Params,
     RejectedList,

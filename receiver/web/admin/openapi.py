@@ -198,11 +198,17 @@ _DELIVERY = {
 def _schemas() -> dict[str, Schema]:
     kinds: list[type[msgspec.Struct]] = [Error, Accepted, Ok, Event]
     kinds += [body for kind in KINDS.values() for body in kind.bodies]
+    params: set[type[msgspec.Struct]] = set()
     for operation in OPERATIONS:
         kinds.append(operation.answer)
         if operation.body is not None:
             kinds.append(operation.body)
-    _, components = msgspec.json.schema_components(dict.fromkeys(kinds), ref_template=_REF)
+        params.add(operation.params)  # for the enums they name; the structs are inlined
+    _, components = msgspec.json.schema_components(
+        dict.fromkeys([*kinds, *sorted(params, key=lambda p: p.__name__)]), ref_template=_REF
+    )
+    for inlined in params:
+        components.pop(inlined.__name__, None)
     return dict(sorted(components.items()))
 
 

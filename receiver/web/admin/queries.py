@@ -73,6 +73,8 @@ def _rule(kind: type[msgspec.Struct], name: str, problem: str) -> str:
             declared = declared.type
         else:
             declared = next(t for t in declared.types if not isinstance(t, inspect.NoneType))
+    if isinstance(declared, inspect.EnumType):
+        return f"{name} must be one of {', '.join(sorted(m.value for m in declared.cls))}"
     if isinstance(declared, inspect.LiteralType):
         if set(declared.values) == {"true", "false"}:
             return f"{name} must be true or false"
