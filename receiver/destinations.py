@@ -7,7 +7,7 @@ import inspect
 import string
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from receiver.context import DeliveryContext
@@ -82,8 +82,9 @@ class HandlerDestination:
         return f"{self.handler.__module__}:{self.handler.__qualname__}"
 
 
+BrokerKind: TypeAlias = Literal["rabbitmq", "redis", "nats"]
 #: The broker kinds, and the key that names where each publishes.
-BROKER_KINDS = {"rabbitmq": "exchange", "redis": "stream", "nats": "subject"}
+BROKER_KINDS: dict[BrokerKind, str] = {"rabbitmq": "exchange", "redis": "stream", "nats": "subject"}
 #: What a broker destination's names may use: ``"photohook.{source}.{status}"``.
 NAME_FIELDS = ("source", "type", "status")
 
@@ -94,7 +95,7 @@ class BrokerDestination:
     published to a message broker, and delivered once the broker has confirmed them."""
 
     name: str
-    kind: str
+    kind: BrokerKind
     url: Secret  #: may carry credentials, so it is a secret
     shown_url: str  #: the URL without credentials, for logs, the API and the dashboard
     topic: str  #: the exchange, stream or subject; a template of :data:`NAME_FIELDS`

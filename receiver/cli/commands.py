@@ -636,8 +636,14 @@ async def connect_brokers(destinations: list[BrokerDestination]) -> list[bool]:
         try:
             async with asyncio.timeout(destination.timeout):
                 answered = await publisher.connect()
+        except TimeoutError:
+            print(
+                f"destination {destination.name}: cannot connect: "
+                f"no answer within {destination.timeout:g}s"
+            )
+            return False
         except Exception as exc:
-            error = scrub(str(exc) or type(exc).__name__, destination)
+            error = scrub(str(exc) or "connection failed", destination)
             print(f"destination {destination.name}: cannot connect: {type(exc).__name__}: {error}")
             return False
         finally:

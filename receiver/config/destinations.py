@@ -13,6 +13,7 @@ from receiver.config.importer import import_from_string
 from receiver.destinations import (
     BROKER_KINDS,
     BrokerDestination,
+    BrokerKind,
     Destination,
     HandlerDestination,
     HTTPDestination,
@@ -35,6 +36,8 @@ _CLIENTS = {
     "redis": ("redis", "redis"),
     "nats": ("nats", "nats"),
 }
+_NAME_BYTES = 255  # AMQP's shortstr, which exchange names and routing keys are
+_SUBJECT = re.compile(r"[^\s.*>]+(\.[^\s.*>]+)*")
 DEFAULT_ROUTING_KEY = "photohook.{source}.{status}"
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
 _RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -90,8 +93,9 @@ def read_destination(
     kind = table.take_optional_str("kind")
     if kind is not None and kind not in _KINDS:
         raise table.error("kind", f"expected one of {', '.join(_KINDS)}, got {kind!r}")
-    if kind in BROKER_KINDS:
-        return _read_broker(table, name, kind, import_now=import_now)
+    for broker in BROKER_KINDS:
+        if kind == broker:
+            return _read_broker(table, name, broker, import_now=import_now)
     url = table.take_optional_str("url")
     handler_path = table.take_optional_str("handler")
     if (url is None) == (handler_path is None):
@@ -142,17 +146,23 @@ def read_destination(
     return imported(destination) if import_now else destination
 
 
-def _read_broker(table: Table, name: str, kind: str, *, import_now: bool) -> Destination:
+def _read_broker(table: Table, name: str, kind: BrokerKind, *, import_now: bool) -> Destination:
     retry, max_in_flight, rate_limit = _delivery(table)
-    [url] = table.take_secrets("url") or (None,)
-    if url is None:
-        raise table.error("url", f"a {kind} destination needs the broker's url (or env:NAME)")
+    urls = table.take_secrets("url")
+    if len(urls) != 1:
+        raise table.error(
+            "url",
+            f"a {kind} destination needs the broker's url (or env:NAME)"
+            if not urls
+            else "give one URL",
+        )
+    [url] = urls
     shown = _broker_url(table, kind, url)
     topic_key = BROKER_KINDS[kind]
     topic = table.take_optional_str(topic_key)
     if topic is None:
         raise table.error(topic_key, f"a {kind} destination names its {topic_key}")
-    _check_template(table, topic_key, topic, empty_ok=kind == "rabbitmq")
+    _check_template(table, topic_key, topic, empty_ok=kind == "rabbitmq", subject=kind == "nats")
     routing_key = ""
     if kind == "rabbitmq":
         routing_key = table.take_str("routing_key", DEFAULT_ROUTING_KEY)
@@ -195,12 +205,24 @@ def _broker_url(table: Table, kind: str, url: Secret) -> str:
     return shown_url(text)
 
 
-def _check_template(table: Table, key: str, template: str, *, empty_ok: bool) -> None:
+def _check_template(
+    table: Table, key: str, template: str, *, empty_ok: bool, subject: bool = False
+) -> None:
     if not template and not empty_ok:
         raise table.error(key, "cannot be empty")
     problem = name_template_error(template)
     if problem is not None:
         raise table.error(key, problem)
+    # Each field renders to at most a source's name or an event type: well under 64 bytes.
+    longest = len(re.sub(r"\{\w+\}", "x" * 64, template).encode())
+    if longest > _NAME_BYTES:
+        raise table.error(key, f"too long: a name may have {_NAME_BYTES} bytes at most")
+    if subject and (_SUBJECT.fullmatch(template) is None):
+        raise table.error(
+            key,
+            f"{template!r} is not a NATS subject to publish to: dot-separated tokens, "
+            "without spaces or the wildcards * and >",
+        )
 
 
 def _delivery(table: Table) -> tuple[RetrySchedule, int, float | None]:

@@ -265,7 +265,7 @@ class BrokerSender:
         except BrokerRefused as exc:
             return failed(f"refused: {scrub(str(exc), destination)}")
         except Exception as exc:
-            logger.debug("publishing to destination %s failed", destination.name, exc_info=True)
+            # The client's exception, not its traceback: either may name the broker's user.
             text = scrub(str(exc) or "connection failed", destination)
             return failed(f"{type(exc).__name__}: {text}")
         return Result(_attempt(started, clock, ok=True, response_body=confirmed.encode()))

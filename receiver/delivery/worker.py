@@ -233,10 +233,17 @@ class Worker:
             for task in pending:
                 task.cancel()
             if pending:
+                # Let them unwind before what they use is closed under them.
+                await asyncio.wait(pending, timeout=grace)
                 logger.warning("left %d deliveries in flight to be retried", len(pending))
         for lane in self._lanes.values():
             for sender in lane.senders:
-                await sender.aclose()
+                try:
+                    await sender.aclose()
+                except Exception:
+                    logger.warning(
+                        "closing a sender of %s failed", lane.destination.name, exc_info=True
+                    )
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -362,3 +362,7 @@ def configure_logging(level: str = "info", log_format: str = "text") -> None:
     # (the generated URL key among them). photohook logs what matters itself.
     for name in ("httpx", "httpcore", "aiosqlite"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # The broker clients log each lost or refused connection, some naming the broker's user;
+    # the delivery's attempt records the same failure, its credentials taken out.
+    for name in ("aiormq", "aio_pika", "nats"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)

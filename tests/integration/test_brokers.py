@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aio_pika
 import httpx
 import orjson
 import pytest
@@ -18,7 +19,7 @@ from standardwebhooks import Webhook
 from tests.e2e.process import run_cli
 from tests.helpers import fixture, free_port
 
-from .brokers import KINDS, Broker, Relay, open_broker, relayed, target_of
+from .brokers import KINDS, Broker, RabbitMQ, Relay, open_broker, relayed, target_of
 from .conftest import SECRET, Photohook
 from .servers import eventually
 
@@ -26,7 +27,7 @@ ADMIN = "broker-tests-admin-token"
 COMPLETED = fixture("fotor/upscale-completed")
 IN_PROGRESS = fixture("fotor/upscale-in-progress")
 
-pytestmark = pytest.mark.parametrize("kind", list(KINDS))
+every_kind = pytest.mark.parametrize("kind", list(KINDS))
 
 
 @pytest.fixture
@@ -51,6 +52,7 @@ async def start(photohook: Callable[..., Any], broker: Broker, **kwargs: Any) ->
     return started
 
 
+@every_kind
 async def test_a_routed_event_arrives_once_signed_as_for_http(
     photohook: Callable[..., Any], broker: Broker
 ) -> None:
@@ -76,6 +78,7 @@ async def test_a_routed_event_arrives_once_signed_as_for_http(
     assert len(await broker.messages()) == 1
 
 
+@every_kind
 async def test_a_refused_publish_goes_dead_and_is_retried_to_success(
     photohook: Callable[..., Any], broker: Broker
 ) -> None:
@@ -95,6 +98,7 @@ async def test_a_refused_publish_goes_dead_and_is_retried_to_success(
     assert message.headers["webhook-id"] == event_id
 
 
+@every_kind
 async def test_a_connection_cut_mid_run_loses_nothing(
     photohook: Callable[..., Any], broker: Broker
 ) -> None:
@@ -126,6 +130,7 @@ async def _failed_once(app: Photohook) -> bool:
     return any(d.attempts >= 1 and d.state == "retrying" for d in await app.deliveries())
 
 
+@every_kind
 async def test_a_tasks_events_arrive_in_order(
     photohook: Callable[..., Any], broker: Broker
 ) -> None:
@@ -141,6 +146,7 @@ async def test_a_tasks_events_arrive_in_order(
     assert statuses == {f"task-{n}": ["in_progress", "completed"] for n in range(3)}
 
 
+@every_kind
 def test_check_connect_says_which_brokers_answer_and_never_prints_credentials(
     tmp_path: Path, kind: str, broker: Broker
 ) -> None:
@@ -162,3 +168,88 @@ def test_check_connect_says_which_brokers_answer_and_never_prints_credentials(
     assert password not in result.stdout + result.stderr
     answered = run_cli("check", cwd=tmp_path, env={"BROKER_URL": url})
     assert answered.returncode == 0 and "connected" not in answered.stdout
+
+
+@every_kind
+async def test_a_broker_back_before_the_next_delivery_takes_it_at_the_first_try(
+    photohook: Callable[..., Any], broker: Broker
+) -> None:
+    """The connection died while idle (the broker restarted): the next delivery opens a new
+    one instead of failing on the dead one."""
+    relay = Relay(*target_of(broker.url))
+    await relay.start()
+    try:
+        app = await start(photohook, broker, url=relayed(broker.url, relay))
+        await app.send(COMPLETED, taskId="before")
+        await eventually(lambda: app.all_in("delivered", 1))
+        await relay.cut()
+        await relay.restore()
+        await app.send(COMPLETED, taskId="after")
+        await eventually(lambda: app.all_in("delivered", 2))
+        assert [d.attempts for d in await app.deliveries()] == [1, 1]
+    finally:
+        await relay.close()
+
+
+@every_kind
+async def test_credentials_never_reach_the_recorded_errors(
+    photohook: Callable[..., Any], broker: Broker
+) -> None:
+    parts = urlsplit(broker.url)
+    user, password = "photohook-user-x1", "photohook-password-x2"
+    closed = f"{parts.scheme}://{user}:{password}@127.0.0.1:{free_port()}{parts.path}"
+    urls = [closed]
+    if broker.kind == "rabbitmq":  # the broker answers, and refuses the login by name
+        urls.append(f"{parts.scheme}://{user}:{password}@{parts.hostname}:{parts.port}/")
+    config = "".join(
+        f'[destinations.bus{n}]\n{broker.config(url)}retry_schedule = []\ntimeout = "3s"\n'
+        for n, url in enumerate(urls)
+    )
+    routes = (
+        f"[[routes]]\nto = [{', '.join(f'{chr(34)}bus{n}{chr(34)}' for n in range(len(urls)))}]\n"
+    )
+    app: Photohook = await photohook(config + routes)
+    await app.send(COMPLETED)
+    await eventually(lambda: app.all_in("dead", len(urls)))
+    for delivery in await app.deliveries():
+        assert delivery.last_error
+        assert user not in delivery.last_error and password not in delivery.last_error
+
+
+@pytest.mark.parametrize("kind", ["rabbitmq"])
+async def test_rabbitmq_refuses_what_no_queue_takes_and_keeps_the_others_flowing(
+    photohook: Callable[..., Any], broker: Broker
+) -> None:
+    assert isinstance(broker, RabbitMQ)
+    await broker.channel.declare_exchange(f"{broker.name}-completed", aio_pika.ExchangeType.TOPIC)
+    await broker.queue.bind(f"{broker.name}-completed", routing_key="photohook.#")
+    table = (
+        f'[destinations.bus]\nkind = "rabbitmq"\nurl = "{broker.url}"\n'
+        f'exchange = "{broker.name}-{{status}}"\nretry_schedule = []\nmax_in_flight = 8\n'
+        '[destinations.nowhere]\nkind = "rabbitmq"\n'
+        f'url = "{broker.url}"\nexchange = "{broker.name}-completed"\n'
+        'routing_key = "unbound.{status}"\nretry_schedule = []\n'
+        '[[routes]]\nto = ["bus", "nowhere"]\n'
+    )
+    app: Photohook = await photohook(table, environ={"PHOTOHOOK_ADMIN_TOKEN": ADMIN})
+    async with httpx.AsyncClient(
+        base_url=app.base_url, headers={"authorization": f"Bearer {ADMIN}"}
+    ) as admin:
+        # Held, then let go at once: the refused and the taken are published side by side.
+        assert (await admin.post("/api/destinations/bus/pause")).status_code == 200
+        for n in range(6):
+            await app.send(IN_PROGRESS if n % 2 else COMPLETED, taskId=f"task-{n}")
+        assert (await admin.post("/api/destinations/bus/resume")).status_code == 200
+    await eventually(lambda: app.settled(12))
+    found = {(d.destination, d.event_id): d for d in await app.deliveries()}
+    for (destination, _), delivery in found.items():
+        if destination == "nowhere":
+            assert delivery.state == "dead"
+            assert "NO_ROUTE" in (delivery.last_error or "")
+    bus = [d for (name, _), d in found.items() if name == "bus"]
+    delivered = [d for d in bus if d.state == "delivered"]
+    refused = [d for d in bus if d.state == "dead"]
+    assert len(delivered) == 3 and all(d.attempts == 1 for d in delivered)
+    assert len(refused) == 3
+    assert all("has no exchange" in (d.last_error or "") for d in refused)
+    assert all(f"{broker.name}-in_progress" in (d.last_error or "") for d in refused)

@@ -5,8 +5,12 @@ try per scheduled attempt, never a storm."""
 
 from __future__ import annotations
 
-from typing import Protocol
-from urllib.parse import urlsplit
+import asyncio
+import contextlib
+import re
+from collections.abc import Awaitable
+from typing import Protocol, assert_never
+from urllib.parse import unquote, urlsplit
 
 from receiver.delivery.message import Message
 from receiver.destinations import BrokerDestination
@@ -31,17 +35,21 @@ class Publisher(Protocol):
 
 
 def publisher_for(destination: BrokerDestination) -> Publisher:
-    if destination.kind == "rabbitmq":
-        from receiver.delivery.brokers.rabbitmq import RabbitMQPublisher
+    match destination.kind:
+        case "rabbitmq":
+            from receiver.delivery.brokers.rabbitmq import RabbitMQPublisher
 
-        return RabbitMQPublisher(destination)
-    if destination.kind == "redis":
-        from receiver.delivery.brokers.redis_streams import RedisStreamPublisher
+            return RabbitMQPublisher(destination)
+        case "redis":
+            from receiver.delivery.brokers.redis_streams import RedisStreamPublisher
 
-        return RedisStreamPublisher(destination)
-    from receiver.delivery.brokers.jetstream import JetStreamPublisher
+            return RedisStreamPublisher(destination)
+        case "nats":
+            from receiver.delivery.brokers.jetstream import JetStreamPublisher
 
-    return JetStreamPublisher(destination)
+            return JetStreamPublisher(destination)
+        case _:
+            assert_never(destination.kind)
 
 
 def event_headers(message: Message, event: Event) -> dict[str, str]:
@@ -57,11 +65,34 @@ def event_headers(message: Message, event: Event) -> dict[str, str]:
 
 
 def scrub(text: str, destination: BrokerDestination) -> str:
-    """``text`` (a client's error) without the destination's URL or password in it."""
+    """``text`` (a client's error) without the destination's URL, user, password or token."""
     try:
         url = destination.url.reveal()
     except LookupError:
         return text
     text = text.replace(url, destination.shown_url)
-    password = urlsplit(url).password
-    return text.replace(password, "**********") if password else text
+    parts = urlsplit(url)
+    for secret in {parts.username, parts.password}:
+        for form in {secret, unquote(secret or "")} - {None, ""}:
+            assert form is not None
+            text = re.sub(rf"(?<![\w]){re.escape(form)}(?![\w])", "**********", text)
+    return text
+
+
+_CLOSING: set[asyncio.Task[None]] = set()
+CLOSE_TIMEOUT = 5.0
+
+
+async def close_quietly(closing: Awaitable[object]) -> None:
+    """Await a connection's close for a few seconds at most, whatever it raises: a broker that
+    is gone must not hold up an attempt, or a worker's stop."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await closing
+
+
+def close_later(closing: Awaitable[object]) -> None:
+    """:func:`close_quietly`, in the background."""
+    task = asyncio.get_running_loop().create_task(close_quietly(closing))
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)

@@ -4,19 +4,34 @@ confirms) and published ``mandatory``, so a message no queue would take is refus
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aio_pika
 import aio_pika.abc
+from aio_pika.abc import FieldValue
 from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError
 from pamqp.commands import Basic
 
-from receiver.delivery.brokers import event_headers
+from receiver.delivery.brokers import close_later, close_quietly, event_headers
 from receiver.delivery.message import Message
 from receiver.destinations import BrokerDestination, render_name
 from receiver.errors import BrokerRefused
 from receiver.events import Event
+
+
+@dataclass
+class _Session:
+    """A connection, its confirming channel, and the exchanges found on it: replaced together."""
+
+    connection: aio_pika.abc.AbstractConnection
+    channel: aio_pika.abc.AbstractChannel
+    exchanges: dict[str, aio_pika.abc.AbstractExchange] = field(default_factory=dict)
+
+    @property
+    def alive(self) -> bool:
+        # A connection the broker dropped is not "closed" until close() is called on it.
+        return self.connection.connected.is_set() and not self.channel.is_closed
 
 
 class RabbitMQPublisher:
@@ -24,25 +39,26 @@ class RabbitMQPublisher:
 
     def __init__(self, destination: BrokerDestination) -> None:
         self._destination = destination
-        self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._channel: aio_pika.abc.AbstractChannel | None = None
-        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self._session: _Session | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     async def connect(self) -> str:
-        await self._open()
+        await self._current()
         return f"RabbitMQ at {self._destination.shown_url}"
 
     async def publish(self, message: Message, event: Event) -> str:
         destination = self._destination
         name = render_name(destination.topic, event)
         key = render_name(destination.routing_key, event)
+        headers: dict[str, FieldValue] = {**event_headers(message, event)}
+        session = await self._current()
         try:
-            exchange = await self._exchange(name)
+            exchange = await self._exchange(session, name)
             await exchange.publish(
                 aio_pika.Message(
                     message.body,
-                    headers=dict(event_headers(message, event)),
+                    headers=headers,
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     message_id=message.id,
@@ -52,9 +68,6 @@ class RabbitMQPublisher:
                 routing_key=key,
                 mandatory=True,
             )
-        except ChannelNotFoundEntity:
-            await self._reset(channel_only=True)
-            raise BrokerRefused(f"RabbitMQ has no exchange {name!r}") from None
         except DeliveryError as exc:
             returned = exc.message.delivery if exc.message is not None else None
             reason = returned.reply_text if isinstance(returned, Basic.Return) else "negative ack"
@@ -64,46 +77,64 @@ class RabbitMQPublisher:
                 if reason == "NO_ROUTE"
                 else f"RabbitMQ did not take the message ({reason})"
             ) from None
-        except BaseException:
-            await self._reset()
+        except Exception:
+            # A cancelled or timed-out publish leaves the channel as it was (aiormq forgets
+            # its confirmation); a failed one may have lost the channel or the connection.
+            if not session.alive:
+                self._discard(session)
             raise
         return f"confirmed by RabbitMQ: exchange {name!r}, routing key {key!r}"
 
     async def aclose(self) -> None:
-        await self._reset()
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await close_quietly(session.connection.close())
 
-    async def _open(self) -> aio_pika.abc.AbstractChannel:
+    async def _current(self) -> _Session:
         async with self._lock:
-            if self._connection is None or self._connection.is_closed:
-                self._channel = None
-                self._connection = await aio_pika.connect(
+            if self._closed:
+                raise RuntimeError("the publisher is closed")
+            session = self._session
+            if session is None or not session.alive:
+                if session is not None:
+                    self._discard(session)
+                connection = await aio_pika.connect(
                     self._destination.url.reveal(), timeout=self._destination.timeout
                 )
-            if self._channel is None or self._channel.is_closed:
-                self._exchanges = {}
-                self._channel = await self._connection.channel(
-                    publisher_confirms=True, on_return_raises=True
-                )
-            return self._channel
+                try:
+                    channel = await connection.channel(
+                        publisher_confirms=True, on_return_raises=True
+                    )
+                except BaseException:
+                    close_later(connection.close())
+                    raise
+                session = self._session = _Session(connection, channel)
+            return session
 
-    async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
-        channel = await self._open()
-        exchange = self._exchanges.get(name)
-        if exchange is None:
-            # The default exchange ("") cannot be declared, not even passively.
-            exchange = channel.default_exchange if not name else await channel.get_exchange(name)
-            self._exchanges[name] = exchange
+    async def _exchange(self, session: _Session, name: str) -> aio_pika.abc.AbstractExchange:
+        exchange = session.exchanges.get(name)
+        if exchange is not None:
+            return exchange
+        if not name:  # the default exchange cannot be declared, not even passively
+            exchange = session.channel.default_exchange
+        else:
+            # A passive declare that fails closes its channel: never the shared one.
+            probe = await session.connection.channel(publisher_confirms=False)
+            try:
+                await probe.get_exchange(name, ensure=True)
+            except ChannelNotFoundEntity:
+                raise BrokerRefused(f"RabbitMQ has no exchange {name!r}") from None
+            finally:
+                if not probe.is_closed:
+                    close_later(probe.close())
+            exchange = await session.channel.get_exchange(name, ensure=False)
+        session.exchanges[name] = exchange
         return exchange
 
-    async def _reset(self, *, channel_only: bool = False) -> None:
-        """Drop the channel (and the connection) so that the next attempt opens them again."""
-        channel, self._channel, self._exchanges = self._channel, None, {}
-        connection = None
-        if not channel_only:
-            connection, self._connection = self._connection, None
-        with contextlib.suppress(Exception):
-            if channel is not None and not channel.is_closed:
-                await channel.close()
-        with contextlib.suppress(Exception):
-            if connection is not None and not connection.is_closed:
-                await connection.close()
+    def _discard(self, session: _Session) -> None:
+        """Forget ``session`` (if it is still the current one) and close it in the background,
+        so that no attempt waits for a broker that is gone."""
+        if self._session is session:
+            self._session = None
+        close_later(session.connection.close())

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.typing import EncodableT, FieldT
 
 from receiver.delivery.brokers import event_headers
@@ -51,5 +53,9 @@ class RedisStreamPublisher:
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 max_connections=self._destination.max_in_flight,
+                # One more try on a fresh connection when a pooled one turns out dead (the
+                # server restarted while it sat idle); other failures wait for the schedule.
+                retry=Retry(NoBackoff(), 1),
+                retry_on_error=[redis.exceptions.ConnectionError],
             )
         return self._client
