@@ -11,7 +11,7 @@ from typing import IO, Any
 import orjson
 
 from receiver import eventloop
-from receiver.cli.commands import stdout_bytes, with_store
+from receiver.cli._common import stdout_bytes, with_store
 from receiver.cli.progress import Progress
 from receiver.config.settings import Settings
 from receiver.errors import StoreError

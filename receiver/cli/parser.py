@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from receiver.__about__ import __version__
-from receiver.cli import commands, database
+from receiver.cli import database, operating, reading, service
 from receiver.config.settings import ENVIRONMENT, Settings
 from receiver.errors import PhotohookError
 from receiver.store import DELIVERY_STATES, TASK_STATES
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             processes=getattr(args, "processes", None),
             resolve_secrets=args.resolve_secrets,
             app_dir=getattr(args, "app_dir", None),
-            # Imported by what delivers or checks (see commands): not by `serve --no-worker`.
+            # Imported by what delivers or checks (see cli/service.py): not by `serve --no-worker`.
             import_callables=False,
             metrics_port=getattr(args, "metrics_port", None),
         )
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     # Only what signs, delivers or checks the configuration needs every secret variable set.
-    serve = command("serve", commands.serve, resolve_secrets=True)
+    serve = command("serve", service.serve, resolve_secrets=True)
     serve.add_argument("--host", help="address to listen on (env PHOTOHOOK_HOST; 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (env PORT; 8000)")
     serve.add_argument("--no-worker", action="store_true", help="receive only; deliver elsewhere")
@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         help="processes sharing the port, each with its own worker (env WEB_CONCURRENCY; 1)",
     )
-    worker = command("worker", commands.worker, resolve_secrets=True)
+    worker = command("worker", service.worker, resolve_secrets=True)
     worker.add_argument("--host", help="address of --metrics-port (env PHOTOHOOK_HOST; 127.0.0.1)")
     worker.add_argument(
         "--metrics-port",
@@ -139,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     import_ = command("import", database.import_)
     import_.add_argument("input", metavar="PATH", nargs="?", help="an export (default: stdin)")
 
-    url = command("url", commands.url)
+    url = command("url", service.url)
     url.add_argument("source", metavar="SOURCE", help="a configured source name")
     url.add_argument(
         "--base-url",
@@ -147,25 +147,25 @@ def _parser() -> argparse.ArgumentParser:
         "default: http://HOST:PORT, where 'serve' listens)",
     )
 
-    events = command("events", commands.events)
+    events = command("events", reading.events)
     _event_filters(events)
     events.add_argument("--limit", type=_positive, default=50, help="at most N events (50)")
     events.add_argument("--json", action="store_true", help="print a JSON array of events")
 
-    event = command("event", commands.event)
+    event = command("event", reading.event)
     event.add_argument("event_id", metavar="EVENT_ID")
     event.add_argument(
         "--json", action="store_true", help="print it as GET /api/events/{id} answers"
     )
 
-    deliveries = command("deliveries", commands.deliveries)
+    deliveries = command("deliveries", reading.deliveries)
     deliveries.add_argument("--state", choices=DELIVERY_STATES)
     deliveries.add_argument("--event", metavar="EVENT_ID", help="only this event's deliveries")
     deliveries.add_argument("--destination", metavar="NAME", help="only this destination")
     deliveries.add_argument("--limit", type=_positive, default=100, help="at most N (100)")
     deliveries.add_argument("--json", action="store_true", help="print a JSON array")
 
-    replay = command("replay", commands.replay)
+    replay = command("replay", operating.replay)
     replay.add_argument(
         "event_id", metavar="EVENT_ID", nargs="?", help="the event; or give filters instead"
     )
@@ -178,27 +178,27 @@ def _parser() -> argparse.ArgumentParser:
         "again; by default the event's id is kept, and a deduplicating receiver drops it",
     )
 
-    retry = command("retry", commands.retry)
+    retry = command("retry", operating.retry)
     retry.add_argument("delivery_id", metavar="DELIVERY_ID", nargs="?")
     retry.add_argument("--dead", action="store_true", help="every dead delivery")
     retry.add_argument("--destination", metavar="NAME", help="with --dead: of this destination")
 
-    destinations = command("destinations", commands.destinations)
+    destinations = command("destinations", reading.destinations)
     destinations.add_argument("--json", action="store_true", help="print a JSON array")
-    for name, function in (("pause", commands.pause), ("resume", commands.resume)):
+    for name, function in (("pause", operating.pause), ("resume", operating.resume)):
         command(name, function).add_argument("name", metavar="NAME", help="a destination")
 
-    track = command("track", commands.track)
+    track = command("track", operating.track)
     track.add_argument("source", metavar="SOURCE", help="a source with an api_key")
     track.add_argument("task_id", metavar="TASK_ID", help="Fotor taskId or Crop.photo job_id")
     track.add_argument("--business-id", help="your business id for the task")
 
-    tasks = command("tasks", commands.tasks)
+    tasks = command("tasks", reading.tasks)
     tasks.add_argument("--state", choices=TASK_STATES)
     tasks.add_argument("--limit", type=_positive, default=100, help="at most N (100)")
     tasks.add_argument("--json", action="store_true", help="print a JSON array")
 
-    send_test = command("send-test", commands.send_test)
+    send_test = command("send-test", operating.send_test)
     send_test.add_argument("source", metavar="SOURCE", help="a configured source (its provider)")
     send_test.add_argument("--url", required=True, help="where to send (photohook url SOURCE)")
     send_test.add_argument(
@@ -209,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     send_test.add_argument("--concurrency", type=_positive, default=1, help="at once (1)")
     send_test.add_argument("--secret", help="X-WEBHOOK-SECRET to send (Crop.photo)")
 
-    rejected = command("rejected", commands.rejected)
+    rejected = command("rejected", reading.rejected)
     rejected.epilog = (
         "A callback that passed authentication but was refused for what it sent (400, 413, 415,\n"
         "422) is kept, up to [server] max_rejected_per_source (10000) per source. Once the\n"
@@ -229,10 +229,10 @@ def _parser() -> argparse.ArgumentParser:
         "retry",
         parents=[again],
         argument_default=argparse.SUPPRESS,
-        help=commands.rejected_retry.__doc__,
-        description=commands.rejected_retry.__doc__,
+        help=operating.rejected_retry.__doc__,
+        description=operating.rejected_retry.__doc__,
     )
-    rejected_retry.set_defaults(command=commands.rejected_retry)
+    rejected_retry.set_defaults(command=operating.rejected_retry)
     rejected_retry.add_argument("rejected_id", metavar="ID", nargs="?", default=None)
     rejected_retry.add_argument(
         "--all",
@@ -242,11 +242,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     rejected_retry.add_argument("--source", help="with --all: only this source's")
 
-    prune = command("prune", commands.prune)
+    prune = command("prune", operating.prune)
     prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d")
     prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
-    check = command("check", commands.check, resolve_secrets=True)
+    check = command("check", service.check, resolve_secrets=True)
     check.add_argument(
         "--connect",
         action="store_true",
@@ -260,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:
             "(env PHOTOHOOK_APP_DIR; the working directory)",
         )
     # Needs no configuration: a secret is what one is missing while writing it.
-    command("secret", commands.secret, needs_settings=False)
+    command("secret", service.secret, needs_settings=False)
     return parser
 
 

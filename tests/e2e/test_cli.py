@@ -211,7 +211,7 @@ def test_track_tasks_and_check_the_reconciling(tmp_path: Path) -> None:
 
 _INTERRUPTED_WRITER = """
 import signal
-from receiver.cli.commands import stdout_bytes
+from receiver.cli._common import stdout_bytes
 
 signal.signal(signal.SIGALRM, lambda *_: None)
 signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)  # a blocked write is cut short, often

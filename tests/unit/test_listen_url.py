@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.cli.commands import listen_url
+from receiver.cli.service import listen_url
 from receiver.config.settings import Settings
 
 

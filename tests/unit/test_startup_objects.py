@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from receiver import eventloop
-from receiver.cli import commands
+from receiver.cli import service
 from receiver.config.settings import Settings
 from receiver.web import server
 
@@ -65,5 +65,5 @@ def test_worker_freezes_once_started(tmp_path: Path, monkeypatch: pytest.MonkeyP
         os.kill(os.getpid(), signal.SIGTERM)  # the worker's own handler: it stops cleanly
 
     monkeypatch.setattr(eventloop, "freeze_startup_objects", freeze_then_stop)
-    assert commands.worker(_settings(tmp_path), argparse.Namespace()) == 0
+    assert service.worker(_settings(tmp_path), argparse.Namespace()) == 0
     assert calls == ["freeze"]
