@@ -21,7 +21,7 @@ from receiver import redact, ssrf
 from receiver.__about__ import __version__
 from receiver.context import DeliveryContext
 from receiver.delivery.brokers import Publisher, publisher_for, scrub
-from receiver.delivery.message import compose
+from receiver.delivery.message import Message, compose
 from receiver.destinations import (
     BrokerDestination,
     Destination,
@@ -85,19 +85,46 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(trust_env=False)
 
 
-class HTTPSender:
+class _SignedSender:
+    """What HTTP and broker senders share: the transform, the signing keys, and the message
+    built from an event with them."""
+
+    def __init__(self, destination: HTTPDestination | BrokerDestination) -> None:
+        transform = destination.transform
+        if isinstance(transform, ImportString):
+            raise transform.error("the transform was not imported")
+        self._name = destination.name
+        self._transform = transform
+        self._keys = destination.signing_keys()
+
+    def _message(
+        self, event: Event, context: DeliveryContext | None, started: float, clock: float
+    ) -> Message | Result:
+        """The signed message (its ``webhook-id`` the context's, else the event id), or the
+        attempt's result when the transform failed or gave None."""
+        message_id = context.message_id if context is not None else event.id
+        try:
+            message = compose(event, message_id, self._keys, self._transform)
+        except TransformFailed as exc:
+            # The attempt's line says what failed; the traceback is for debugging.
+            logger.debug("transform of destination %s failed", self._name, exc_info=True)
+            return Result(_attempt(started, clock, ok=False, error=str(exc)))
+        if message is None:
+            skipped = _attempt(started, clock, ok=True, error="not sent: the transform gave None")
+            return Result(skipped, skipped=True)
+        return message
+
+
+class HTTPSender(_SignedSender):
     """POSTs events to an HTTP destination, signed the Standard Webhooks way, one at a time."""
 
     def __init__(
         self, destination: HTTPDestination, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        if isinstance(destination.transform, ImportString):
-            raise destination.transform.error("the transform was not imported")
+        super().__init__(destination)
         self.destination = destination
-        self._transform = destination.transform
         self._transport = transport if transport is not None else http_transport()
         self._url = httpx.URL(destination.url)
-        self._keys = destination.signing_keys()
         self._timeouts = httpx.Timeout(destination.timeout).as_dict()
 
     async def aclose(self) -> None:
@@ -106,21 +133,14 @@ class HTTPSender:
     async def send(self, event: Event, context: DeliveryContext | None = None) -> Result:
         """One attempt; ``context`` gives the ``webhook-id`` (default: the event id)."""
         destination = self.destination
-        message_id = context.message_id if context is not None else event.id
         started, clock = time.time(), time.perf_counter()
 
         def failed(error: str) -> Result:
             return Result(_attempt(started, clock, ok=False, error=error))
 
-        try:
-            message = compose(event, message_id, self._keys, self._transform)
-        except TransformFailed as exc:
-            # The attempt's line says what failed; the traceback is for debugging.
-            logger.debug("transform of destination %s failed", destination.name, exc_info=True)
-            return failed(str(exc))
-        if message is None:
-            skipped = _attempt(started, clock, ok=True, error="not sent: the transform gave None")
-            return Result(skipped, skipped=True)
+        message = self._message(event, context, started, clock)
+        if isinstance(message, Result):
+            return message
         body = message.body
         headers = {
             **destination.headers,
@@ -226,37 +246,28 @@ class HandlerSender:
         return Result(_attempt(started, clock, ok=error is None, error=error), retry_after)
 
 
-class BrokerSender:
+class BrokerSender(_SignedSender):
     """Publishes events to a message broker, signed as for HTTP; an attempt succeeds once the
     broker confirmed the message."""
 
     def __init__(self, destination: BrokerDestination, publisher: Publisher) -> None:
-        if isinstance(destination.transform, ImportString):
-            raise destination.transform.error("the transform was not imported")
+        super().__init__(destination)
         self.destination = destination
-        self._transform = destination.transform
         self._publisher = publisher
-        self._keys = destination.signing_keys()
 
     async def aclose(self) -> None:
         await self._publisher.aclose()
 
     async def send(self, event: Event, context: DeliveryContext | None = None) -> Result:
         destination = self.destination
-        message_id = context.message_id if context is not None else event.id
         started, clock = time.time(), time.perf_counter()
 
         def failed(error: str) -> Result:
             return Result(_attempt(started, clock, ok=False, error=error))
 
-        try:
-            message = compose(event, message_id, self._keys, self._transform)
-        except TransformFailed as exc:
-            logger.debug("transform of destination %s failed", destination.name, exc_info=True)
-            return failed(str(exc))
-        if message is None:
-            skipped = _attempt(started, clock, ok=True, error="not sent: the transform gave None")
-            return Result(skipped, skipped=True)
+        message = self._message(event, context, started, clock)
+        if isinstance(message, Result):
+            return message
         try:
             async with asyncio.timeout(destination.timeout):
                 confirmed = await self._publisher.publish(message, event)
