@@ -44,12 +44,14 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run a delivery worker alone (beside 'serve --no-worker', or several); with
     --metrics-port, it serves its own /metrics."""
     from receiver.background import Background
+    from receiver.observability import tracing
     from receiver.observability.logs import configure_logging
     from receiver.observability.metrics import Metrics, drop_created_series
 
     settings = settings.with_callables()
     configure_logging(settings.log_level, settings.log_format)
     drop_created_series()
+    tracing.configure()
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -68,6 +70,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
                 await background.stop()
         finally:
             await store.close()
+            tracing.flush()
 
     eventloop.run(run())
     return 0

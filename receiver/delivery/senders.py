@@ -32,6 +32,7 @@ from receiver.destinations import (
 )
 from receiver.errors import BrokerRefused, DeniedDestination, TransformFailed
 from receiver.events import Event
+from receiver.observability import tracing
 from receiver.retry import Retry
 from receiver.store import Attempt
 
@@ -148,6 +149,7 @@ class HTTPSender(_SignedSender):
             "user-agent": USER_AGENT,
             **message.headers,
         }
+        tracing.inject(headers)  # traceparent, when the attempt is traced
         try:
             async with asyncio.timeout(destination.timeout):
                 url, extensions = await self._target(headers)

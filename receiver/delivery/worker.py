@@ -16,12 +16,14 @@ import os
 import socket
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from receiver.context import DeliveryContext
 from receiver.delivery.senders import Result, Sender, senders_for
 from receiver.destinations import Destination
 from receiver.errors import StoreError
 from receiver.ids import ulid
+from receiver.observability import tracing
 from receiver.observability.logs import log_often
 from receiver.observability.metrics import Metrics
 from receiver.store import Claim, Outbox, Outcome
@@ -101,7 +103,10 @@ class _Lane:
                 destination=delivery.destination,
                 message_id=delivery.message_id or claim.event.id,
             )
-            result = await sender.send(claim.event, context)
+            if tracing.enabled():
+                result = await self._traced(claim, sender, context)
+            else:
+                result = await sender.send(claim.event, context)
         finally:
             self._free.append(sender)
             self.worker.wake()  # room to claim another
@@ -115,6 +120,23 @@ class _Lane:
         except StoreError as exc:
             # The lease runs out and the delivery is tried again: at least once, never lost.
             logger.error("cannot record delivery %s: %s", claim.delivery.id, exc)
+
+    async def _traced(self, claim: Claim, sender: Sender, context: DeliveryContext) -> Result:
+        """The attempt, as a span in the trace of the callback that brought its event."""
+        event = claim.event
+        attributes = {
+            "photohook.source": event.source,
+            "photohook.event.id": event.id,
+            "photohook.event.type": event.type,
+            "photohook.task.id": event.task_id,
+            "photohook.destination": context.destination,
+            "photohook.attempt": context.attempt,
+        }
+        with tracing.continued("photohook.delivery", claim.trace_context, attributes) as span:
+            result = await sender.send(event, context)
+            if span is not None:
+                span.set_attributes(_span_outcome(result))
+        return result
 
     def _log(self, claim: Claim, outcome: Outcome) -> None:
         """An attempt's line: INFO, written with the others of its moment, whatever came of it
@@ -279,3 +301,15 @@ class Worker:
         if next_due is None:
             return self._sweep_interval
         return min(max(next_due - time.time(), 0.005), self._sweep_interval)
+
+
+def _span_outcome(result: Result) -> dict[str, Any]:
+    attempt = result.attempt
+    found: dict[str, Any] = {
+        "photohook.outcome": "skipped" if result.skipped else ("ok" if attempt.ok else "failed")
+    }
+    if attempt.status_code is not None:
+        found["http.response.status_code"] = attempt.status_code
+    if not attempt.ok:  # the error's kind, never its text (which may name a host)
+        found["error.type"] = (attempt.error or "failed").split(":", 1)[0]
+    return found

@@ -164,12 +164,13 @@ async def _claims(tx: Tx, ids: list[str]) -> list[Claim]:
     for start in range(0, len(ids), _PARAMETERS_PER_QUERY):
         chunk = ids[start : start + _PARAMETERS_PER_QUERY]
         for row in await tx.fetch(
-            f"SELECT {rows.DELIVERY_COLUMNS}, {rows.EVENT_COLUMNS} FROM deliveries d"  # noqa: S608
+            f"SELECT {rows.DELIVERY_COLUMNS}, {rows.EVENT_COLUMNS}, r.trace_context"  # noqa: S608
+            " FROM deliveries d"
             " JOIN events e ON e.id = d.event_id JOIN receipts r ON r.id = e.receipt_id"
             f" WHERE d.id IN ({marks(len(chunk))}) ORDER BY d.event_id",
             chunk,
         ):
-            claims.append(Claim(rows.delivery(row[:12]), rows.event(row[12:])))
+            claims.append(Claim(rows.delivery(row[:12]), rows.event(row[12:-1]), row[-1]))
     return claims
 
 

@@ -44,6 +44,8 @@ class Receipt:
     body_sha256: bytes
     events: tuple[NewEvent, ...]
     via: str = "callback"
+    #: The W3C ``traceparent`` of the callback's span, for the delivery attempts' spans.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ class Claim:
 
     delivery: Delivery
     event: Event
+    trace_context: str | None = None  #: the callback's ``traceparent``, when it was traced
 
 
 @dataclass(frozen=True, slots=True)

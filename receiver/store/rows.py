@@ -34,8 +34,8 @@ def json_text(value: Any) -> str:
 #: Its parameters: :func:`receipt_row`.
 INSERT_RECEIPT = """
     INSERT INTO receipts (id, source, via, received_at, peer, client, headers, body, body_sha256,
-        event_ids, duplicate)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        event_ids, duplicate, trace_context)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 #: Its parameters: :func:`event_row`.
 INSERT_EVENT = """
@@ -58,6 +58,7 @@ def receipt_row(receipt: Receipt, event_ids: list[str], *, duplicate: bool) -> t
         receipt.body_sha256,
         json_text(event_ids),
         int(duplicate),
+        receipt.trace_context,
     )
 
 

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from receiver.background import Background
 from receiver.config.settings import Settings
 from receiver.errors import ServiceUnavailable, StoreError
+from receiver.observability import tracing
 from receiver.observability.logs import RequestLog
 from receiver.observability.metrics import MEDIA_TYPE, Metrics
 from receiver.retention import prune_forever
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     settings = settings if settings is not None else Settings.load()
     if worker:
         settings = settings.with_callables()
+    tracing.configure()
     store = open_store(settings.database_url)
     router = Router(settings.routes)
     metrics = Metrics(settings.sources, settings.destinations)
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
                     await background.stop()
         finally:
             await store.close()
+            tracing.flush()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})

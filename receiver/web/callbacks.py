@@ -45,6 +45,7 @@ class SourceRules:
         peer: str | None,
         client: str | None,
         headers: bytes,
+        trace_context: str | None = None,
     ) -> Receipt:
         """The receipt of a callback's body and its events; raises :class:`InvalidJSON` or
         :class:`InvalidCallback` naming the field."""
@@ -72,6 +73,7 @@ class SourceRules:
             body=body,
             body_sha256=hashlib.sha256(body).digest(),
             events=events,
+            trace_context=trace_context,
         )
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -35,6 +36,7 @@ from receiver.errors import (
     UnsupportedMediaType,
 )
 from receiver.ids import new_id
+from receiver.observability import tracing
 from receiver.observability.logs import REQUEST_ID, begin_request, log_request
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
@@ -167,6 +169,24 @@ class Ingest:
             raise ServiceUnavailable() from None
 
     async def _store_callback(self, scope: Scope, receive: Receive) -> Stored:
+        trace = tracing.callback(scope["path_params"]["source"])
+        if trace is None:
+            source, receipt, stored = await self._commit(scope, receive, None)
+        else:
+            with trace:
+                source, receipt, stored = await self._commit(scope, receive, trace)
+                trace.span.set_attributes(_attributes(receipt, stored))
+        if stored.new_event_ids:
+            new = set(stored.new_event_ids)
+            self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)
+        if stored.deliveries or (stored.new_event_ids and source.rules.tracking is not None):
+            self._wake()  # new deliveries to send, or a task to track or confirm
+        return stored
+
+    async def _commit(
+        self, scope: Scope, receive: Receive, trace: tracing.CallbackTrace | None
+    ) -> tuple[_Source, Receipt, Stored]:
+        """Read, check and durably store the callback, within its deadlines."""
         committing = False
         name = scope["path_params"]["source"]
         # One deadline for the whole request: the body's, then the commit's.
@@ -174,7 +194,7 @@ class Ingest:
         try:
             async with deadline:
                 try:
-                    source, receipt = await self._receipt(scope, receive)
+                    source, receipt = await self._receipt(scope, receive, trace)
                 except _Refused as refused:
                     committing = True
                     deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
@@ -182,7 +202,11 @@ class Ingest:
                     raise refused.error from None
                 committing = True
                 deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
+                if trace is not None:
+                    trace.mark()
                 stored = await self._store.store(receipt)
+                if trace is not None:
+                    trace.step("store")
         except TimeoutError:
             if not deadline.expired():
                 raise  # not the deadline's: a fault of ours, answered 503
@@ -195,14 +219,11 @@ class Ingest:
         except StoreError as exc:
             logger.error("cannot store a callback of source %s: %s", name, exc)
             raise ServiceUnavailable(retry_after=5) from None
-        if stored.new_event_ids:
-            new = set(stored.new_event_ids)
-            self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)
-        if stored.deliveries or (stored.new_event_ids and source.rules.tracking is not None):
-            self._wake()  # new deliveries to send, or a task to track or confirm
-        return stored
+        return source, receipt, stored
 
-    async def _receipt(self, scope: Scope, receive: Receive) -> tuple[_Source, Receipt]:
+    async def _receipt(
+        self, scope: Scope, receive: Receive, trace: tracing.CallbackTrace | None = None
+    ) -> tuple[_Source, Receipt]:
         """Authenticate, read and validate the callback: what is to be stored. A refusal for
         what an authenticated callback sent is raised as :class:`_Refused`, to be kept."""
         params = scope["path_params"]
@@ -213,6 +234,8 @@ class Ingest:
         peer = scope["client"][0] if scope.get("client") else None
         client = client_address(peer, headers.forwarded_for, self._trusted_proxies)
         source.auth.check(token=params.get("token"), client=client, secret=headers.secret)
+        if trace is not None:
+            trace.step("authenticate")
         body: bytes | None = None
         try:
             try:
@@ -224,14 +247,20 @@ class Ingest:
                     body = await _read_body(receive, headers.content_length, self._max_body)
                 raise
             body = await _read_body(receive, headers.content_length, self._max_body)
-            return source, source.rules.receipt(
+            if trace is not None:
+                trace.mark()
+            receipt = source.rules.receipt(
                 body,
                 router=self._router,
                 received_at=datetime.now(UTC),
                 peer=peer,
                 client=str(client) if client is not None else None,
                 headers=redact.headers_json(scope["headers"]),
+                trace_context=trace.traceparent if trace is not None else None,
             )
+            if trace is not None:
+                trace.step("parse")
+            return source, receipt
         except KEPT_REFUSALS as error:
             found = answer(error)
             rejection = Rejection(
@@ -375,3 +404,16 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _attributes(receipt: Receipt, stored: Stored) -> dict[str, Any]:
+    """What a callback's span says of it: never its body, token or secret."""
+    found: dict[str, Any] = {
+        "photohook.event.ids": list(stored.event_ids),
+        "photohook.duplicate": not stored.new_event_ids,
+    }
+    if receipt.events:
+        first = receipt.events[0].event
+        found["photohook.event.type"] = first.type
+        found["photohook.task.id"] = first.task_id
+    return found

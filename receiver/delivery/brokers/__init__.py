@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from receiver.delivery.message import Message
 from receiver.destinations import BrokerDestination
 from receiver.events import Event
+from receiver.observability import tracing
 
 
 class Publisher(Protocol):
@@ -55,13 +56,15 @@ def publisher_for(destination: BrokerDestination) -> Publisher:
 def event_headers(message: Message, event: Event) -> dict[str, str]:
     """A message's headers on a broker: the Standard Webhooks ones, and what a consumer routes
     or filters on without parsing the body."""
-    return {
+    headers = {
         **message.headers,
         "content-type": "application/json",
         "photohook-event-type": event.type,
         "photohook-source": event.source,
         "photohook-task-id": event.task_id,
     }
+    tracing.inject(headers)  # traceparent, when the attempt is traced
+    return headers
 
 
 def scrub(text: str, destination: BrokerDestination) -> str:
