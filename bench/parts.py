@@ -59,7 +59,7 @@ def serve(parts: str, argv: list[str]) -> int:
     """``photohook serve`` with ``parts`` (comma separated) replaced by nothing."""
     from receiver.cli.parser import main
     from receiver.store import records, sqlstore
-    from receiver.web import ingest
+    from receiver.web import _request, ingest
 
     replaced = set(filter(None, parts.split(",")))
     if "store" in replaced:
@@ -72,7 +72,7 @@ def serve(parts: str, argv: list[str]) -> int:
     if "answer" in replaced:
 
         async def answer(self: object, scope: object, receive: object, send: object) -> None:
-            await ingest._read_body(receive, None, 1 << 20)  # type: ignore[arg-type]
+            await _request.read_body(receive, None, 1 << 20)  # type: ignore[arg-type]
             headers = [(b"content-type", b"application/json"), (b"content-length", b"11")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})  # type: ignore[operator]
             await send({"type": "http.response.body", "body": b'{"ok":true}'})  # type: ignore[operator]

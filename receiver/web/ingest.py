@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +24,6 @@ from receiver.clientaddr import AddressSet, client_address
 from receiver.config.settings import Settings
 from receiver.config.sources import SourceConfig
 from receiver.errors import (
-    ClientDisconnected,
-    Malformed,
     MethodNotAllowed,
     PayloadTooLarge,
     Refused,
@@ -42,7 +40,8 @@ from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.store import Intake, Receipt, Rejection, Stored
 from receiver.tokens import URLTokens
-from receiver.web.auth import SECRET_HEADER, SourceAuth
+from receiver.web._request import RequestHeaders, read_body
+from receiver.web.auth import SourceAuth
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
 from receiver.web.responses import answer
 
@@ -50,7 +49,6 @@ logger = logging.getLogger("photohook.ingest")
 
 #: How long a callback may wait for its commit before the provider is told to retry (503).
 COMMIT_TIMEOUT = 10.0
-_SECRET_HEADER = SECRET_HEADER.encode()
 
 
 #: Seconds a source whose cap turned a rejected request away is taken to be still full, so that
@@ -230,7 +228,7 @@ class Ingest:
         source = self._sources.get(params["source"])
         if source is None:
             raise UnknownSource()
-        headers = _RequestHeaders(scope["headers"], forwarded=bool(self._trusted_proxies))
+        headers = RequestHeaders(scope["headers"], forwarded=bool(self._trusted_proxies))
         peer = scope["client"][0] if scope.get("client") else None
         client = client_address(peer, headers.forwarded_for, self._trusted_proxies)
         source.auth.check(token=params.get("token"), client=client, secret=headers.secret)
@@ -244,9 +242,9 @@ class Ingest:
                 # Kept with its body, should the body be JSON after all: a retry of a kept 415
                 # skips this check, and parses and validates the body.
                 with contextlib.suppress(PayloadTooLarge):
-                    body = await _read_body(receive, headers.content_length, self._max_body)
+                    body = await read_body(receive, headers.content_length, self._max_body)
                 raise
-            body = await _read_body(receive, headers.content_length, self._max_body)
+            body = await read_body(receive, headers.content_length, self._max_body)
             if trace is not None:
                 trace.mark()
             receipt = source.rules.receipt(
@@ -342,36 +340,6 @@ def hook_path_params(scope: Scope) -> dict[str, str] | None:
     return dict(zip(("source", "token"), parts, strict=False))
 
 
-class _RequestHeaders:
-    """The few request headers ingest reads, found in one pass (the first of each name)."""
-
-    __slots__ = (
-        "content_encoding",
-        "content_length",
-        "content_type",
-        "forwarded_for",
-        "secret",
-    )
-
-    def __init__(self, raw: Iterable[tuple[bytes, bytes]], *, forwarded: bool) -> None:
-        self.content_type: str | None = None
-        self.content_encoding: str | None = None
-        self.content_length: str | None = None
-        self.secret: str | None = None
-        self.forwarded_for: list[str] = []
-        for name, value in raw:
-            if name == b"content-type":
-                self.content_type = self.content_type or value.decode("latin-1")
-            elif name == b"content-length":
-                self.content_length = self.content_length or value.decode("latin-1")
-            elif name == b"content-encoding":
-                self.content_encoding = self.content_encoding or value.decode("latin-1")
-            elif name == _SECRET_HEADER:
-                self.secret = self.secret if self.secret is not None else value.decode("latin-1")
-            elif forwarded and name == b"x-forwarded-for":
-                self.forwarded_for.append(value.decode("latin-1"))
-
-
 def _headers(
     body: bytes, extra: dict[str, str] | None, request_id: str
 ) -> list[tuple[bytes, bytes]]:
@@ -383,27 +351,6 @@ def _headers(
     if extra:
         headers.extend((name.lower().encode(), value.encode()) for name, value in extra.items())
     return headers
-
-
-async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
-    if declared is not None:
-        if not declared.isdigit():
-            raise Malformed("Content-Length is not a number")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _attributes(receipt: Receipt, stored: Stored) -> dict[str, Any]:
