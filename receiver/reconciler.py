@@ -26,6 +26,7 @@ from receiver.normalize import new_events
 from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.sources import KINDS, KeyRejected, ProviderUnavailable, StatusAnswer
+from receiver.states import TaskState
 from receiver.store import NewEvent, Receipt, Reconciling, Task
 
 logger = logging.getLogger("photohook.reconciler")
@@ -112,11 +113,11 @@ class Reconciler:
     async def _check(self, task: Task) -> None:
         source = self._sources[task.source]
         now = time.time()
-        if task.state == "tracked" and now >= task.expires_at:
+        if task.state == TaskState.TRACKED and now >= task.expires_at:
             logger.warning(
                 "task %s of %s is lost: no result within reconcile_for", task.task_id, task.source
             )
-            await self._finish(task, "lost", error="no result within reconcile_for")
+            await self._finish(task, TaskState.LOST, error="no result within reconcile_for")
             return
         assert source.api_key is not None
         try:
@@ -137,14 +138,16 @@ class Reconciler:
             error = f"the provider's answer does not parse: {exc.message}"
             await self._finish(task, task.state, next_check_at=self._later(task), error=error)
             return
-        if task.state == "confirming":
+        if task.state == TaskState.CONFIRMING:
             await self._confirm(task, events)
             return
         terminal = [e for e in events if e.terminal and e.event.task_id == task.task_id]
         if not terminal:
             self._count(task.source, "waiting" if answer.document else "unknown")
             unknown = None if answer.document else "the provider does not know this task (yet)"
-            await self._finish(task, "tracked", next_check_at=self._later(task), error=unknown)
+            await self._finish(
+                task, TaskState.TRACKED, next_check_at=self._later(task), error=unknown
+            )
             return
         stored = await self._store.store(_receipt(task.source, answer, terminal))
         self._count(task.source, "recovered" if not stored.duplicate else "already_stored")
@@ -155,7 +158,7 @@ class Reconciler:
                 task.source,
                 ", ".join(stored.new_event_ids),
             )
-        await self._finish(task, "done")
+        await self._finish(task, TaskState.DONE)
 
     def _events(self, source: SourceConfig, answer: StatusAnswer) -> list[NewEvent]:
         if answer.document is None:
@@ -189,13 +192,13 @@ class Reconciler:
             problem = "the provider's result URLs differ from the callback's"
         if problem is None:
             self._count(task.source, "confirmed")
-            await self._finish(task, "done", confirmed=True)
+            await self._finish(task, TaskState.DONE, confirmed=True)
             return
         logger.warning(
             "callback for %s of %s is unconfirmed: %s", task.task_id, task.source, problem
         )
         self._count(task.source, "unconfirmed")
-        await self._finish(task, "unconfirmed", error=problem, confirmed=False)
+        await self._finish(task, TaskState.UNCONFIRMED, error=problem, confirmed=False)
 
     async def _key_rejected(self, source: SourceConfig, task: Task, error: str) -> None:
         if source.name in self._rejected:  # another check of the same batch reported it

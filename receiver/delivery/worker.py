@@ -26,6 +26,7 @@ from receiver.ids import ulid
 from receiver.observability import tracing
 from receiver.observability.logs import log_often
 from receiver.observability.metrics import Metrics
+from receiver.states import DeliveryState
 from receiver.store import Claim, Outbox, Outcome
 
 logger = logging.getLogger("photohook.worker")
@@ -169,7 +170,7 @@ class _Lane:
                 about,
                 extra=fields,
             )
-        elif outcome.state == "dead":
+        elif outcome.state == DeliveryState.DEAD:
             logger.warning(
                 "%s is dead after %d attempts: %s",
                 about,
@@ -182,17 +183,17 @@ class _Lane:
             log_often(logger, f"{about}: {outcome.state}{error}", fields)
 
     def _outcome(self, claim: Claim, result: Result) -> Outcome:
-        state, next_attempt_at, disable = "delivered", None, None
+        state, next_attempt_at, disable = DeliveryState.DELIVERED, None, None
         if result.skipped:
-            state = "skipped"
+            state = DeliveryState.SKIPPED
         elif result.gone:
-            state, disable = "held", f"{self.destination.target} answered 410 Gone"
+            state, disable = DeliveryState.HELD, f"{self.destination.target} answered 410 Gone"
         elif not result.attempt.ok:
             delay = self.destination.retry.next_delay(claim.delivery.tries + 1, result.retry_after)
             if delay is None:
-                state = "dead"
+                state = DeliveryState.DEAD
             else:
-                state, next_attempt_at = "retrying", time.time() + delay
+                state, next_attempt_at = DeliveryState.RETRYING, time.time() + delay
         return Outcome(
             claim.delivery.id, self.worker.id, result.attempt, state, next_attempt_at, disable
         )

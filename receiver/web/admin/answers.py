@@ -8,7 +8,7 @@ import msgspec
 
 from receiver import events
 from receiver.events import format_timestamp
-from receiver.states import DeliveryState, DestinationState, TaskState
+from receiver.states import CHECKED, CLAIMABLE, DeliveryState, DestinationState, TaskState
 from receiver.store import records as store
 from receiver.web.admin import contract
 
@@ -44,7 +44,7 @@ def _time(seconds: float | None) -> str | None:
 
 
 def _delivery_fields(found: store.Delivery) -> dict[str, Any]:
-    waiting = found.state in ("pending", "retrying")
+    waiting = found.state in CLAIMABLE
     return {
         "id": found.id,
         "event_id": found.event_id,
@@ -134,9 +134,7 @@ def task(found: store.Task) -> contract.Task:
         event_id=found.event_id,
         created_at=format_timestamp(found.created_at),
         last_seen_at=format_timestamp(found.last_seen_at),
-        next_check_at=format_timestamp(found.next_check_at)
-        if found.state in ("tracked", "confirming")
-        else None,
+        next_check_at=format_timestamp(found.next_check_at) if found.state in CHECKED else None,
         checks=found.checks,
         last_error=found.last_error,
     )

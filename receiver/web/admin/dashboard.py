@@ -29,7 +29,7 @@ from receiver.events import Event, parse_time
 from receiver.observability.metrics import Metrics
 from receiver.operations import destination_report, replay_event
 from receiver.routing import Router
-from receiver.states import DeliveryState
+from receiver.states import DeliveryState, DestinationState
 from receiver.store import DELIVERY_STATES, DeliveryQuery, Store
 from receiver.web.admin import answers, overview
 from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
@@ -293,7 +293,7 @@ class Dashboard:
             "state": state,
             "destination": destination,
             "destinations": list(self._settings.destinations),
-            "dead": sum(d.state == "dead" for d in deliveries),
+            "dead": sum(d.state == DeliveryState.DEAD for d in deliveries),
         }
         return self._render(request, "deliveries.html", context)
 
@@ -315,7 +315,10 @@ class Dashboard:
 
     async def set_state(self, request: Request) -> Response:
         name, action = request.path_params["name"], request.path_params["action"]
-        states = {"pause": ("paused", "paused by an operator"), "resume": ("active", None)}
+        states = {
+            "pause": (DestinationState.PAUSED, "paused by an operator"),
+            "resume": (DestinationState.ACTIVE, None),
+        }
         if action not in states:
             raise NotFound("no such action")
         if not await self._store.set_destination_state(name, *states[action]):
