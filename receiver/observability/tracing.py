@@ -135,13 +135,6 @@ def continued(
         yield s
 
 
-def traceparent() -> str | None:
-    """The current span's W3C ``traceparent``, to store with a callback; None when off."""
-    if _tracer is None:
-        return None
-    return _traceparent(None)
-
-
 def inject(headers: MutableMapping[str, str]) -> None:
     """Put the current span's ``traceparent`` (and ``tracestate``) into ``headers``."""
     if _tracer is None:
