@@ -8,7 +8,7 @@ the same text format as the library's own (``_total``, ``_bucket``, ``_sum``, ``
 without the ``_created`` series that photohook turns off (see
 :mod:`receiver.observability.metrics`). This is the one module that builds metric families by
 hand; pyproject.toml bounds prometheus-client below its next minor release and
-``tests/unit/test_tallies.py`` fails when the library's own counters read otherwise.
+``tests/unit/observability/test_tallies.py`` fails when the library's own counters read otherwise.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ async def test_a_refused_callback_is_a_span_with_an_error(
 def test_broker_messages_carry_the_traceparent_only_when_traced(
     spans: InMemorySpanExporter,
 ) -> None:
-    from tests.unit.test_broker_destinations import event
+    from tests.unit.delivery.test_brokers import event
 
     message = compose(event(), "evt_1", [])
     assert message is not None
