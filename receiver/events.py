@@ -10,6 +10,44 @@ from receiver.types import JSONObject
 
 
 @dataclass(frozen=True, slots=True)
+class KeptResult:
+    """A result file photohook copied into its result store (``keep_results``).
+
+    Attributes:
+        url: the provider's URL (often temporary).
+        status: ``"kept"``, or ``"missing"`` when it could not be fetched within the retry
+            schedule (then ``error`` says why).
+        kept_url: a stable URL of the kept copy (a signed photohook link, or a presigned one),
+            made when the event is delivered; None when missing.
+        size, content_type, sha256: of the kept copy.
+        position: the file's index in the event's ``result_urls``.
+        key: where the copy is in the result store (not delivered).
+    """
+
+    url: str
+    status: str
+    kept_url: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    error: str | None = None
+    position: int = 0
+    key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As delivered, in the event's ``kept_results``."""
+        return {
+            "url": self.url,
+            "kept_url": self.kept_url,
+            "status": self.status,
+            "size": self.size,
+            "content_type": self.content_type,
+            "sha256": self.sha256,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One thing a provider said about one task, as photohook stores and delivers it.
 
@@ -29,6 +67,8 @@ class Event:
         received_at: when photohook received it (UTC).
         payload: the provider's JSON object, as received.
         via: ``"callback"``, or ``"poll"`` when recovered from the provider's status API.
+        kept_results: its result files as kept in photohook's result store, in the order of
+            ``result_urls``, when its source or a route says ``keep_results`` (else empty).
     """
 
     id: str
@@ -45,10 +85,12 @@ class Event:
     received_at: datetime
     payload: JSONObject
     via: str = "callback"
+    kept_results: tuple[KeptResult, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The event as the JSON object that is delivered and listed."""
-        return {
+        """The event as the JSON object that is delivered and listed; ``kept_results`` only
+        where its files were kept."""
+        found: dict[str, Any] = {
             "id": self.id,
             "source": self.source,
             "kind": self.kind,
@@ -64,6 +106,9 @@ class Event:
             "via": self.via,
             "payload": self.payload,
         }
+        if self.kept_results:
+            found["kept_results"] = [kept.to_dict() for kept in self.kept_results]
+        return found
 
 
 def format_time(moment: datetime) -> str:

@@ -22,10 +22,12 @@ def new_events(
     router: Router,
     tracking: Tracking | None,
     payload: JSONObject,
+    keep_results: bool = False,
     received_at: datetime,
     via: str = "callback",
 ) -> tuple[NewEvent, ...]:
-    """Each parsed event as a normalized :class:`Event`, with its rank, routes and tracking."""
+    """Each parsed event as a normalized :class:`Event`, with its rank, routes and tracking, and
+    whether its result files are kept (its source's ``keep_results``, or a matching route's)."""
     events = []
     for item in parsed:
         event = Event(
@@ -44,7 +46,8 @@ def new_events(
             payload=payload,
             via=via,
         )
-        routes = router.destinations(event) if router.routes else ()
+        routes, keep = router.route(event) if router.routes else ((), False)
         terminal = item.status in kind.terminal_statuses
-        events.append(NewEvent(event, ranks[item.status], routes, terminal, tracking))
+        keep = (keep or keep_results) and bool(event.result_urls)
+        events.append(NewEvent(event, ranks[item.status], routes, terminal, tracking, keep))
     return tuple(events)

@@ -172,6 +172,7 @@ class Reconciler:
                 ranks=kind.status_rank,
                 router=self._router,
                 tracking=source.tracking,
+                keep_results=source.keep_results,
                 payload=answer.document,
                 received_at=datetime.now(UTC),
                 via="poll",

@@ -28,6 +28,7 @@ class Route:
     business_id: tuple[str, ...] | None = None
     labels: tuple[str, ...] | None = None
     flagged: bool | None = None
+    keep_results: bool = False  # its events' result files are kept before any delivery
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_business_id", _globs(self.business_id))
@@ -68,11 +69,17 @@ class Router:
         self.routes = tuple(routes)
 
     def destinations(self, event: Event) -> tuple[str, ...]:
+        return self.route(event)[0]
+
+    def route(self, event: Event) -> tuple[tuple[str, ...], bool]:
+        """The event's destinations, and whether a route matching it says ``keep_results``."""
         found: dict[str, None] = {}
+        keep = False
         for route in self.routes:
             if route.matches(event):
                 found.update(dict.fromkeys(route.to))
-        return tuple(found)
+                keep |= route.keep_results
+        return tuple(found), keep
 
 
 def _globs(patterns: tuple[str, ...] | None) -> re.Pattern[str] | None:

@@ -9,7 +9,8 @@ class DeliveryState(StrEnum):
     """Where a delivery stands.
 
     pending: not tried yet; retrying: failed, tried again later; held: its destination is paused
-    or disabled; confirming: its event waits for the provider to confirm it; skipped: never to be
+    or disabled; confirming: its event waits for the provider to confirm it; keeping: its event's
+    result files are being copied into the result store (``keep_results``); skipped: never to be
     sent (superseded, or the transform said so); unconfirmed: the provider contradicted its
     event; delivered and dead are final, though a dead one can be queued again.
     """
@@ -20,6 +21,7 @@ class DeliveryState(StrEnum):
     DEAD = "dead"
     HELD = "held"
     CONFIRMING = "confirming"
+    KEEPING = "keeping"
     SKIPPED = "skipped"
     UNCONFIRMED = "unconfirmed"
 
@@ -39,6 +41,20 @@ class TaskState(StrEnum):
     UNCONFIRMED = "unconfirmed"
 
 
+class KeptState(StrEnum):
+    """Where a result file to keep stands.
+
+    waiting: not fetched yet, or fetched and failed and tried again later; kept: in the result
+    store; missing: could not be fetched within the retry schedule (its event was delivered
+    saying so); pruned: its event was deleted by retention, the stored copy is deleted next.
+    """
+
+    WAITING = "waiting"
+    KEPT = "kept"
+    MISSING = "missing"
+    PRUNED = "pruned"
+
+
 class DestinationState(StrEnum):
     """Whether a destination is sent to: active, or paused or disabled (its deliveries held)."""
 
@@ -54,6 +70,7 @@ WAITING = frozenset(
         DeliveryState.RETRYING,
         DeliveryState.HELD,
         DeliveryState.CONFIRMING,
+        DeliveryState.KEEPING,
     }
 )
 #: Deliveries a worker may claim once due.
@@ -68,3 +85,4 @@ FINAL_DELIVERY_STATES = frozenset(DeliveryState) - WAITING
 DELIVERY_STATES = tuple(state.value for state in DeliveryState)
 DESTINATION_STATES = tuple(state.value for state in DestinationState)
 TASK_STATES = tuple(state.value for state in TaskState)
+KEPT_STATES = tuple(state.value for state in KeptState)

@@ -38,6 +38,7 @@ def read_route(
     business_id = tuple(choices("business_id", None) or ()) or None
     labels = tuple(choices("labels", None) or ()) or None
     flagged = table.take_bool("flagged", False) if "flagged" in table else None
+    keep_results = table.take_bool("keep_results", False)
     to = table.take_str_list("to")
     if not to:
         raise table.error("to", "name at least one destination")
@@ -55,4 +56,5 @@ def read_route(
         business_id=business_id,
         labels=labels,
         flagged=flagged,
+        keep_results=keep_results,
     )

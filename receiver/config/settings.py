@@ -14,6 +14,7 @@ from pathlib import Path
 from receiver.clientaddr import AddressSet
 from receiver.config.destinations import imported, read_destination
 from receiver.config.file import Table, load_toml
+from receiver.config.results import ResultsConfig, read_results
 from receiver.config.routes import read_route
 from receiver.config.sources import SourceConfig, default_sources, read_source
 from receiver.destinations import (
@@ -97,6 +98,18 @@ class Settings:
     #: is; ``photohook serve``, ``worker`` and ``check`` give the working directory.
     app_dir: Path | None = None
     metrics_port: int | None = None  # where `photohook worker` serves /metrics; None: nowhere
+    results: ResultsConfig = field(default_factory=ResultsConfig)  # [results]: kept result files
+
+    @property
+    def keeps_results(self) -> bool:
+        """Whether any source or route says ``keep_results``."""
+        return any(source.keep_results for source in self.sources.values()) or any(
+            route.keep_results for route in self.routes
+        )
+
+    def public_url(self) -> str:
+        """photohook's public base URL: ``PHOTOHOOK_BASE_URL``, else http://HOST:PORT."""
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def rejected_cap(self, source: str) -> int:
         """How many rejected requests ``source`` keeps."""
@@ -161,6 +174,7 @@ class Settings:
                 "retention", "must be at least 7d, so that provider resends are still recognised"
             )
         server.finish()
+        results = read_results(root.take_table("results"), allow_private=allow_private)
         sources = (
             {name: read_source(table, name) for name, table in root.take_tables("sources").items()}
             if "sources" in root
@@ -251,6 +265,7 @@ class Settings:
             processes=resolved_processes,
             app_dir=folder,
             metrics_port=resolved_metrics_port,
+            results=results,
         )
 
     def with_callables(self) -> Settings:

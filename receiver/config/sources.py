@@ -28,6 +28,7 @@ class SourceConfig:
     reconcile_for: float = 48 * 3600.0
     confirm: bool = False  # check terminal callbacks with the provider before routing them
     max_rejected: int | None = None  # rejected requests kept; None: [server]'s default
+    keep_results: bool = False  # copy its events' result files into the result store
     #: How its tasks are reconciled, decided once from the above; None: it has no API key.
     tracking: Tracking | None = field(init=False)
 
@@ -76,6 +77,7 @@ def read_source(table: Table, name: str) -> SourceConfig:
     if confirm and api_key is None:
         raise table.error("confirm", "confirming callbacks needs the provider's api_key")
     max_rejected = table.take_int("max_rejected", -1)
+    keep_results = table.take_bool("keep_results", False)
     table.finish()
     return SourceConfig(
         name=name,
@@ -89,4 +91,5 @@ def read_source(table: Table, name: str) -> SourceConfig:
         reconcile_for=reconcile_for,
         confirm=confirm,
         max_rejected=max_rejected if max_rejected >= 0 else None,
+        keep_results=keep_results,
     )

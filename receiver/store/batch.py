@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from receiver.states import DeliveryState
-from receiver.store import rows
+from receiver.store import kept_files, rows
 from receiver.store.outbox import DeliveryRow, new_delivery
 from receiver.store.records import NewEvent, Receipt, Stored
 
@@ -44,6 +44,7 @@ class BatchPlan:
     receipts: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     deliveries: list[DeliveryRow] = field(default_factory=list)
+    files: list[tuple[Any, ...]] = field(default_factory=list)  # result files to keep
     tasks: list[TaskChange] = field(default_factory=list)
     duplicates: list[tuple[str]] = field(default_factory=list)  # event ids resent
     results: list[Stored] = field(default_factory=list)
@@ -60,7 +61,7 @@ def plan(
     batch's own events are planned, so duplicates within one batch are caught too."""
     batch = BatchPlan()
     for receipt in receipts:
-        event_ids, new_ids, body_differs, pending = [], [], False, 0
+        event_ids, new_ids, body_differs, pending, files = [], [], False, 0, 0
         for new in receipt.events:
             event = new.event
             key = (event.task_id, event.source, event.status)
@@ -81,11 +82,16 @@ def plan(
             if change is not None:
                 batch.tasks.append(change)
             confirming = change is not None and change.kind == "confirming"
+            if new.keep:
+                batch.files.extend(kept_files.new_rows(event, now))
+                files += len(event.result_urls)
             state = (
                 DeliveryState.SKIPPED
                 if superseded
                 else DeliveryState.CONFIRMING
                 if confirming
+                else DeliveryState.KEEPING
+                if new.keep
                 else DeliveryState.PENDING
             )
             for destination in new.destinations:
@@ -103,7 +109,7 @@ def plan(
                 pending += state == DeliveryState.PENDING
         if new_ids or body_differs:
             batch.receipts.append(rows.receipt_row(receipt, event_ids, duplicate=not new_ids))
-        batch.results.append(Stored(tuple(event_ids), tuple(new_ids), pending))
+        batch.results.append(Stored(tuple(event_ids), tuple(new_ids), pending, files))
     return batch
 
 

@@ -4,11 +4,12 @@ paused, disabled and resumed."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 from receiver.ids import new_id
 from receiver.states import DeliveryState, DestinationState
-from receiver.store import rows
+from receiver.store import kept_files, rows
 from receiver.store.records import Attempt, Claim, DestinationStatus, Outcome
 from receiver.store.tx import Tx, conditions, marks
 
@@ -69,7 +70,8 @@ _NOT_BLOCKED = """
     NOT EXISTS (
         SELECT 1 FROM deliveries p
         WHERE p.destination = d.destination AND p.task_id = d.task_id AND p.source = d.source
-          AND p.event_id < d.event_id AND p.state IN ('pending', 'retrying', 'held', 'confirming')
+          AND p.event_id < d.event_id
+          AND p.state IN ('pending', 'retrying', 'held', 'confirming', 'keeping')
     )
 """
 _DUE = f"""
@@ -161,16 +163,28 @@ async def _next_due(tx: Tx, destinations: list[str], now: float) -> float | None
 
 async def _claims(tx: Tx, ids: list[str]) -> list[Claim]:
     claims = []
+    keeping: set[str] = set()
     for start in range(0, len(ids), _PARAMETERS_PER_QUERY):
         chunk = ids[start : start + _PARAMETERS_PER_QUERY]
         for row in await tx.fetch(
-            f"SELECT {rows.DELIVERY_COLUMNS}, {rows.EVENT_COLUMNS}, r.trace_context"  # noqa: S608
-            " FROM deliveries d"
+            f"SELECT {rows.DELIVERY_COLUMNS}, {rows.EVENT_COLUMNS}, r.trace_context,"  # noqa: S608
+            " EXISTS (SELECT 1 FROM kept_files k WHERE k.event_id = e.id) FROM deliveries d"
             " JOIN events e ON e.id = d.event_id JOIN receipts r ON r.id = e.receipt_id"
             f" WHERE d.id IN ({marks(len(chunk))}) ORDER BY d.event_id",
             chunk,
         ):
-            claims.append(Claim(rows.delivery(row[:12]), rows.event(row[12:-1]), row[-1]))
+            claims.append(Claim(rows.delivery(row[:12]), rows.event(row[12:-2]), row[-2]))
+            if row[-1]:
+                keeping.add(row[12])
+    if keeping:
+        # Only events with kept files cost this one more query, once per claim.
+        found = await kept_files.of_events(tx, sorted(keeping))
+        claims = [
+            replace(c, event=rows.with_kept(c.event, found.get(c.event.id, [])))
+            if c.event.id in found
+            else c
+            for c in claims
+        ]
     return claims
 
 
@@ -236,8 +250,11 @@ async def add_deliveries(
     if not found:
         return []
     [(source, task_id)] = found
+    # A replay of an event whose files are still being kept waits for them too.
+    waiting = await kept_files.unfinished(tx, event_id)
+    state = DeliveryState.KEEPING if waiting else DeliveryState.PENDING
     new = [
-        new_delivery(event_id, name, source, task_id, now, new_message=new_message)
+        new_delivery(event_id, name, source, task_id, now, state=state, new_message=new_message)
         for name in destinations
     ]
     await tx.executemany(INSERT_DELIVERY, new)
@@ -320,9 +337,9 @@ DESTINATION_STATUSES = """
     SELECT t.name, t.state, t.reason,
         COALESCE(recent.attempts, 0), COALESCE(recent.successes, 0), t.last_error,
         (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name
-         AND d.state IN ('pending', 'retrying', 'held')),
+         AND d.state IN ('pending', 'retrying', 'held', 'keeping')),
         (SELECT MIN(d.created_at) FROM deliveries d WHERE d.destination = t.name
-         AND d.state IN ('pending', 'retrying', 'held')),
+         AND d.state IN ('pending', 'retrying', 'held', 'keeping')),
         (SELECT COUNT(*) FROM deliveries d WHERE d.destination = t.name AND d.state = 'dead')
     FROM destinations t LEFT JOIN (
         SELECT d.destination, COUNT(*) AS attempts, SUM(a.ok) AS successes

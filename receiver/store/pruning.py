@@ -9,10 +9,12 @@ from receiver.events import format_time
 from receiver.store.records import Pruned
 from receiver.store.tx import Tx, marks
 
-# An event's deliveries that are not finished: it is kept with them.
+# An event's deliveries that are not finished, or its result files still waiting to be kept: it
+# is kept with them.
 _UNFINISHED = """
     SELECT 1 FROM deliveries d
-    WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying', 'held', 'confirming')
+    WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying', 'held', 'confirming', 'keeping')
+    UNION ALL SELECT 1 FROM kept_files k WHERE k.event_id = e.id AND k.state = 'waiting'
 """
 _PRUNABLE_EVENTS = f"""
     SELECT e.id FROM events e WHERE e.received_at < ? AND NOT EXISTS ({_UNFINISHED})
@@ -84,7 +86,7 @@ async def prune_batch(
     # Every event before the last one found has been looked at; once fewer than a batch are
     # found, every event before the cutoff has.
     events_from = str(found[-1][1]) if len(found) == batch else cutoff
-    attempts = deliveries = events = 0
+    attempts = deliveries = events = files = 0
     if ids:
         some = marks(len(ids))
         attempts = await tx.execute(
@@ -94,6 +96,17 @@ async def prune_batch(
         )
         deliveries = await tx.execute(f"DELETE FROM deliveries WHERE event_id IN ({some})", ids)  # noqa: S608
         events = await tx.execute(f"DELETE FROM events WHERE id IN ({some})", ids)  # noqa: S608
+        # Files never stored go with their event; stored copies are deleted by a keeper, which
+        # then deletes their rows.
+        await tx.execute(
+            f"DELETE FROM kept_files WHERE event_id IN ({some}) AND storage_key IS NULL",  # noqa: S608
+            ids,
+        )
+        files = await tx.execute(
+            "UPDATE kept_files SET state = 'pruned', lease_owner = NULL,"  # noqa: S608
+            f" lease_expires_at = NULL WHERE event_id IN ({some}) AND state != 'pruned'",
+            ids,
+        )
     orphans = await tx.fetch(_BATCH_RECEIPTS, (since.receipts, cutoff, batch))
     receipts = 0
     if orphans:
@@ -108,4 +121,4 @@ async def prune_batch(
     )
     rejected = await tx.execute(_DELETE_REJECTED, (cutoff, batch))
     position = Position(events_from, min(receipts_from, events_from))
-    return Pruned(events, receipts, deliveries, attempts, tasks, rejected), position
+    return Pruned(events, receipts, deliveries, attempts, tasks, rejected, files), position

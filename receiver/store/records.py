@@ -28,6 +28,7 @@ class NewEvent:
     destinations: tuple[str, ...] = ()
     terminal: bool = False
     tracking: Tracking | None = None  # None: the source is not reconciled
+    keep: bool = False  # its result files are kept before its deliveries go out
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +51,13 @@ class Receipt:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """What storing a receipt did: the ids of its events, which are new, how many deliveries."""
+    """What storing a receipt did: the ids of its events, which are new, how many deliveries
+    are due, how many result files are to be kept."""
 
     event_ids: tuple[str, ...]
     new_event_ids: tuple[str, ...]
     deliveries: int = 0
+    files: int = 0
 
     @property
     def duplicate(self) -> bool:
@@ -217,6 +220,7 @@ class Pruned:
     attempts: int = 0
     tasks: int = 0  # tracked tasks in a final state
     rejected: int = 0  # kept rejected requests
+    files: int = 0  # kept result files of the pruned events (their copies deleted next)
 
     def __add__(self, other: Pruned) -> Pruned:
         return Pruned(
@@ -226,7 +230,43 @@ class Pruned:
             self.attempts + other.attempts,
             self.tasks + other.tasks,
             self.rejected + other.rejected,
+            self.files + other.files,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptFile:
+    """A result file of an event, to keep or kept in the result store."""
+
+    event_id: str
+    position: int
+    url: str
+    state: str
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    storage_key: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    last_error: str | None = None
+    kept_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What one fetch of a leased file came to: kept (with what), tried again at
+    ``next_attempt_at``, or missing."""
+
+    event_id: str
+    position: int
+    worker_id: str
+    state: str
+    next_attempt_at: float | None = None
+    storage_key: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

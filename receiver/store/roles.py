@@ -22,6 +22,8 @@ from receiver.store.records import (
     DestinationStatus,
     EventDetail,
     EventQuery,
+    FileOutcome,
+    KeptFile,
     Outcome,
     Pruned,
     Receipt,
@@ -254,6 +256,29 @@ class Meta(Protocol):
         """Raise StoreError unless a write can be committed now."""
 
 
+class Keeping(Protocol):
+    """Result files kept in the result store: the keeper's queue, and reading what was kept."""
+
+    async def claim_files(
+        self, worker_id: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[KeptFile], float | None]:
+        """Lease up to ``limit`` files due to be fetched (waiting) or to have their copy deleted
+        (pruned); and when the next one falls due."""
+
+    async def finish_file(self, outcome: FileOutcome) -> bool:
+        """Record a fetch of a leased file; when it was its event's last waiting file, its
+        ``keeping`` deliveries become pending in the same transaction (then True)."""
+
+    async def forget_files(self, files: Sequence[tuple[str, int]]) -> None:
+        """Delete the rows of pruned files, (event id, position), whose copies are deleted."""
+
+    async def kept_files(self, event_ids: Sequence[str]) -> dict[str, list[KeptFile]]:
+        """The result files of these events, by event id, in order."""
+
+    async def kept_file(self, event_id: str, position: int) -> KeptFile | None:
+        """One result file of an event, or None (unknown, or pruned)."""
+
+
 class Reconciling(TaskQueue, Intake, Reads, Meta, Protocol):
     """What the reconciler uses: its queue, storing what it recovers, the callback a confirmation
     is about, and whether a source's key was rejected."""
@@ -273,4 +298,5 @@ ROLES: tuple[type, ...] = (
     Retention,
     Transfer,
     Meta,
+    Keeping,
 )

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from receiver.events import Event, format_time, parse_time
-from receiver.store.records import AttemptRecord, Delivery, NewEvent, Receipt, ReceiptRecord, Task
+from receiver.events import Event, KeptResult, format_time, parse_time
+from receiver.states import KeptState
+from receiver.store.records import (
+    AttemptRecord,
+    Delivery,
+    KeptFile,
+    NewEvent,
+    Receipt,
+    ReceiptRecord,
+    Task,
+)
 
 EVENT_COLUMNS = """
     e.id, e.source, e.kind, e.type, e.task_id, e.task_type, e.status, e.business_id,
@@ -153,3 +163,23 @@ def attempt(row: Any) -> AttemptRecord:
 
 def task(row: Any) -> Task:
     return Task(*row[:11])
+
+
+def with_kept(event: Event, files: list[KeptFile]) -> Event:
+    """``event`` with its finished kept files as ``kept_results`` (their stable URLs are made
+    when it is sent)."""
+    found = tuple(
+        KeptResult(
+            url=f.url,
+            status=f.state,
+            size=f.size,
+            content_type=f.content_type,
+            sha256=f.sha256,
+            error=f.last_error,
+            position=f.position,
+            key=f.storage_key,
+        )
+        for f in files
+        if f.state in (KeptState.KEPT, KeptState.MISSING)
+    )
+    return replace(event, kept_results=found)

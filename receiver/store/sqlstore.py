@@ -44,10 +44,12 @@ from receiver.store import (
     transfer,
     writes,
 )
+from receiver.store import kept_files as kept
 from receiver.store.groupcommit import Committer, GroupCommit
 from receiver.store.migrations import SchemaChange
 from receiver.store.records import (
     Claim,
+    KeptFile,
     Outcome,
     Pruned,
     Receipt,
@@ -247,6 +249,8 @@ class SQLStore:
     get_rejected = reading(rejections.get_rejected)
     table_counts = reading(transfer.counts)
     get_meta = reading(meta.get)
+    kept_files = reading(kept.of_events)
+    kept_file = reading(kept.get)
 
     # Writes, committed on disk, each given the time it began.
     accept_rejected = writing("cannot store the retried request", rejections.accept)
@@ -255,6 +259,7 @@ class SQLStore:
     set_destination_state = writing("cannot change the destination", outbox.set_destination_state)
     finish_task = writing("cannot record the task", tasks.finish)
     check_writable = writing("the database is not writable", meta.probe)
+    finish_file = writing("cannot record the result file", kept.finish)
     # Given their time by the caller, or needing none.
     track_task = transacting("cannot track the task", tasks.track)
     url_token_key = transacting("cannot read the URL token key", meta.url_token_key)
@@ -328,6 +333,20 @@ class SQLStore:
         return await self._run(
             "cannot claim tasks", lambda tx: tasks.claim(tx, sources, worker_id, limit, lease, now)
         )
+
+    async def claim_files(
+        self, worker_id: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[KeptFile], float | None]:
+        return await self._run(
+            "cannot claim result files",
+            lambda tx: kept.claim(tx, worker_id, limit, lease_seconds, now),
+            durable=False,
+        )
+
+    async def forget_files(self, files: Sequence[tuple[str, int]]) -> None:
+        files = list(files)  # once: a transaction may be run again
+        now = time.time()
+        await self._run("cannot forget pruned result files", lambda tx: kept.forget(tx, now, files))
 
     async def set_meta(self, key: str, value: str | None) -> None:
         await self._run(f"cannot write {key}", lambda tx: meta.put(tx, key, value))

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 from receiver.states import DeliveryState, TaskState
-from receiver.store import rows
+from receiver.store import kept_files, rows
 from receiver.store.records import Task, Tracking
 from receiver.store.tx import Tx, marks
 
@@ -100,11 +100,14 @@ async def finish(
         (task.state, state, next_check_at, error, now, task.source, task.task_id, worker_id),
     )
     if confirmed is not None and changed and task.event_id is not None:
+        released = DeliveryState.PENDING
+        if confirmed and await kept_files.unfinished(tx, task.event_id):
+            released = DeliveryState.KEEPING  # they go out once its files are kept
         await tx.execute(
             "UPDATE deliveries SET state = ?, next_attempt_at = ?, updated_at = ?,"
             " last_error = ? WHERE event_id = ? AND state = 'confirming'",
             (
-                DeliveryState.PENDING if confirmed else DeliveryState.UNCONFIRMED,
+                released if confirmed else DeliveryState.UNCONFIRMED,
                 now,
                 now,
                 None if confirmed else error,

@@ -121,6 +121,25 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "event_ids",
         ),
     ),
+    "kept_files": (
+        ("event_id", "position"),
+        (
+            "url",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "lease_owner",
+            "lease_expires_at",
+            "storage_key",
+            "size",
+            "content_type",
+            "sha256",
+            "last_error",
+            "kept_at",
+            "created_at",
+            "updated_at",
+        ),
+    ),
 }
 #: Columns of bytes, written as base64 text.
 BINARY = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from receiver.store import rows
+from receiver.store import kept_files, rows
 from receiver.store.batch import Key, TaskChange, plan
 from receiver.store.outbox import INSERT_DELIVERY
 from receiver.store.records import Receipt, Stored
@@ -53,8 +53,10 @@ async def write_batch(tx: Tx, receipts: Sequence[Receipt], now: float) -> list[S
         await tx.executemany(rows.INSERT_EVENT, batch.events)
     if batch.deliveries:
         await tx.executemany(INSERT_DELIVERY, batch.deliveries)
-        if any(result.deliveries for result in batch.results):
-            await tx.notify()
+    if batch.files:
+        await tx.executemany(kept_files.INSERT_KEPT_FILE, batch.files)
+    if any(result.deliveries or result.files for result in batch.results):
+        await tx.notify()
     # Rows are changed in key order, so that concurrent batches never wait for each other in a
     # cycle; the sorts are stable, so one task's changes keep their order.
     for change in sorted(batch.tasks, key=lambda change: (change.source, change.task_id)):

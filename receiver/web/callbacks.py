@@ -30,11 +30,12 @@ class SourceRules:
     kind: Kind
     ranks: dict[str, int]
     tracking: Tracking | None
+    keep_results: bool = False
 
     @classmethod
     def of(cls, config: SourceConfig) -> SourceRules:
         kind = KINDS[config.kind]
-        return cls(config.name, kind, kind.status_rank, config.tracking)
+        return cls(config.name, kind, kind.status_rank, config.tracking, config.keep_results)
 
     def receipt(
         self,
@@ -60,6 +61,7 @@ class SourceRules:
             ranks=self.ranks,
             router=router,
             tracking=self.tracking,
+            keep_results=self.keep_results,
             payload=document,
             received_at=received_at,
         )

@@ -177,7 +177,11 @@ class Ingest:
         if stored.new_event_ids:
             new = set(stored.new_event_ids)
             self._metrics.stored(n.event.type for n in receipt.events if n.event.id in new)
-        if stored.deliveries or (stored.new_event_ids and source.rules.tracking is not None):
+        if (
+            stored.deliveries
+            or stored.files
+            or (stored.new_event_ids and source.rules.tracking is not None)
+        ):
             self._wake()  # new deliveries to send, or a task to track or confirm
         return stored
 

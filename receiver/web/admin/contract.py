@@ -153,6 +153,27 @@ class Ok(Struct):
     ok: Annotated[bool, Meta(extra_json_schema={"const": True})]
 
 
+class KeptResult(Struct):
+    """A result file photohook kept in its result store (``keep_results``)."""
+
+    url: Annotated[str, Meta(description="The provider's URL (often temporary).")]
+    kept_url: Annotated[
+        str | None,
+        Meta(
+            description="A stable URL of the kept copy, valid for [results] link_lifetime; "
+            "null when missing."
+        ),
+    ]
+    status: Annotated[
+        Literal["kept", "missing"],
+        Meta(description="kept, or missing: not fetched within the retry schedule."),
+    ]
+    size: int | None
+    content_type: str | None
+    sha256: Annotated[str | None, Meta(description="Hex SHA-256 of the kept bytes.")]
+    error: Annotated[str | None, Meta(description="Why a missing file could not be kept.")]
+
+
 class Event(Struct):
     """A normalized event, as delivered and listed."""
 
@@ -170,6 +191,13 @@ class Event(Struct):
     received_at: Time
     via: Via
     payload: dict[str, Any]
+    kept_results: Annotated[
+        list[KeptResult] | UnsetType,
+        Meta(
+            description="Delivered only for events whose result files were kept, in the "
+            "order of result_urls."
+        ),
+    ] = UNSET
 
 
 class EventPage(Struct):
