@@ -1,22 +1,35 @@
-"""The admin API in process: access, filters, pagination, replay, retry, destinations."""
+"""The admin API in process: access, filters, pagination, replay, retry, destinations; and at its
+edges: an unexpected error anywhere answers 503 in the JSON error shape, ``/api/tasks`` refuses
+bad input field by field, a forged or expired dashboard session is a stranger's."""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from itsdangerous import TimestampSigner
 from starlette.applications import Starlette
 
 from receiver import Settings, create_app
 from receiver.tokens import URLTokens
+from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS
 from tests.helpers import asgi_client, fixture
 
+from .test_ingest import assert_error
+
 KEY = "admin-test-key"
+
+
 ADMIN = "admin-token-for-tests"
+
+
 SINK = "http://93.184.215.14/hooks"  # public; the worker is off in these tests
+
 
 CONFIG = f"""
 [destinations.app]
@@ -236,3 +249,161 @@ async def test_every_answer_has_a_request_id(client: httpx.AsyncClient) -> None:
     second = await client.get("/healthz")
     assert len(first.headers["x-request-id"]) == 16
     assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+# The edges, on an application with a source that has an API key and one that has secrets.
+EDGE_ADMIN = "admin-token-for-edge-tests"
+
+
+EDGE_CONFIG = """
+[sources.fotor]
+api_key = "fotor-api-key-for-edge-tests"
+api_base_url = "http://127.0.0.1:9"
+[sources.crop]
+kind = "cropphoto"
+secrets = ["s"]
+"""
+
+
+@pytest.fixture
+def edge_app(tmp_path: Path) -> Starlette:
+    config = tmp_path / "photohook.toml"
+    config.write_text(EDGE_CONFIG)
+    settings = Settings.load(
+        config_file=config,
+        database_url=f"sqlite:///{tmp_path / 'photohook.db'}",
+        environ={"PHOTOHOOK_SECRET_KEYS": "k", "PHOTOHOOK_ADMIN_TOKEN": EDGE_ADMIN},
+    )
+    return create_app(settings, worker=False)
+
+
+@pytest.fixture
+async def edge_client(edge_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that gets the answers the server sends, even to exceptions it raises again."""
+    async with edge_app.router.lifespan_context(edge_app):
+        transport = httpx.ASGITransport(
+            app=edge_app, client=("203.0.113.9", 40000), raise_app_exceptions=False
+        )
+        async with httpx.AsyncClient(transport=transport, base_url="http://photohook.test") as c:
+            yield c
+
+
+ADMIN_HEADERS = {"authorization": f"Bearer {EDGE_ADMIN}"}
+
+
+async def test_an_unexpected_error_on_any_route_answers_503_in_the_error_shape(
+    edge_app: Starlette, edge_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug of ours, with /private/detail")
+
+    monkeypatch.setattr(edge_app.state.store, "list_events", broken)
+    monkeypatch.setattr(edge_app.state.store, "list_tasks", broken)
+    for path in ("/api/events", "/api/tasks"):
+        response = await edge_client.get(path, headers=ADMIN_HEADERS)
+        assert_error(response, 503, "unavailable")
+        assert "a bug of ours" not in response.text
+        assert "/private/detail" not in response.text
+    monkeypatch.undo()
+    assert (await edge_client.get("/api/events", headers=ADMIN_HEADERS)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        (b"{not json", 400, "invalid_json", None),
+        (b'["fotor", "t"]', 422, "invalid_payload", ""),
+        (b'{"task_id": "t"}', 422, "invalid_payload", "source"),
+        (b'{"source": "", "task_id": "t"}', 422, "invalid_payload", "source"),
+        (b'{"source": 7, "task_id": "t"}', 422, "invalid_payload", "source"),
+        (b'{"source": "nobody", "task_id": "t"}', 422, "invalid_payload", "source"),
+        (b'{"source": "crop", "task_id": "t"}', 422, "invalid_payload", "source"),
+        (b'{"source": "fotor"}', 422, "invalid_payload", "task_id"),
+        (b'{"source": "fotor", "task_id": ""}', 422, "invalid_payload", "task_id"),
+        (b'{"source": "fotor", "task_id": ["t"]}', 422, "invalid_payload", "task_id"),
+        (
+            b'{"source": "fotor", "task_id": "' + b"t" * 257 + b'"}',
+            422,
+            "invalid_payload",
+            "task_id",
+        ),
+        (
+            b'{"source": "fotor", "task_id": "t", "business_id": 1}',
+            422,
+            "invalid_payload",
+            "business_id",
+        ),
+        (b'{"source": "fotor", "task_id": "t", "owner": "x"}', 422, "invalid_payload", "owner"),
+    ],
+)
+async def test_tracking_a_task_refuses_bad_input_naming_the_field(
+    edge_client: httpx.AsyncClient, body: bytes, status: int, code: str, field: str | None
+) -> None:
+    headers = ADMIN_HEADERS | {"content-type": "application/json"}
+    response = await edge_client.post("/api/tasks", content=body, headers=headers)
+    assert_error(response, status, code, field)
+    listed = await edge_client.get("/api/tasks", headers=ADMIN_HEADERS)
+    assert listed.json() == {"items": []}  # nothing tracked
+
+
+async def test_tracking_and_listing_tasks_check_their_parameters(
+    edge_client: httpx.AsyncClient,
+) -> None:
+    tracked = await edge_client.post(
+        "/api/tasks", json={"source": "fotor", "task_id": "t" * 256}, headers=ADMIN_HEADERS
+    )
+    assert tracked.status_code == 200, tracked.text
+    assert tracked.json()["state"] == "tracked"
+    refused = await edge_client.post(
+        "/api/tasks?force=1", json={"source": "fotor", "task_id": "u"}, headers=ADMIN_HEADERS
+    )
+    assert_error(refused, 422, "invalid_payload", "force")
+    for query, field in (("state=bogus", "state"), ("limit=0", "limit"), ("limit=x", "limit")):
+        assert_error(
+            await edge_client.get(f"/api/tasks?{query}", headers=ADMIN_HEADERS),
+            422,
+            "invalid_payload",
+            field,
+        )
+    listed = await edge_client.get("/api/tasks?state=tracked&limit=1", headers=ADMIN_HEADERS)
+    assert [t["task_id"] for t in listed.json()["items"]] == ["t" * 256]
+
+
+def signed(key: str, *, age: float = 0) -> str:
+    """A session cookie signed with ``key`` as photohook signs them, ``age`` seconds old."""
+
+    class Then(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time() - age)
+
+    signer = Then(key, salt="photohook.dashboard-session", digest_method=hashlib.sha256)
+    return signer.sign("admin").decode()
+
+
+async def test_a_forged_or_expired_session_cookie_is_refused(
+    edge_client: httpx.AsyncClient,
+) -> None:
+    login = await edge_client.post("/ui/login", data={"token": EDGE_ADMIN})
+    assert login.status_code == 303
+    issued = login.cookies[SESSION_COOKIE]
+    edge_client.cookies.clear()
+    nearly_expired = signed(EDGE_ADMIN, age=SESSION_SECONDS - 60)
+    for accepted in (issued, nearly_expired):
+        cookies = {"cookie": f"{SESSION_COOKIE}={accepted}"}
+        assert (await edge_client.get("/ui/events", headers=cookies)).status_code == 200
+        assert (await edge_client.get("/api/events", headers=cookies)).status_code == 200
+    value, _, signature = issued.rpartition(".")
+    refused = {
+        "expired": signed(EDGE_ADMIN, age=SESSION_SECONDS + 60),
+        "signed with another key": signed("not-the-admin-token"),
+        "tampered": f"{value[:-1]}{'A' if value[-1] != 'A' else 'B'}.{signature}",
+        "unsigned": "admin",
+    }
+    for why, cookie in refused.items():
+        cookies = {"cookie": f"{SESSION_COOKIE}={cookie}"}
+        page = await edge_client.get("/ui/events", headers=cookies)
+        assert (page.status_code, page.headers.get("location")) == (
+            303,
+            "/ui/login?next=/ui/events",
+        ), why
+        assert_error(await edge_client.get("/api/events", headers=cookies), 401, "unauthorized")

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -95,3 +96,10 @@ class Worker(Serve):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"photohook worker did not start:\n{self.log.read_text()}")
             time.sleep(0.05)
+
+
+def wait_until(check: Callable[[], bool], within: float = 20) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "not true in time"
+        time.sleep(0.1)
