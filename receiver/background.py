@@ -1,5 +1,6 @@
-"""The work beside answering requests: the delivery worker and the reconciler, started and
-stopped together, woken by one call when a commit makes deliveries due or tasks to track."""
+"""The work beside answering requests: the delivery worker, the reconciler and the keeper of
+result files, started and stopped together, woken by one call when a commit makes deliveries
+due, tasks to track or files to keep."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 
 from receiver.config.settings import Settings
 from receiver.delivery.worker import GRACE_PERIOD, SWEEP_INTERVAL, Worker
+from receiver.keeping import Keeper, open_result_store
 from receiver.observability.metrics import Metrics
 from receiver.reconciler import Reconciler
 from receiver.routing import Router
@@ -14,7 +16,7 @@ from receiver.store import Store
 
 
 class Background:
-    """The delivery worker and the reconciler of one process."""
+    """The delivery worker, the reconciler and the keeper of one process."""
 
     def __init__(
         self,
@@ -26,6 +28,10 @@ class Background:
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self.store = store
+        self.settings = settings
+        self.sweep_interval = sweep_interval
+        #: Started with the rest when a source or route says keep_results.
+        self.keeper: Keeper | None = None
         self.worker = Worker(
             store, settings.destinations, metrics=metrics, sweep_interval=sweep_interval
         )
@@ -42,11 +48,25 @@ class Background:
         """Look for due deliveries and tasks now (called when new ones are committed)."""
         self.worker.wake()
         self.reconciler.wake()
+        if self.keeper is not None:
+            self.keeper.wake()
 
     async def start(self) -> None:
-        if self.worker.delivers or self.reconciler.enabled:  # else a wake-up finds nothing
-            await self.store.listen(self.wake)
+        if self.settings.keeps_results:
+            self.keeper = Keeper(
+                self.store,
+                self.settings.results,
+                await open_result_store(self.settings, self.store),
+                worker_id=self.worker.id,
+                released=self.worker.wake,
+                sweep_interval=self.sweep_interval,
+            )
+            self.worker.links = self.keeper.linked
+        if self.worker.delivers or self.reconciler.enabled or self.keeper is not None:
+            await self.store.listen(self.wake)  # else a wake-up finds nothing
         await self.worker.start()
+        if self.keeper is not None:
+            await self.keeper.start()
         if self.reconciler.enabled:
             await self.reconciler.start()
 
@@ -55,4 +75,6 @@ class Background:
         stopping = [self.worker.stop(grace)]
         if self.reconciler.enabled:
             stopping.append(self.reconciler.stop())
+        if self.keeper is not None:
+            stopping.append(self.keeper.stop())
         await asyncio.gather(*stopping)

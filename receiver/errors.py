@@ -67,6 +67,20 @@ class TransformFailed(PhotohookError):
     """The destination's transform raised; the message names its exception."""
 
 
+class FetchFailed(PhotohookError):
+    """A result file could not be fetched into the result store. The message names its URL
+    without query or credentials (a presigned URL's signature is one)."""
+
+    def __init__(self, message: str | None = None, *, final: bool = False) -> None:
+        super().__init__(message)
+        #: Trying again cannot help (refused address, over the size cap, a 4xx answer).
+        self.final = final
+
+
+class ResultStoreError(PhotohookError):
+    """The result store could not take, give or delete a file."""
+
+
 class BrokerRefused(PhotohookError):
     """The broker answered, and refused the message (no such exchange or stream, no queue bound
     for its routing key, a full stream): a failed attempt, retried on the schedule."""
@@ -135,6 +149,14 @@ class Forbidden(Refused):
 
 class NotFound(Refused):
     """No such resource."""
+
+
+class FileLinkRefused(Forbidden):
+    """This file link was altered or made up, or has expired."""
+
+
+class KeptFileGone(NotFound):
+    """The kept file is gone (deleted by retention, or never kept)."""
 
 
 class UnknownSource(NotFound):

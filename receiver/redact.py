@@ -23,7 +23,8 @@ _SENSITIVE_HEADERS = frozenset(
 )
 _SENSITIVE_WORDS = (b"secret", b"token", b"signature", b"password", b"api-key", b"apikey")
 # Anywhere: below a mount point too, and inside a log line (so a token ends at a space or quote).
-_HOOK_PATH = re.compile(r"(/hooks/[^/\s]+/)[^/?\s\"']+")
+# A kept file's link, /files/{token}, is a credential as well.
+_HOOK_PATH = re.compile(r"(/hooks/[^/\s]+/|/files/)[^/?\s\"']+")
 
 
 @functools.lru_cache(maxsize=1024)  # header names repeat from request to request
@@ -47,7 +48,8 @@ def headers_json(headers: Headers) -> bytes:
 
 
 def path(raw_path: str) -> str:
-    """A request path with the token of ``/hooks/{source}/{token}`` masked."""
+    """A request path with the token of ``/hooks/{source}/{token}`` or ``/files/{token}``
+    masked."""
     return _HOOK_PATH.sub(r"\1<token>", raw_path)
 
 

@@ -15,13 +15,14 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from receiver.context import DeliveryContext
 from receiver.delivery.senders import Result, Sender, senders_for
 from receiver.destinations import Destination
 from receiver.errors import StoreError
+from receiver.events import Event
 from receiver.ids import ulid
 from receiver.observability import tracing
 from receiver.observability.logs import log_often
@@ -104,10 +105,13 @@ class _Lane:
                 destination=delivery.destination,
                 message_id=delivery.message_id or claim.event.id,
             )
+            event = claim.event
+            if event.kept_results and self.worker.links is not None:
+                event = self.worker.links(event)  # stable URLs, made as it is sent
             if tracing.enabled():
-                result = await self._traced(claim, sender, context)
+                result = await self._traced(claim, event, sender, context)
             else:
-                result = await sender.send(claim.event, context)
+                result = await sender.send(event, context)
         finally:
             self._free.append(sender)
             self.worker.wake()  # room to claim another
@@ -122,9 +126,10 @@ class _Lane:
             # The lease runs out and the delivery is tried again: at least once, never lost.
             logger.error("cannot record delivery %s: %s", claim.delivery.id, exc)
 
-    async def _traced(self, claim: Claim, sender: Sender, context: DeliveryContext) -> Result:
+    async def _traced(
+        self, claim: Claim, event: Event, sender: Sender, context: DeliveryContext
+    ) -> Result:
         """The attempt, as a span in the trace of the callback that brought its event."""
-        event = claim.event
         attributes = {
             "photohook.source": event.source,
             "photohook.event.id": event.id,
@@ -228,6 +233,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        #: Gives an event with kept result files their stable URLs (set by the keeper).
+        self.links: Callable[[Event], Event] | None = None
 
     @property
     def delivers(self) -> bool:

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from receiver.background import Background
 from receiver.config.settings import Settings
 from receiver.errors import ServiceUnavailable, StoreError
+from receiver.keeping import open_result_store
 from receiver.observability import tracing
 from receiver.observability.logs import RequestLog
 from receiver.observability.metrics import MEDIA_TYPE, Metrics
@@ -30,6 +31,7 @@ from receiver.web.admin.access import AdminAccess
 from receiver.web.admin.api import AdminAPI
 from receiver.web.admin.dashboard import Dashboard
 from receiver.web.admin.openapi import document
+from receiver.web.files import Files
 from receiver.web.ingest import Ingest, hook_path_params
 from receiver.web.responses import ERROR_HANDLERS, JSONResponse, error_response
 
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
     background = Background(settings, store, router, metrics=metrics) if worker else None
     wake = background.wake if background is not None else _nothing
     ingest = Ingest(settings, store, router, metrics, wake=wake)
+    files = Files(store)
     access = AdminAccess(settings.admin_token, settings.trusted_proxies)
 
     @asynccontextmanager
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
         try:
             ingest.start(await url_tokens(settings, store))
             await store.sync_destinations(settings.destinations)
+            if settings.keeps_results:
+                files.start(await open_result_store(settings, store))
             _log_start(settings)
             if background is not None:
                 await background.start()
@@ -117,9 +122,10 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/files/{token}", files.get, methods=["GET"]),
             Route("/metrics", guarded(prometheus), methods=["GET"]),
             *admin_routes,
-            *Dashboard(settings, store, router, access, wake, metrics).routes(),
+            *Dashboard(settings, store, router, access, wake, metrics, files).routes(),
         ],
         middleware=[Middleware(RequestLog)],
         lifespan=lifespan,

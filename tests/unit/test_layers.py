@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("receiver.web",),
     (
         "receiver.delivery",
+        "receiver.keeping",
         "receiver.reconciler",
         "receiver.operations",
         "receiver.retention",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from receiver.events import Event, parse_time
 from receiver.observability.metrics import Metrics
 from receiver.operations import destination_report, replay_event
 from receiver.routing import Router
-from receiver.states import DeliveryState, DestinationState
+from receiver.states import DeliveryState, DestinationState, KeptState
 from receiver.store import DELIVERY_STATES, DeliveryQuery, Store
 from receiver.web.admin import answers, overview
 from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
@@ -41,6 +41,7 @@ from receiver.web.admin.contract import (
     Text,
 )
 from receiver.web.admin.queries import event_query, read_params, rejected_query
+from receiver.web.files import Files
 from receiver.web.rejected import retry
 from receiver.web.responses import answer
 
@@ -92,8 +93,10 @@ class Dashboard:
         access: AdminAccess,
         wake: Callable[[], None],
         metrics: Metrics,
+        files: Files | None = None,
     ) -> None:
         self._metrics = metrics
+        self._files = files
         self._settings = settings
         self._store = store
         self._router = router
@@ -173,6 +176,20 @@ class Dashboard:
 
         return guarded
 
+    async def _kept(self, request: Request, event_ids: list[str]) -> dict[tuple[str, int], str]:
+        """Links to the kept copies of these events' result files, by (event id, position)."""
+        if self._files is None or self._files.results is None:
+            return {}
+        root = request.scope.get("root_path", "")
+        found = {}
+        for event_id, files in (await self._store.kept_files(event_ids)).items():
+            for file in files:
+                if file.state == KeptState.KEPT and file.storage_key is not None:
+                    link = self._files.link(event_id, file.position, file.storage_key)
+                    if link is not None:
+                        found[(event_id, file.position)] = root + link if link[0] == "/" else link
+        return found
+
     def _render(
         self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
     ) -> Response:
@@ -238,10 +255,11 @@ class Dashboard:
         if params.delivery is not None:
             query = dataclasses.replace(query, dead_delivery=True)
         events = await self._store.list_events(query)
+        kept = await self._kept(request, [event.id for event in events])
         context = {
             "events": events,
             "deliveries": await self._store.deliveries_of([event.id for event in events]),
-            "thumbnails": {event.id: _images(event)[:1] for event in events},
+            "thumbnails": {event.id: _images(event, kept)[:1] for event in events},
             "filters": {key: value for key, value in request.query_params.items() if value},
             "sources": list(self._settings.sources),
             "statuses": STATUSES,
@@ -258,7 +276,7 @@ class Dashboard:
             "detail": detail,
             "event": detail.event,
             "payload": json.dumps(detail.event.payload, indent=2, ensure_ascii=False),
-            "images": _images(detail.event),
+            "images": _images(detail.event, await self._kept(request, [detail.event.id])),
             "destinations": list(self._settings.destinations),
         }
         return self._render(request, "event.html", context)
@@ -372,16 +390,20 @@ def _builtins(answer: Struct) -> dict[str, Any]:
     return found
 
 
-def _images(event: Event) -> list[tuple[str, bool]]:
-    """Result URLs with whether each was flagged (Fotor's avatar ``hasHsfw``); the payload was
-    validated at ingest, so its avatar results are objects with lists of image objects."""
+def _images(event: Event, kept: Mapping[tuple[str, int], str]) -> list[tuple[str, bool, str]]:
+    """What to show of each result: the kept copy where there is one (it outlives the provider's
+    link), whether it was flagged (Fotor's avatar ``hasHsfw``), and the provider's URL. The
+    payload was validated at ingest, so its avatar results are objects with lists of images."""
     flagged = {
         image.get("url")
         for result in event.payload.get("avatarResult") or []
         for image in result.get("images") or []
         if image.get("hasHsfw") is True
     }
-    return [(url, url in flagged) for url in event.result_urls]
+    return [
+        (kept.get((event.id, index), url), url in flagged, url)
+        for index, url in enumerate(event.result_urls)
+    ]
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -1,0 +1,15 @@
+"""Keeping result files: copies of providers' temporary result URLs in photohook's result
+store, made before an event with ``keep_results`` is delivered, and stable links to them."""
+
+from receiver.keeping.keeper import Keeper
+from receiver.keeping.links import FileLinks
+from receiver.keeping.stores import LocalStore, ResultStore, open_result_store, result_store
+
+__all__ = [
+    "FileLinks",
+    "Keeper",
+    "LocalStore",
+    "ResultStore",
+    "open_result_store",
+    "result_store",
+]

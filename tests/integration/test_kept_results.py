@@ -1,0 +1,208 @@
+"""Kept result files end to end, on SQLite and PostgreSQL: photohook under uvicorn, a provider's
+file server and an HTTP sink on loopback. A completed Fotor callback's result is copied into
+the result store before the sink hears of it; the sink gets a stable link to the copy, which
+serves the same bytes after the provider's link stops working."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from receiver.states import DeliveryState
+
+from .conftest import SECRET
+from .origin import Origin, png
+from .servers import Sink, eventually, running
+
+Start = Callable[..., Any]
+PUBLIC = "https://hooks.example.com"
+
+
+@pytest.fixture
+def photohook_database(database_url: str) -> str:
+    """Kept files are checked on both database engines."""
+    return database_url
+
+
+@pytest.fixture
+def origin(stack: ExitStack) -> tuple[Origin, str]:
+    served = Origin()
+    return served, stack.enter_context(running(served.app, lifespan="off"))
+
+
+def config(sink: str, results: str = "", *, keep_on: str = "source") -> str:
+    source = "[sources.fotor]\nkeep_results = true\n" if keep_on == "source" else ""
+    route = "keep_results = true\n" if keep_on == "route" else ""
+    return (
+        f"{source}"
+        f'[destinations.app]\nurl = "{sink}/hook"\nsecret = "{SECRET}"\n'
+        f'[[routes]]\nto = ["app"]\n{route}'
+        f'[results]\nallow_private = true\nbase_url = "{PUBLIC}"\n{results}\n'
+    )
+
+
+def local(app: Any, kept_url: str) -> str:
+    """The stable URL, on the test's photohook (its public base URL is a made-up one)."""
+    assert kept_url.startswith(f"{PUBLIC}/files/")
+    return app.base_url + urlsplit(kept_url).path
+
+
+async def test_a_completed_callback_is_delivered_with_a_stable_link_to_its_kept_result(
+    photohook: Start, sink_url: Callable[[Sink], str], origin: tuple[Origin, str]
+) -> None:
+    served, base = origin
+    image = png()
+    served.files["out.png"] = image
+    sink = Sink(secret=SECRET)
+    app = await photohook(config(sink_url(sink), keep_on="route"))
+    [event_id] = await app.send(resultUrl=f"{base}/r/out.png?X-Amz-Signature=s3cr3t")
+    await eventually(lambda: len(sink.received) == 1)
+    body = sink.received[0].json()
+    assert sink.received[0].verified and body["id"] == event_id
+    [kept] = body["kept_results"]
+    assert kept["url"] == f"{base}/r/out.png?X-Amz-Signature=s3cr3t"
+    assert kept["status"] == "kept" and kept["error"] is None
+    assert kept["size"] == len(image) and kept["content_type"] == "image/png"
+    assert kept["sha256"] == hashlib.sha256(image).hexdigest()
+
+    served.serving = False  # the provider's link has expired
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(local(app, kept["kept_url"]))
+        assert answer.status_code == 200
+        assert hashlib.sha256(answer.content).hexdigest() == kept["sha256"]
+        assert answer.headers["content-type"] == "image/png"
+        assert "sandbox" in answer.headers["content-security-policy"]
+
+        token = urlsplit(kept["kept_url"]).path.rsplit("/", 1)[1]
+        tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        refused = await client.get(f"{app.base_url}/files/{tampered}")
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "link_refused"
+        made_up = await client.get(f"{app.base_url}/files/not-a-token")
+        assert made_up.status_code == 403
+
+
+async def test_an_expired_link_is_refused(
+    photohook: Start, sink_url: Callable[[Sink], str], origin: tuple[Origin, str]
+) -> None:
+    served, base = origin
+    served.files["out.png"] = png()
+    sink = Sink()
+    app = await photohook(config(sink_url(sink), 'link_lifetime = "1s"'))
+    await app.send(resultUrl=f"{base}/r/out.png")
+    await eventually(lambda: len(sink.received) == 1)
+    [kept] = sink.received[0].json()["kept_results"]
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(local(app, kept["kept_url"]))).status_code == 200
+        await eventually(lambda: _status(client, local(app, kept["kept_url"]), 403), within=5)
+
+
+async def _status(client: httpx.AsyncClient, url: str, status: int) -> bool:
+    return (await client.get(url)).status_code == status
+
+
+async def test_deliveries_wait_while_a_download_fails_then_go_out(
+    photohook: Start, sink_url: Callable[[Sink], str], origin: tuple[Origin, str]
+) -> None:
+    served, base = origin
+    image = png(colour=b"\x00\xff\x00")
+    served.files["late.png"] = image
+    served.failures = 2  # the provider is down for two attempts
+    sink = Sink()
+    app = await photohook(config(sink_url(sink), 'retry_schedule = ["1s", "1s", "1s"]'))
+    [event_id] = await app.send(resultUrl=f"{base}/r/late.png")
+    await eventually(lambda: len(served.requests) >= 1)
+    assert await app.states() == {"app": DeliveryState.KEEPING}
+    assert sink.received == []
+    await eventually(lambda: len(sink.received) == 1)
+    assert len(served.requests) == 3
+    [kept] = sink.received[0].json()["kept_results"]
+    assert kept["status"] == "kept" and kept["sha256"] == hashlib.sha256(image).hexdigest()
+    await eventually(lambda: app.all_in(DeliveryState.DELIVERED, 1))
+    [file] = (await app.store.kept_files([event_id]))[event_id]
+    assert file.attempts == 3 and file.last_error is None
+
+
+async def test_a_file_not_fetched_within_the_schedule_is_delivered_as_missing(
+    photohook: Start, sink_url: Callable[[Sink], str], origin: tuple[Origin, str]
+) -> None:
+    served, base = origin
+    served.failures = 100
+    sink = Sink()
+    app = await photohook(config(sink_url(sink), 'retry_schedule = ["1s"]'))
+    await app.send(resultUrl=f"{base}/r/never.png?token=hidden")
+    await eventually(lambda: len(sink.received) == 1)
+    [kept] = sink.received[0].json()["kept_results"]
+    assert kept["status"] == "missing" and kept["kept_url"] is None
+    assert kept["error"] == f"GET {base}/r/never.png answered 503"  # no query string
+    assert len(served.requests) == 2
+
+
+async def test_a_file_over_the_cap_is_missing_at_once(
+    photohook: Start, sink_url: Callable[[Sink], str], origin: tuple[Origin, str]
+) -> None:
+    _, base = origin
+    sink = Sink()
+    app = await photohook(config(sink_url(sink), "max_bytes = 5000"))
+    await app.send(resultUrl=f"{base}/big/6000")
+    await eventually(lambda: len(sink.received) == 1)
+    [kept] = sink.received[0].json()["kept_results"]
+    assert kept["status"] == "missing"
+    assert kept["error"] == f"{base}/big/6000 (6000 bytes) is over [results] max_bytes = 5000"
+
+
+async def test_a_private_address_is_refused_unless_allowed(
+    photohook: Start, sink_url: Callable[[Sink], str], origin: tuple[Origin, str]
+) -> None:
+    served, base = origin
+    served.files["out.png"] = png()
+    sink = Sink()
+    text = config(sink_url(sink)).replace("allow_private = true", "allow_private = false")
+    app = await photohook(text)
+    await app.send(resultUrl=f"{base}/r/out.png")
+    await eventually(lambda: len(sink.received) == 1)
+    [kept] = sink.received[0].json()["kept_results"]
+    assert kept["status"] == "missing"
+    assert "refused: 127.0.0.1 is a loopback address" in kept["error"]
+    assert served.requests == []
+
+
+async def test_retention_deletes_kept_files(
+    photohook: Start,
+    sink_url: Callable[[Sink], str],
+    origin: tuple[Origin, str],
+    tmp_path: Path,
+) -> None:
+    served, base = origin
+    served.files["out.png"] = png()
+    sink = Sink()
+    folder = tmp_path / "kept"
+    app = await photohook(config(sink_url(sink), f'directory = "{folder}"'))
+    [event_id] = await app.send(resultUrl=f"{base}/r/out.png")
+    await eventually(lambda: app.all_in(DeliveryState.DELIVERED, 1))
+    [kept] = sink.received[0].json()["kept_results"]
+    [stored] = list(folder.rglob("*.png"))
+    assert stored.read_bytes() == served.files["out.png"]
+
+    pruned = await app.store.prune(datetime.now(UTC) + timedelta(days=1))
+    assert pruned.events == 1 and pruned.files == 1
+    await eventually(lambda: not stored.exists())  # the keeper deletes the copy
+    await eventually(lambda: _forgotten(app, event_id))
+    async with httpx.AsyncClient() as client:
+        gone = await client.get(local(app, kept["kept_url"]))
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+
+
+async def _forgotten(app: Any, event_id: str) -> bool:
+    """Whether the pruned file's row is gone too (a pruned row would be claimable)."""
+    doomed, _ = await app.store.claim_files("probe", 10, 1, time.time() + 3600)
+    return await app.store.kept_file(event_id, 0) is None and doomed == []
