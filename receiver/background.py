@@ -12,7 +12,7 @@ from receiver.keeping import Keeper, open_result_store
 from receiver.observability.metrics import Metrics
 from receiver.reconciler import Reconciler
 from receiver.routing import Router
-from receiver.store import Store
+from receiver.store import Working
 
 
 class Background:
@@ -21,7 +21,7 @@ class Background:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: Working,
         router: Router,
         *,
         metrics: Metrics | None = None,

@@ -16,9 +16,11 @@ from receiver.routing import Router
 from receiver.store import (
     TASK_STATES,
     Actions,
+    DestinationReport,
     DestinationStatus,
     EventQuery,
-    Store,
+    ReconcilerReport,
+    Replaying,
     Task,
     TaskQueue,
 )
@@ -51,7 +53,7 @@ async def replay_event(
 
 
 async def replay_matching(
-    store: Store,
+    store: Replaying,
     router: Router,
     query: EventQuery,
     *,
@@ -79,7 +81,7 @@ async def replay_matching(
 
 
 async def destination_report(
-    store: Store, destinations: Mapping[str, Destination]
+    store: DestinationReport, destinations: Mapping[str, Destination]
 ) -> tuple[float, list[tuple[DestinationStatus, str | None]]]:
     """When it was taken, and each destination's state and health with its target (a URL
     without its query; None when it is no longer configured)."""
@@ -112,7 +114,7 @@ async def track(
 
 
 async def reconciler_report(
-    store: Store, sources: Mapping[str, SourceConfig]
+    store: ReconcilerReport, sources: Mapping[str, SourceConfig]
 ) -> list[dict[str, Any]]:
     """Per source: whether it is reconciled, whether its key was rejected, its tasks by state."""
     summary = await store.task_summary()

@@ -284,6 +284,34 @@ class Reconciling(TaskQueue, Intake, Reads, Meta, Protocol):
     is about, and whether a source's key was rejected."""
 
 
+class Working(Outbox, Reconciling, Keeping, Protocol):
+    """What a process's background work uses: the worker's outbox, the reconciler's roles and the
+    keeper's queue of result files."""
+
+
+class Replaying(Reads, Actions, Protocol):
+    """What a bulk replay uses: the events a query finds, and new deliveries of each."""
+
+
+class DestinationReport(Destinations, Status, Protocol):
+    """What a report of the destinations uses: each configured one known, and how each stands."""
+
+
+class ReconcilerReport(Status, Meta, Protocol):
+    """What a report of the reconciler uses: the tasks by state, and whether a source's key was
+    rejected."""
+
+
+class Administering(Reads, Actions, Status, TaskQueue, Rejected, Meta, Protocol):
+    """What the admin API uses: listing and reading, the operator's actions, the reports, tracking
+    tasks, and kept rejected requests."""
+
+
+class Dashboarding(Reads, Actions, Status, Rejected, Activity, Keeping, Protocol):
+    """What the dashboard uses: the admin API's reading, actions and reports of destinations, the
+    counts over time of its charts, and the kept result files it shows."""
+
+
 #: Every role, each declaring its own methods (the others are made of these).
 ROLES: tuple[type, ...] = (
     Destinations,

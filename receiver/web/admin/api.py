@@ -21,7 +21,7 @@ from receiver.operations import (
 )
 from receiver.routing import Router
 from receiver.states import DestinationState
-from receiver.store import DeliveryQuery, Receipt, Store, Stored
+from receiver.store import Administering, DeliveryQuery, Receipt, Stored
 from receiver.web.admin import answers
 from receiver.web.admin.contract import (
     DeliveryList,
@@ -69,7 +69,7 @@ class AdminAPI:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: Administering,
         router: Router,
         wake: Callable[[], None],
         metrics: Metrics | None = None,

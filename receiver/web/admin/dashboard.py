@@ -30,7 +30,7 @@ from receiver.observability.metrics import Metrics
 from receiver.operations import destination_report, replay_event
 from receiver.routing import Router
 from receiver.states import DeliveryState, DestinationState, KeptState
-from receiver.store import DELIVERY_STATES, DeliveryQuery, Store
+from receiver.store import DELIVERY_STATES, Dashboarding, DeliveryQuery
 from receiver.web.admin import answers, overview
 from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
 from receiver.web.admin.contract import (
@@ -88,7 +88,7 @@ class Dashboard:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: Dashboarding,
         router: Router,
         access: AdminAccess,
         wake: Callable[[], None],

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from receiver.observability.metrics import Metrics
-from receiver.store import Count, Store
+from receiver.store import Activity, Count
 
 CALLBACK_OUTCOMES = ("accepted", "duplicate", "rejected")
 DELIVERY_OUTCOMES = ("delivered", "failed", "dead")
@@ -73,7 +73,7 @@ class Chart:
         return self.WIDTH / self.window.buckets
 
 
-async def accepted_callbacks(store: Store, since: float, seconds: int) -> list[Count]:
+async def accepted_callbacks(store: Activity, since: float, seconds: int) -> list[Count]:
     return await store.callback_counts(since, seconds)
 
 
@@ -96,7 +96,7 @@ def _recent(metrics: Metrics, outcome: str, since: float, seconds: int) -> list[
 
 
 async def callback_charts(
-    store: Store, metrics: Metrics, sources: Iterable[str], now: float
+    store: Activity, metrics: Metrics, sources: Iterable[str], now: float
 ) -> dict[str, list[Chart]]:
     """Per window, a chart for each configured source (and for callbacks to unknown ones)."""
     charts = {}
@@ -112,7 +112,7 @@ async def callback_charts(
 
 
 async def delivery_charts(
-    store: Store, destinations: Iterable[str], now: float
+    store: Activity, destinations: Iterable[str], now: float
 ) -> dict[str, list[Chart]]:
     """Per window, a chart of attempts for each configured destination."""
     charts = {}

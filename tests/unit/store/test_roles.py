@@ -18,7 +18,15 @@ from receiver.store.postgres import PostgresStore
 from receiver.store.sqlite import SQLiteStore
 
 #: Roles made of others, declaring nothing of their own.
-COMBINED = (roles.Reconciling,)
+COMBINED = (
+    roles.Reconciling,
+    roles.Working,
+    roles.Replaying,
+    roles.DestinationReport,
+    roles.ReconcilerReport,
+    roles.Administering,
+    roles.Dashboarding,
+)
 
 
 def declared(cls: type) -> set[str]:
@@ -51,6 +59,19 @@ def test_each_operation_is_declared_once_by_one_role() -> None:
 def test_small_roles() -> None:
     for role in roles.ROLES:
         assert len(members(role)) <= 8, role
+
+
+def test_only_the_store_and_the_commands_name_the_whole_store() -> None:
+    """The commands open the database and hand it on; every other component takes the roles it
+    uses."""
+    package = Path(roles.__file__).parents[1]
+    whole = re.compile(r"\bStore\b")
+    naming = {
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.parent.name not in ("store", "cli") and whole.search(path.read_text())
+    }
+    assert naming == set()
 
 
 @pytest.mark.parametrize("engine", [SQLiteStore, PostgresStore])
