@@ -6,8 +6,7 @@ serves the same bytes after the provider's link stops working."""
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -203,6 +202,76 @@ async def test_retention_deletes_kept_files(
 
 
 async def _forgotten(app: Any, event_id: str) -> bool:
-    """Whether the pruned file's row is gone too (a pruned row would be claimable)."""
-    doomed, _ = await app.store.claim_files("probe", 10, 1, time.time() + 3600)
-    return await app.store.kept_file(event_id, 0) is None and doomed == []
+    """Whether the pruned file's row is gone too, once its copy was deleted."""
+    counts = await app.store.table_counts()
+    return await app.store.kept_file(event_id, 0) is None and counts["kept_files"] == 0
+
+
+@pytest.fixture
+def bucket() -> Iterator[tuple[str, Any]]:
+    """A real S3 API (moto's server) on loopback, with a bucket; its endpoint and a client."""
+    boto3 = pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+        )
+        client.create_bucket(Bucket="results")
+        yield endpoint, client
+    finally:
+        server.stop()
+
+
+S3_KEY = "AKIAKEPTRESULTS"
+S3_SECRET = "kept-results-secret-key"
+
+
+def s3_results(endpoint: str) -> str:
+    return (
+        'store = "s3"\nbucket = "results"\nprefix = "photohook/"\n'
+        f'endpoint_url = "{endpoint}"\nregion = "us-east-1"\n'
+        'access_key_id = "env:S3_KEY"\nsecret_access_key = "env:S3_SECRET"\n'
+    )
+
+
+async def test_an_s3_compatible_store_keeps_the_result_behind_a_presigned_link(
+    photohook: Start,
+    sink_url: Callable[[Sink], str],
+    origin: tuple[Origin, str],
+    bucket: tuple[str, Any],
+) -> None:
+    endpoint, client = bucket
+    served, base = origin
+    image = png(colour=b"\x00\x00\xff")
+    served.files["out.png"] = image
+    sink = Sink()
+    text = config(sink_url(sink), s3_results(endpoint)).replace(f'base_url = "{PUBLIC}"\n', "")
+    app = await photohook(text, {"S3_KEY": S3_KEY, "S3_SECRET": S3_SECRET})
+    [event_id] = await app.send(resultUrl=f"{base}/r/out.png")
+    await eventually(lambda: len(sink.received) == 1)
+    [kept] = sink.received[0].json()["kept_results"]
+    assert kept["status"] == "kept"
+    assert kept["kept_url"].startswith(f"{endpoint}/results/photohook/{event_id}/0-out.png?")
+    assert "X-Amz-Signature=" in kept["kept_url"]
+    head = client.head_object(Bucket="results", Key=f"photohook/{event_id}/0-out.png")
+    assert head["ContentType"] == "image/png" and head["ContentLength"] == len(image)
+
+    served.serving = False
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(kept["kept_url"])
+    assert answer.status_code == 200
+    assert hashlib.sha256(answer.content).hexdigest() == kept["sha256"]
+
+    pruned = await app.store.prune(datetime.now(UTC) + timedelta(days=1))
+    assert pruned.files == 1
+    await eventually(lambda: _forgotten(app, event_id))  # after the copy was deleted
+    listed = client.list_objects_v2(Bucket="results", Prefix="photohook/")
+    assert listed.get("KeyCount", 0) == 0
