@@ -4,6 +4,7 @@ used after ``[results] link_lifetime``."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -20,7 +21,9 @@ class FileLinks:
         if not keys:
             raise ValueError("at least one key is needed")
         # itsdangerous signs with the last key and accepts every one.
-        self._serializer = URLSafeTimedSerializer(list(reversed(keys)), salt=SALT)
+        self._serializer = URLSafeTimedSerializer(
+            list(reversed(keys)), salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}
+        )
         self._base_url = base_url.rstrip("/")
         self.lifetime = lifetime
 

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from receiver.states import DeliveryState, KeptState
-from receiver.store import DeliveryQuery, FileOutcome, Receipt, Store
+from receiver.store import DeliveryQuery, FileOutcome, Receipt, Store, Tracking
 from tests.store.factories import receipt
 
 
@@ -138,3 +138,34 @@ async def test_retention_marks_stored_copies_pruned_for_the_keeper(store: Store)
     assert doomed.state == KeptState.PRUNED and doomed.storage_key == f"{event_id}/0"
     await store.forget_files([(event_id, 0)])
     assert (await store.claim_files("k", 10, 60, time.time() + 120))[0] == []
+
+
+async def test_a_confirmed_event_waits_for_its_files_and_files_for_confirmation(
+    store: Store,
+) -> None:
+    await store.sync_destinations(["sink"])
+    tracking = Tracking(600, 3600, confirm=True)
+    for confirm_first in (True, False):
+        fresh = keeping(
+            f"t6-{confirm_first}", urls=("https://x.example/a",), destinations=("sink",)
+        )
+        fresh = dataclasses.replace(
+            fresh,
+            events=tuple(
+                dataclasses.replace(n, terminal=True, tracking=tracking) for n in fresh.events
+            ),
+        )
+        [event_id] = (await store.store(fresh)).new_event_ids
+        assert await states(store, event_id) == {DeliveryState.CONFIRMING}
+        now = time.time()
+        [task], _ = await store.claim_tasks(["fotor"], "r", 10, 60, now)
+        [_file], _ = await store.claim_files("k", 10, 60, now)
+        if confirm_first:
+            await store.finish_task(task, "r", state="done", confirmed=True)
+            assert await states(store, event_id) == {DeliveryState.KEEPING}
+            assert await store.finish_file(kept(event_id, 0, "k"))
+        else:
+            assert not await store.finish_file(kept(event_id, 0, "k"))
+            assert await states(store, event_id) == {DeliveryState.CONFIRMING}
+            await store.finish_task(task, "r", state="done", confirmed=True)
+        assert await states(store, event_id) == {DeliveryState.PENDING}
