@@ -21,22 +21,9 @@ def encode(answer: Any) -> bytes:
 
 
 def event(found: events.Event) -> contract.Event:
-    return contract.Event(
-        id=found.id,
-        source=found.source,
-        kind=found.kind,
-        type=found.type,
-        task_id=found.task_id,
-        task_type=found.task_type,
-        status=found.status,
-        business_id=found.business_id,
-        labels=list(found.labels),
-        result_urls=list(found.result_urls),
-        flagged=found.flagged,
-        received_at=events.format_time(found.received_at),
-        via=found.via,
-        payload=found.payload,
-    )
+    """The event as delivered (:meth:`~receiver.events.Event.to_dict`, its one shape); the
+    conversion fails if that shape and the struct the API declares ever differ."""
+    return msgspec.convert(found.to_dict(), contract.Event)
 
 
 def _time(seconds: float | None) -> str | None:

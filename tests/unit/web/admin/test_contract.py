@@ -3,15 +3,19 @@ document are derived."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+import orjson
 import pytest
 from starlette.routing import Route
 
 from receiver.errors import Invalid, InvalidJSON
+from receiver.events import Event, KeptResult
 from receiver.sources import KINDS
 from receiver.store import DELIVERY_STATES, TASK_STATES, Delivery, RejectedRequest, Task
-from receiver.web.admin import answers
+from receiver.web.admin import answers, contract
 from receiver.web.admin.api import AdminAPI
 from receiver.web.admin.contract import (
     DeliveryRetry,
@@ -168,6 +172,33 @@ def test_answers_keep_the_json_shapes_of_the_records() -> None:
     assert b'"retry_error":{"status":422,"code":"c","message":"m"}' in encoded
     detail = answers.rejected_detail(record)
     assert (detail.body, detail.headers) == (None, [])
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        (),
+        (
+            KeptResult("https://x/a.png", "kept", "https://k/a", 3, "image/png", "ab", None),
+            KeptResult("https://x/b.png", "missing", error="GET https://x/b.png answered 404"),
+        ),
+    ],
+)
+def test_an_event_has_one_json_shape_delivered_and_answered(kept: tuple[KeptResult, ...]) -> None:
+    event = Event(
+        "evt_1", "fotor", "fotor", "fotor.task.completed", "t1", "upscale", "completed", "b1",
+        (), ("https://x/a.png",), False, datetime(2026, 1, 1, tzinfo=UTC), {"taskId": "t1"},
+        kept_results=kept,
+    )  # fmt: skip
+    delivered = event.to_dict()
+    answered = orjson.loads(answers.encode(answers.event(event)))
+    assert list(answered.items()) == list(delivered.items())  # the same keys, in the same order
+
+
+def test_a_key_the_contract_does_not_declare_is_refused() -> None:
+    undeclared = {"id": "evt_1", "colour": "red"}
+    with pytest.raises(msgspec.ValidationError, match="colour"):
+        msgspec.convert(undeclared, contract.Event)
 
 
 def test_the_ingest_body_is_each_providers_callback_struct() -> None:
