@@ -21,8 +21,8 @@ def encode(answer: Any) -> bytes:
 
 
 def event(found: events.Event) -> contract.Event:
-    """The event as delivered (:meth:`~receiver.events.Event.to_dict`, its one shape); the
-    conversion fails if that shape and the struct the API declares ever differ."""
+    """The event as delivered (:meth:`~receiver.events.Event.to_dict`, its one shape), as the
+    struct the API declares (tests/unit/web/admin/test_contract.py holds the two equal)."""
     return msgspec.convert(found.to_dict(), contract.Event)
 
 

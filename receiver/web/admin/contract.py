@@ -153,7 +153,7 @@ class Ok(Struct):
     ok: Annotated[bool, Meta(extra_json_schema={"const": True})]
 
 
-class KeptResult(Struct, forbid_unknown_fields=True):
+class KeptResult(Struct):
     """A result file photohook kept in its result store (``keep_results``)."""
 
     url: Annotated[str, Meta(description="The provider's URL (often temporary).")]
@@ -174,7 +174,7 @@ class KeptResult(Struct, forbid_unknown_fields=True):
     error: Annotated[str | None, Meta(description="Why a missing file could not be kept.")]
 
 
-class Event(Struct, forbid_unknown_fields=True):
+class Event(Struct):
     """A normalized event, as delivered and listed."""
 
     id: str

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 import orjson
 import pytest
 from starlette.routing import Route
@@ -15,7 +14,7 @@ from receiver.errors import Invalid, InvalidJSON
 from receiver.events import Event, KeptResult
 from receiver.sources import KINDS
 from receiver.store import DELIVERY_STATES, TASK_STATES, Delivery, RejectedRequest, Task
-from receiver.web.admin import answers, contract
+from receiver.web.admin import answers
 from receiver.web.admin.api import AdminAPI
 from receiver.web.admin.contract import (
     DeliveryRetry,
@@ -192,13 +191,8 @@ def test_an_event_has_one_json_shape_delivered_and_answered(kept: tuple[KeptResu
     )  # fmt: skip
     delivered = event.to_dict()
     answered = orjson.loads(answers.encode(answers.event(event)))
-    assert list(answered.items()) == list(delivered.items())  # the same keys, in the same order
-
-
-def test_a_key_the_contract_does_not_declare_is_refused() -> None:
-    undeclared = {"id": "evt_1", "colour": "red"}
-    with pytest.raises(msgspec.ValidationError, match="colour"):
-        msgspec.convert(undeclared, contract.Event)
+    # the same keys in the same order: a key one side lacks is dropped or missing in the other
+    assert list(answered.items()) == list(delivered.items())
 
 
 def test_the_ingest_body_is_each_providers_callback_struct() -> None:
