@@ -1,12 +1,13 @@
-"""The work beside answering requests: the delivery worker, the reconciler and the keeper of
-result files, started and stopped together, woken by one call when a commit makes deliveries
-due, tasks to track or files to keep."""
+"""The work beside answering requests: the delivery worker, the reconciler, the keeper of
+result files and the batches' sweep, started and stopped together, woken by one call when a
+commit makes deliveries due, tasks to track or files to keep."""
 
 from __future__ import annotations
 
 import asyncio
 
 from receiver.config.settings import Settings
+from receiver.deadlines import INTERVAL, BatchSweeper
 from receiver.delivery.worker import GRACE_PERIOD, SWEEP_INTERVAL, Worker
 from receiver.keeping import Keeper, open_result_store
 from receiver.observability.metrics import Metrics
@@ -16,7 +17,7 @@ from receiver.store import Working
 
 
 class Background:
-    """The delivery worker, the reconciler and the keeper of one process."""
+    """The delivery worker, the reconciler, the keeper and the batches' sweep of one process."""
 
     def __init__(
         self,
@@ -26,6 +27,7 @@ class Background:
         *,
         metrics: Metrics | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
+        batch_interval: float = INTERVAL,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -43,6 +45,7 @@ class Background:
             metrics=metrics,
             sweep_interval=sweep_interval,
         )
+        self.batches = BatchSweeper(store, router, wake=self.worker.wake, interval=batch_interval)
 
     def wake(self) -> None:
         """Look for due deliveries and tasks now (called when new ones are committed)."""
@@ -69,10 +72,11 @@ class Background:
             await self.keeper.start()
         if self.reconciler.enabled:
             await self.reconciler.start()
+        await self.batches.start()
 
     async def stop(self, grace: float = GRACE_PERIOD) -> None:
         """Stop both; deliveries in flight get ``grace`` seconds (see :meth:`Worker.stop`)."""
-        stopping = [self.worker.stop(grace)]
+        stopping = [self.worker.stop(grace), self.batches.stop()]
         if self.reconciler.enabled:
             stopping.append(self.reconciler.stop())
         if self.keeper is not None:

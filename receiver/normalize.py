@@ -9,7 +9,7 @@ from receiver.events import Event
 from receiver.ids import new_id
 from receiver.routing import Router
 from receiver.sources import Kind, ParsedEvent
-from receiver.store import NewEvent, Tracking
+from receiver.store import BatchRule, NewEvent, Tracking
 from receiver.types import JSONObject
 
 
@@ -25,9 +25,11 @@ def new_events(
     keep_results: bool = False,
     received_at: datetime,
     via: str = "callback",
+    batching: BatchRule | None = None,
 ) -> tuple[NewEvent, ...]:
-    """Each parsed event as a normalized :class:`Event`, with its rank, routes and tracking, and
-    whether its result files are kept (its source's ``keep_results``, or a matching route's)."""
+    """Each parsed event as a normalized :class:`Event`, with its rank, routes and tracking,
+    whether its result files are kept (its source's ``keep_results``, or a matching route's),
+    and the rule by which its task joins batches."""
     events = []
     for item in parsed:
         event = Event(
@@ -49,5 +51,7 @@ def new_events(
         routes, keep = router.route(event) if router.routes else ((), False)
         terminal = item.status in kind.terminal_statuses
         keep = (keep or keep_results) and bool(event.result_urls)
-        events.append(NewEvent(event, ranks[item.status], routes, terminal, tracking, keep))
+        events.append(
+            NewEvent(event, ranks[item.status], routes, terminal, tracking, keep, batching)
+        )
     return tuple(events)

@@ -149,7 +149,8 @@ class Reconciler:
                 task, TaskState.TRACKED, next_check_at=self._later(task), error=unknown
             )
             return
-        stored = await self._store.store(_receipt(task.source, answer, terminal))
+        receipt = _receipt(task.source, answer, terminal, self._router)
+        stored = await self._store.store(receipt)
         self._count(task.source, "recovered" if not stored.duplicate else "already_stored")
         if not stored.duplicate:
             logger.info(
@@ -176,6 +177,7 @@ class Reconciler:
                 payload=answer.document,
                 received_at=datetime.now(UTC),
                 via="poll",
+                batching=source.batching,
             )
         )
 
@@ -251,7 +253,7 @@ def rejected_key(source: str) -> str:
     return f"reconciler.key_rejected.{source}"
 
 
-def _receipt(source: str, answer: StatusAnswer, events: list[NewEvent]) -> Receipt:
+def _receipt(source: str, answer: StatusAnswer, events: list[NewEvent], router: Router) -> Receipt:
     return Receipt(
         id=new_id("rcv"),
         source=source,
@@ -263,4 +265,5 @@ def _receipt(source: str, answer: StatusAnswer, events: list[NewEvent]) -> Recei
         body_sha256=hashlib.sha256(answer.body).digest(),
         events=tuple(events),
         via="poll",
+        route=router.destinations,
     )

@@ -9,20 +9,22 @@ from dataclasses import dataclass
 
 from receiver.events import Event
 
-_CONDITIONS = ("source", "status", "task_type", "business_id", "labels")
+_CONDITIONS = ("source", "type", "status", "task_type", "business_id", "labels")
 
 
 @dataclass(frozen=True)
 class Route:
     """``[[routes]]``: every given condition must hold; a list means any of its values.
 
-    ``business_id`` and ``labels`` are globs (``order-*``); ``labels`` matches when any of the
-    event's labels matches any glob. A route with no conditions matches every event.
+    ``type``, ``business_id`` and ``labels`` are globs (``batch.*``, ``order-*``); ``labels``
+    matches when any of the event's labels matches any glob. A route with no conditions matches
+    every event, batch events included.
     """
 
     name: str
     to: tuple[str, ...]
     source: frozenset[str] | None = None
+    type: tuple[str, ...] | None = None
     status: frozenset[str] | None = None
     task_type: frozenset[str] | None = None
     business_id: tuple[str, ...] | None = None
@@ -31,6 +33,7 @@ class Route:
     keep_results: bool = False  # its events' result files are kept before any delivery
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_type", _globs(self.type))
         object.__setattr__(self, "_business_id", _globs(self.business_id))
         object.__setattr__(self, "_labels", _globs(self.labels))
 
@@ -42,6 +45,9 @@ class Route:
         if self.task_type is not None and event.task_type not in self.task_type:
             return False
         if self.flagged is not None and event.flagged is not self.flagged:
+            return False
+        event_type: re.Pattern[str] | None = self._type  # type: ignore[attr-defined]
+        if event_type is not None and not event_type.match(event.type):
             return False
         business_id: re.Pattern[str] | None = self._business_id  # type: ignore[attr-defined]
         if business_id is not None and not (

@@ -55,6 +55,15 @@ class KeptState(StrEnum):
     PRUNED = "pruned"
 
 
+class BatchState(StrEnum):
+    """Where a batch of tasks stands: open until every task has a final status (completed) or
+    its deadline passes first (expired); both are final and have their one event."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+
+
 class DestinationState(StrEnum):
     """Whether a destination is sent to: active, or paused or disabled (its deliveries held)."""
 
@@ -86,3 +95,4 @@ DELIVERY_STATES = tuple(state.value for state in DeliveryState)
 DESTINATION_STATES = tuple(state.value for state in DestinationState)
 TASK_STATES = tuple(state.value for state in TaskState)
 KEPT_STATES = tuple(state.value for state in KeptState)
+BATCH_STATES = tuple(state.value for state in BatchState)

@@ -34,6 +34,7 @@ def read_route(
 
     source = choices("source", sources)
     status = choices("status", statuses)
+    event_type = tuple(choices("type", None) or ()) or None
     task_type = choices("task_type", None)
     business_id = tuple(choices("business_id", None) or ()) or None
     labels = tuple(choices("labels", None) or ()) or None
@@ -51,6 +52,7 @@ def read_route(
         name=name,
         to=tuple(dict.fromkeys(to)),
         source=source,
+        type=event_type,
         status=status,
         task_type=task_type,
         business_id=business_id,

@@ -29,6 +29,8 @@ from receiver.errors import ConfigError
 from receiver.routing import Route
 from receiver.secrets import Secret
 from receiver.sources import KINDS
+from receiver.store.batches import SOURCE as BATCH_SOURCE
+from receiver.store.batches import STATUSES as BATCH_STATUSES
 
 DEFAULT_CONFIG_FILE = "photohook.toml"
 DEFAULT_DATABASE_URL = "sqlite:///photohook.db"
@@ -182,6 +184,10 @@ class Settings:
         )
         if not sources:
             raise root.error("sources", "at least one source is required")
+        if BATCH_SOURCE in sources:
+            raise root.error(
+                f"sources.{BATCH_SOURCE}", "the name is reserved for the events of batches"
+            )
         given_dir = app_dir or environ.get("PHOTOHOOK_APP_DIR")
         folder = Path(given_dir).absolute() if given_dir else None
         if import_callables and folder is not None:
@@ -194,8 +200,15 @@ class Settings:
         }
         _add_callables(root, destinations, handlers or {}, transforms or {})
         statuses = {status for kind in KINDS.values() for status in kind.statuses}
+        statuses |= set(BATCH_STATUSES)
         routes = tuple(
-            read_route(table, index, sources=sources, statuses=statuses, destinations=destinations)
+            read_route(
+                table,
+                index,
+                sources=[*sources, BATCH_SOURCE],
+                statuses=statuses,
+                destinations=destinations,
+            )
             for index, table in enumerate(root.take_array("routes"))
         )
         names = [route.name for route in routes]

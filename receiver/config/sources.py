@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from receiver.clientaddr import AddressSet
 from receiver.config.file import Table
 from receiver.secrets import Secret
 from receiver.sources import KINDS
-from receiver.store import Tracking
+from receiver.store import BatchRule, Tracking
 
 CHECKS = ("token", "ip", "secret")
 
@@ -29,6 +30,8 @@ class SourceConfig:
     confirm: bool = False  # check terminal callbacks with the provider before routing them
     max_rejected: int | None = None  # rejected requests kept; None: [server]'s default
     keep_results: bool = False  # copy its events' result files into the result store
+    #: Which batches its tasks join by themselves (``batch_key``, ``batch_labels``); None: none.
+    batching: BatchRule | None = None
     #: How its tasks are reconciled, decided once from the above; None: it has no API key.
     tracking: Tracking | None = field(init=False)
 
@@ -78,6 +81,7 @@ def read_source(table: Table, name: str) -> SourceConfig:
         raise table.error("confirm", "confirming callbacks needs the provider's api_key")
     max_rejected = table.take_int("max_rejected", -1)
     keep_results = table.take_bool("keep_results", False)
+    batching = _read_batching(table)
     table.finish()
     return SourceConfig(
         name=name,
@@ -92,4 +96,29 @@ def read_source(table: Table, name: str) -> SourceConfig:
         confirm=confirm,
         max_rejected=max_rejected if max_rejected >= 0 else None,
         keep_results=keep_results,
+        batching=batching,
     )
+
+
+def _read_batching(table: Table) -> BatchRule | None:
+    """``batch_key``, ``batch_labels``, ``batch_expected`` and ``batch_deadline``."""
+    pattern = table.take_str("batch_key", "")
+    key = None
+    if pattern:
+        try:
+            key = re.compile(pattern)
+        except re.error as exc:
+            raise table.error("batch_key", f"not a valid regular expression: {exc}") from None
+    labels = table.take_bool("batch_labels", False)
+    expected = table.take_int("batch_expected", 0)
+    if expected < 0:
+        raise table.error("batch_expected", "must be a positive number of tasks")
+    deadline = table.take_duration("batch_deadline", 0.0)
+    if deadline < 0:
+        raise table.error("batch_deadline", "must be a positive duration")
+    if key is None and not labels:
+        for name in ("batch_expected", "batch_deadline"):
+            if (expected if name == "batch_expected" else deadline) > 0:
+                raise table.error(name, "needs batch_key or batch_labels to name the batches")
+        return None
+    return BatchRule(key, labels, expected or None, deadline or None)

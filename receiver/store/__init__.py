@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from receiver.errors import ConfigError
-from receiver.states import DELIVERY_STATES, DESTINATION_STATES, TASK_STATES
+from receiver.states import BATCH_STATES, DELIVERY_STATES, DESTINATION_STATES, TASK_STATES
 from receiver.store.migrations import SchemaChange
 from receiver.store.records import (
     Attempt,
     AttemptRecord,
+    Batch,
+    BatchDeclaration,
+    BatchQuery,
+    BatchRule,
+    BatchTask,
     Claim,
     Count,
     Delivery,
@@ -26,6 +31,7 @@ from receiver.store.records import (
     RejectedQuery,
     RejectedRequest,
     Rejection,
+    Route,
     Stored,
     Task,
     Tracking,
@@ -34,6 +40,7 @@ from receiver.store.roles import (
     Actions,
     Activity,
     Administering,
+    Batches,
     Dashboarding,
     DestinationReport,
     Destinations,
@@ -63,6 +70,7 @@ class Store(
     Status,
     Activity,
     Rejected,
+    Batches,
     Retention,
     Transfer,
     Meta,
@@ -106,6 +114,7 @@ def open_store(database_url: str) -> Store:
 
 
 __all__ = [
+    "BATCH_STATES",
     "DELIVERY_STATES",
     "DESTINATION_STATES",
     "TASK_STATES",
@@ -114,6 +123,12 @@ __all__ = [
     "Administering",
     "Attempt",
     "AttemptRecord",
+    "Batch",
+    "BatchDeclaration",
+    "BatchQuery",
+    "BatchRule",
+    "BatchTask",
+    "Batches",
     "Claim",
     "Count",
     "Dashboarding",
@@ -143,6 +158,7 @@ __all__ = [
     "Rejection",
     "Replaying",
     "Retention",
+    "Route",
     "SchemaChange",
     "Status",
     "Store",

@@ -13,8 +13,9 @@ from typing import Any
 
 from receiver.states import DeliveryState
 from receiver.store import kept_files, rows
+from receiver.store.batches import FINAL
 from receiver.store.outbox import DeliveryRow, new_delivery
-from receiver.store.records import NewEvent, Receipt, Stored
+from receiver.store.records import BatchRule, NewEvent, Receipt, Stored
 
 SUPERSEDED = "superseded: the task had already reached a later status"
 
@@ -47,6 +48,10 @@ class BatchPlan:
     files: list[tuple[Any, ...]] = field(default_factory=list)  # result files to keep
     tasks: list[TaskChange] = field(default_factory=list)
     duplicates: list[tuple[str]] = field(default_factory=list)  # event ids resent
+    #: (batch id, source, task id, rule): tasks joining batches by their source's rule.
+    joins: list[tuple[str, str, str, BatchRule]] = field(default_factory=list)
+    #: (source, task id) of the new final events: their batches may be complete.
+    finals: set[tuple[str, str]] = field(default_factory=set)
     results: list[Stored] = field(default_factory=list)
 
 
@@ -78,6 +83,13 @@ def plan(
             task = (event.task_id, event.source)
             superseded = new.rank < ranks.get(task, 0)
             ranks[task] = max(new.rank, ranks.get(task, 0))
+            if new.batching is not None:
+                batch.joins += [
+                    (batch_id, event.source, event.task_id, new.batching)
+                    for batch_id in new.batching.batch_ids(event)
+                ]
+            if event.status in FINAL:
+                batch.finals.add((event.source, event.task_id))
             change = _task_change(new, now)
             if change is not None:
                 batch.tasks.append(change)

@@ -24,6 +24,12 @@ _FINISHED_TASKS = """
     SELECT source, task_id FROM tasks
     WHERE state IN ('done', 'lost', 'unconfirmed') AND updated_at < ?
 """
+# Finished batches whose event is pruned (or, counting, would be).
+_PRUNABLE_BATCHES = f"""
+    SELECT b.id FROM batches b WHERE b.state <> 'open' AND b.finished_at < ?
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = b.event_id
+        AND (e.received_at >= ? OR EXISTS ({_UNFINISHED})))
+"""  # noqa: S608
 _PRUNE_COUNTS = f"""
     SELECT
         (SELECT COUNT(*) FROM ({_PRUNABLE_EVENTS}) AS prunable),
@@ -34,7 +40,8 @@ _PRUNE_COUNTS = f"""
         (SELECT COUNT(*) FROM attempts WHERE delivery_id IN (
             SELECT id FROM deliveries WHERE event_id IN ({_PRUNABLE_EVENTS}))),
         (SELECT COUNT(*) FROM ({_FINISHED_TASKS}) AS finished),
-        (SELECT COUNT(*) FROM rejected WHERE received_at < ?)
+        (SELECT COUNT(*) FROM rejected WHERE received_at < ?),
+        (SELECT COUNT(*) FROM ({_PRUNABLE_BATCHES}) AS finished_batches)
 """  # noqa: S608
 # Kept rejected requests go at the cutoff, whatever became of them: an accepted one's events
 # are kept on their own terms.
@@ -47,8 +54,10 @@ _DELETE_REJECTED = """
 async def count(tx: Tx, cutoff: datetime) -> Pruned:
     """What pruning everything before ``cutoff`` would delete."""
     text = format_time(cutoff)
-    [found] = await tx.fetch(_PRUNE_COUNTS, [text] * 5 + [cutoff.timestamp(), text])
-    return Pruned(*found)
+    seconds = cutoff.timestamp()
+    [found] = await tx.fetch(_PRUNE_COUNTS, [text] * 5 + [seconds, text, seconds, text])
+    events, receipts, deliveries, attempts, tasks, rejected, batches = found
+    return Pruned(events, receipts, deliveries, attempts, tasks, rejected, batches=batches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,5 +129,22 @@ async def prune_batch(
         (cutoff_time.timestamp(), batch),
     )
     rejected = await tx.execute(_DELETE_REJECTED, (cutoff, batch))
+    batches = await _prune_batches(tx, cutoff_time, batch)
     position = Position(events_from, min(receipts_from, events_from))
-    return Pruned(events, receipts, deliveries, attempts, tasks, rejected, files), position
+    pruned = Pruned(events, receipts, deliveries, attempts, tasks, rejected, files, batches)
+    return pruned, position
+
+
+async def _prune_batches(tx: Tx, cutoff: datetime, batch: int) -> int:
+    """Delete up to ``batch`` finished batches whose event is gone, with their tasks."""
+    ids = [
+        row[0]
+        for row in await tx.fetch(
+            f"{_PRUNABLE_BATCHES} LIMIT ?", (cutoff.timestamp(), format_time(cutoff), batch)
+        )
+    ]
+    if not ids:
+        return 0
+    some = marks(len(ids))
+    await tx.execute(f"DELETE FROM batch_tasks WHERE batch_id IN ({some})", ids)  # noqa: S608
+    return await tx.execute(f"DELETE FROM batches WHERE id IN ({some})", ids)  # noqa: S608

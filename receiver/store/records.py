@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from receiver.events import Event
+
+#: The destinations of an event (a router's answer): how a write routes the batch events it
+#: stores.
+Route = Callable[[Event], tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +26,32 @@ class Tracking:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchRule:
+    """How a source's tasks join batches by themselves: ``key`` matched against the business id
+    (its first group names the batch, else the whole match), or each of the task's ``labels``
+    naming one; such a batch is ``expected`` tasks, and expires ``deadline`` seconds after its
+    first task came (None: no size, no deadline, until it is declared or closed)."""
+
+    key: re.Pattern[str] | None = None
+    labels: bool = False
+    expected: int | None = None
+    deadline: float | None = None
+
+    def batch_ids(self, event: Event) -> tuple[str, ...]:
+        """The batches ``event``'s task belongs to by this rule."""
+        found: dict[str, None] = {}
+        if self.key is not None and event.business_id:
+            match = self.key.search(event.business_id)
+            if match is not None:
+                name = match.group(1) if self.key.groups else match.group(0)
+                if name:
+                    found[name] = None
+        if self.labels:
+            found.update(dict.fromkeys(label for label in event.labels if label))
+        return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event to store, with how far it takes its task and where routes send it."""
 
@@ -29,6 +61,7 @@ class NewEvent:
     terminal: bool = False
     tracking: Tracking | None = None  # None: the source is not reconciled
     keep: bool = False  # its result files are kept before its deliveries go out
+    batching: BatchRule | None = None  # None: its task joins no batch by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +80,8 @@ class Receipt:
     via: str = "callback"
     #: The W3C ``traceparent`` of the callback's span, for the delivery attempts' spans.
     trace_context: str | None = None
+    #: Routes the batch events its events finish (None: they are stored, sent nowhere).
+    route: Route | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +256,7 @@ class Pruned:
     tasks: int = 0  # tracked tasks in a final state
     rejected: int = 0  # kept rejected requests
     files: int = 0  # kept result files of the pruned events (their copies deleted next)
+    batches: int = 0  # finished batches whose event was pruned
 
     def __add__(self, other: Pruned) -> Pruned:
         return Pruned(
@@ -231,6 +267,7 @@ class Pruned:
             self.tasks + other.tasks,
             self.rejected + other.rejected,
             self.files + other.files,
+            self.batches + other.batches,
         )
 
 
@@ -284,6 +321,65 @@ class Task:
     next_check_at: float
     checks: int
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDeclaration:
+    """A batch declared by a caller: created, or extended with ``tasks`` ((source, task id)
+    pairs), given its size ``expected`` or a ``deadline`` (Unix seconds). ``closed``: its tasks
+    are all of it (None: closed when it is created with tasks and no ``expected``)."""
+
+    id: str
+    tasks: tuple[tuple[str, str], ...] = ()
+    expected: int | None = None
+    deadline: float | None = None
+    closed: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch and how far it is: ``tasks`` known, of which ``completed`` and ``failed``;
+    ``size``, when known (``expected``, or the tasks it has once closed)."""
+
+    id: str
+    state: str
+    expected: int | None
+    closed: bool
+    deadline: float | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    event_id: str | None
+    tasks: int
+    completed: int
+    failed: int
+
+    @property
+    def size(self) -> int | None:
+        if self.expected is not None:
+            return self.expected
+        return self.tasks if self.closed else None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTask:
+    """A task of a batch, and its final status (None while it has none)."""
+
+    source: str
+    task_id: str
+    status: str | None
+    event_id: str | None
+    added_at: float
+    result_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchQuery:
+    """Filters for listing batches, newest first; ``before`` is the cursor (a batch id)."""
+
+    state: str | None = None
+    before: str | None = None
+    limit: int = 50
 
 
 #: What became of a retried rejected request.

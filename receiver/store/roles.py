@@ -15,6 +15,10 @@ from typing import Any, Protocol
 from receiver.events import Event
 from receiver.store.records import (
     AttemptRecord,
+    Batch,
+    BatchDeclaration,
+    BatchQuery,
+    BatchTask,
     Claim,
     Count,
     Delivery,
@@ -30,6 +34,7 @@ from receiver.store.records import (
     RejectedQuery,
     RejectedRequest,
     Rejection,
+    Route,
     Stored,
     Task,
     Tracking,
@@ -210,6 +215,32 @@ class Rejected(Protocol):
         """Record that a retry of a kept rejected request was refused again, and why."""
 
 
+class Batches(Protocol):
+    """Batches of tasks: declared, closed, expired at their deadline, listed. (Tasks also join
+    them, and finish them, as :meth:`Intake.store` stores their events.)"""
+
+    async def declare_batch(
+        self, declaration: BatchDeclaration, route: Route | None = None
+    ) -> Batch:
+        """Create a batch or extend an open one, completing it if it is complete now (its
+        ``batch.completed`` event routed by ``route``). Raises
+        :class:`~receiver.errors.Conflict` for a change the batch cannot take."""
+
+    async def close_batch(self, batch_id: str, route: Route | None = None) -> Batch | None:
+        """Fix an open batch's size to the tasks it has (completing it if they are all final);
+        None if there is no such batch."""
+
+    async def sweep_batches(self, route: Route | None = None, limit: int = 100) -> list[str]:
+        """Complete open batches whose tasks' final statuses were stored without reaching them,
+        and expire those past their deadline (each with its event); the events' ids."""
+
+    async def list_batches(self, query: BatchQuery) -> list[Batch]:
+        """Batches matching ``query``, newest first."""
+
+    async def batch_detail(self, batch_id: str) -> tuple[Batch, list[BatchTask]] | None:
+        """A batch and its tasks; None if unknown."""
+
+
 class Retention(Protocol):
     """Deleting what is old."""
 
@@ -284,9 +315,9 @@ class Reconciling(TaskQueue, Intake, Reads, Meta, Protocol):
     is about, and whether a source's key was rejected."""
 
 
-class Working(Outbox, Reconciling, Keeping, Protocol):
-    """What a process's background work uses: the worker's outbox, the reconciler's roles and the
-    keeper's queue of result files."""
+class Working(Outbox, Reconciling, Keeping, Batches, Protocol):
+    """What a process's background work uses: the worker's outbox, the reconciler's roles, the
+    keeper's queue of result files and the batches' sweep."""
 
 
 class Replaying(Reads, Actions, Protocol):
@@ -302,14 +333,14 @@ class ReconcilerReport(Status, Meta, Protocol):
     rejected."""
 
 
-class Administering(Reads, Actions, Status, TaskQueue, Rejected, Meta, Protocol):
+class Administering(Reads, Actions, Status, TaskQueue, Rejected, Meta, Batches, Protocol):
     """What the admin API uses: listing and reading, the operator's actions, the reports, tracking
-    tasks, and kept rejected requests."""
+    tasks, kept rejected requests and batches."""
 
 
-class Dashboarding(Reads, Actions, Status, Rejected, Activity, Keeping, Protocol):
+class Dashboarding(Reads, Actions, Status, Rejected, Activity, Keeping, Batches, Protocol):
     """What the dashboard uses: the admin API's reading, actions and reports of destinations, the
-    counts over time of its charts, and the kept result files it shows."""
+    counts over time of its charts, the kept result files and the batches it shows."""
 
 
 #: Every role, each declaring its own methods (the others are made of these).
@@ -323,6 +354,7 @@ ROLES: tuple[type, ...] = (
     Status,
     Activity,
     Rejected,
+    Batches,
     Retention,
     Transfer,
     Meta,

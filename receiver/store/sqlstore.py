@@ -35,6 +35,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from receiver.errors import StoreError, StoreUnavailable
 from receiver.store import (
     activity,
+    batches,
     meta,
     outbox,
     pruning,
@@ -251,6 +252,8 @@ class SQLStore:
     get_meta = reading(meta.get)
     kept_files = reading(kept.of_events)
     kept_file = reading(kept.get)
+    list_batches = reading(batches.list_batches)
+    batch_detail = reading(batches.batch_detail)
 
     # Writes, committed on disk, each given the time it began.
     accept_rejected = writing("cannot store the retried request", rejections.accept)
@@ -260,6 +263,9 @@ class SQLStore:
     finish_task = writing("cannot record the task", tasks.finish)
     check_writable = writing("the database is not writable", meta.probe)
     finish_file = writing("cannot record the result file", kept.finish)
+    declare_batch = writing("cannot declare the batch", batches.declare)
+    close_batch = writing("cannot close the batch", batches.close)
+    sweep_batches = writing("cannot sweep the batches", batches.sweep)
     # Given their time by the caller, or needing none.
     track_task = transacting("cannot track the task", tasks.track)
     url_token_key = transacting("cannot read the URL token key", meta.url_token_key)

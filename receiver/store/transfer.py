@@ -101,6 +101,23 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "updated_at",
         ),
     ),
+    "batches": (
+        ("id",),
+        (
+            "state",
+            "expected",
+            "closed",
+            "deadline",
+            "created_at",
+            "updated_at",
+            "finished_at",
+            "event_id",
+        ),
+    ),
+    "batch_tasks": (
+        ("batch_id", "source", "task_id"),
+        ("status", "event_id", "added_at"),
+    ),
     "rejected": (
         ("id",),
         (

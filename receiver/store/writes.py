@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from receiver.store import kept_files, rows
+from receiver.store import batches, kept_files, rows
 from receiver.store.batch import Key, TaskChange, plan
 from receiver.store.outbox import INSERT_DELIVERY
-from receiver.store.records import Receipt, Stored
+from receiver.store.records import BatchRule, Receipt, Stored
 from receiver.store.tx import Tx, marks
 
 _PARAMETERS_PER_QUERY = 500
@@ -65,7 +65,26 @@ async def write_batch(tx: Tx, receipts: Sequence[Receipt], now: float) -> list[S
         await tx.executemany(
             "UPDATE events SET duplicates = duplicates + 1 WHERE id = ?", sorted(batch.duplicates)
         )
+    if batch.joins or batch.finals:
+        await _settle_batches(tx, receipts, batch.joins, batch.finals, now)
     return batch.results
+
+
+async def _settle_batches(
+    tx: Tx,
+    receipts: Sequence[Receipt],
+    joins: list[tuple[str, str, str, BatchRule]],
+    finals: set[tuple[str, str]],
+    now: float,
+) -> None:
+    """Put the tasks in the batches their rules name, record their final statuses, and complete
+    the batches that are complete now."""
+    joined = await batches.join(tx, joins, now)
+    tasks = finals | {(source, task_id) for _, source, task_id, _ in joins}
+    changed = await batches.settle(tx, tasks)
+    if joined or changed:
+        route = next((receipt.route for receipt in receipts if receipt.route is not None), None)
+        await batches.check(tx, joined | changed, now, route)
 
 
 async def _existing(

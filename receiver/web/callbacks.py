@@ -15,7 +15,7 @@ from receiver.ids import new_id
 from receiver.normalize import new_events
 from receiver.routing import Router
 from receiver.sources import KINDS, Kind
-from receiver.store import Receipt, Tracking
+from receiver.store import BatchRule, Receipt, Tracking
 
 #: Refusals of an authenticated callback for what it sent: such a request is kept, to be retried
 #: once the cause is fixed (``photohook rejected retry``).
@@ -31,11 +31,19 @@ class SourceRules:
     ranks: dict[str, int]
     tracking: Tracking | None
     keep_results: bool = False
+    batching: BatchRule | None = None
 
     @classmethod
     def of(cls, config: SourceConfig) -> SourceRules:
         kind = KINDS[config.kind]
-        return cls(config.name, kind, kind.status_rank, config.tracking, config.keep_results)
+        return cls(
+            config.name,
+            kind,
+            kind.status_rank,
+            config.tracking,
+            config.keep_results,
+            config.batching,
+        )
 
     def receipt(
         self,
@@ -64,6 +72,7 @@ class SourceRules:
             keep_results=self.keep_results,
             payload=document,
             received_at=received_at,
+            batching=self.batching,
         )
         return Receipt(
             id=new_id("rcv"),
@@ -76,6 +85,7 @@ class SourceRules:
             body_sha256=hashlib.sha256(body).digest(),
             events=events,
             trace_context=trace_context,
+            route=router.destinations,
         )
 
 

@@ -97,7 +97,7 @@ QUERIES = {
     "prunable events": (pruning._PRUNABLE_EVENTS, [CUTOFF]),
     "a batch of prunable events": (pruning._BATCH_EVENTS, ["", CUTOFF, 10**6]),
     "a batch of prunable requests": (pruning._BATCH_RECEIPTS, ["", CUTOFF, 10**6]),
-    "prune counts": (pruning._PRUNE_COUNTS, [CUTOFF] * 5 + [1.8e9, CUTOFF]),
+    "prune counts": (pruning._PRUNE_COUNTS, [CUTOFF] * 5 + [1.8e9, CUTOFF, 1.8e9, CUTOFF]),
     "a batch of rejected requests to prune": (pruning._DELETE_REJECTED, [CUTOFF, 10**6]),
     "a source's kept rejected requests": (rejections._KEPT, ["fotor", 10**6]),
     "tasks' last errors": (tasks.LAST_ERRORS, []),

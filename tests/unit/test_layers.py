@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "receiver.operations",
         "receiver.retention",
         "receiver.background",
+        "receiver.deadlines",
         "receiver.normalize",
     ),
     ("receiver.store", "receiver.sources", "receiver.observability", "receiver.config"),
