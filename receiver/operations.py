@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
+from receiver.config.durations import parse_duration
 from receiver.config.sources import SourceConfig
 from receiver.destinations import Destination
 from receiver.errors import Invalid
@@ -16,6 +18,9 @@ from receiver.routing import Router
 from receiver.store import (
     TASK_STATES,
     Actions,
+    Batch,
+    BatchDeclaration,
+    Batches,
     DestinationReport,
     DestinationStatus,
     EventQuery,
@@ -27,6 +32,8 @@ from receiver.store import (
 
 #: The most events one bulk replay touches.
 BULK_LIMIT = 10_000
+#: The most tasks one declaration of a batch names.
+BATCH_TASKS_LIMIT = 10_000
 
 
 async def replay_event(
@@ -135,3 +142,61 @@ async def reconciler_report(
             }
         )
     return report
+
+
+async def declare_batch(
+    store: Batches,
+    router: Router,
+    sources: Collection[str],
+    batch_id: str,
+    tasks: Sequence[tuple[str, str]] = (),
+    *,
+    expected: int | None = None,
+    deadline: str | float | None = None,
+    closed: bool | None = None,
+) -> Batch:
+    """Create a batch of tasks or extend an open one (see :meth:`Batches.declare_batch`),
+    checking what it is given; ``deadline`` is an RFC 3339 time, or a duration from now."""
+    if not batch_id or len(batch_id) > 256:
+        raise Invalid("id must be 1 to 256 characters", field="id")
+    if len(tasks) > BATCH_TASKS_LIMIT:
+        raise Invalid(f"at most {BATCH_TASKS_LIMIT} tasks at a time", field="tasks")
+    for index, (source, task_id) in enumerate(tasks):
+        if source not in sources:
+            raise Invalid(
+                f"no source named {source!r} (have: {', '.join(sources)})",
+                field=f"tasks[{index}].source",
+            )
+        if not task_id or len(task_id) > 256:
+            raise Invalid("task_id must be 1 to 256 characters", field=f"tasks[{index}].task_id")
+    if expected is not None and expected < 1:
+        raise Invalid("expected must be at least 1", field="expected")
+    declaration = BatchDeclaration(
+        batch_id,
+        tuple(dict.fromkeys(tasks)),
+        expected,
+        None if deadline is None else parse_deadline(deadline, time.time()),
+        closed,
+    )
+    return await store.declare_batch(declaration, router.destinations)
+
+
+def parse_deadline(value: str | float, now: float) -> float:
+    """A deadline as Unix seconds: an RFC 3339 time, or a duration from ``now`` (``"2h"``,
+    seconds)."""
+    if isinstance(value, str) and "T" in value:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise Invalid(
+                f"deadline: expected an RFC 3339 time with its offset, or a duration;"
+                f" got {value!r}",
+                field="deadline",
+            )
+        return moment.timestamp()
+    try:
+        return now + parse_duration(value)
+    except ValueError as exc:
+        raise Invalid(f"deadline: {exc} (or an RFC 3339 time)", field="deadline") from None

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from receiver.__about__ import __version__
-from receiver.cli import database, operating, reading, service
+from receiver.cli import batches, database, operating, reading, service
 from receiver.config.settings import ENVIRONMENT, Settings
 from receiver.errors import PhotohookError
-from receiver.store import DELIVERY_STATES, TASK_STATES
+from receiver.store import BATCH_STATES, DELIVERY_STATES, TASK_STATES
 
 _OUTPUT = (
     "Long commands (export, import, prune, replay by filter, rejected retry --all, send-test)\n"
@@ -198,6 +198,12 @@ def _parser() -> argparse.ArgumentParser:
     tasks.add_argument("--limit", type=_positive, default=100, help="at most N (100)")
     tasks.add_argument("--json", action="store_true", help="print a JSON array")
 
+    listed = command("batches", batches.batches)
+    listed.add_argument("--state", choices=BATCH_STATES)
+    listed.add_argument("--limit", type=_positive, default=50, help="at most N (50)")
+    listed.add_argument("--json", action="store_true", help="print a JSON array")
+    _batch_actions(subcommands.add_parser("batch", help="create, close or show a batch of tasks"))
+
     send_test = command("send-test", operating.send_test)
     send_test.add_argument("source", metavar="SOURCE", help="a configured source (its provider)")
     send_test.add_argument("--url", required=True, help="where to send (photohook url SOURCE)")
@@ -262,6 +268,43 @@ def _parser() -> argparse.ArgumentParser:
     # Needs no configuration: a secret is what one is missing while writing it.
     command("secret", service.secret, needs_settings=False)
     return parser
+
+
+def _batch_actions(parser: argparse.ArgumentParser) -> None:
+    """``photohook batch create|close|show``."""
+    parser.description = "Create, close or show a batch of tasks (see also 'photohook batches')."
+    actions = parser.add_subparsers(title="actions", required=True, metavar="ACTION")
+    for name, function in (
+        ("create", batches.create),
+        ("close", batches.close),
+        ("show", batches.show),
+    ):
+        action = actions.add_parser(name, help=function.__doc__, description=function.__doc__)
+        action.set_defaults(command=function, needs_settings=True, resolve_secrets=False)
+        action.add_argument("--config", metavar="PATH", help="config file (env PHOTOHOOK_CONFIG)")
+        action.add_argument("--db", metavar="URL", help="database URL (env PHOTOHOOK_DATABASE_URL)")
+        action.add_argument("batch_id", metavar="ID", help="the batch's id")
+        if name == "create":
+            action.add_argument(
+                "--task",
+                action="append",
+                default=[],
+                metavar="SOURCE:TASK_ID",
+                help="a task of the batch (repeat it); with no --expected, these are all of it",
+            )
+            action.add_argument(
+                "--expected", type=_positive, help="its size: complete once N tasks are final"
+            )
+            action.add_argument(
+                "--deadline", help="expire it then if tasks are outstanding: '2h' or RFC 3339"
+            )
+            action.add_argument(
+                "--open", action="store_true", help="more tasks will be added later"
+            )
+        if name == "show":
+            action.add_argument(
+                "--json", action="store_true", help="print it as GET /api/batches/{id} answers"
+            )
 
 
 def _event_filters(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 ``batch.completed`` or ``batch.expired`` event of each batch, written in the transaction that
 makes it so (a callback, a reconciliation, a declaration, a close, the deadline sweep).
 
-A batch completes once its size is known (``expected``, or its tasks once ``closed``) and that
+A batch completes once its size is known (its tasks once ``closed``, else ``expected``) and that
 many of its tasks have a final status. Its event is an ordinary event of the reserved source
 ``batches`` (task id: the batch id), so the events' idempotency key allows one of each. On
 PostgreSQL the batch row is locked (``FOR UPDATE``) before completion is decided: of two
@@ -153,7 +153,7 @@ async def check(tx: Tx, batch_ids: Iterable[str], now: float, route: Route | Non
         [(count, final)] = await tx.fetch(
             "SELECT COUNT(*), COUNT(status) FROM batch_tasks WHERE batch_id = ?", (batch_id,)
         )
-        size = expected if expected is not None else count if closed else None
+        size = count if closed else expected
         if size is not None and final >= size:
             event_id = await finish(tx, batch_id, BatchState.COMPLETED, now, route)
             if event_id is not None:

@@ -339,7 +339,7 @@ class BatchDeclaration:
 @dataclass(frozen=True, slots=True)
 class Batch:
     """A batch and how far it is: ``tasks`` known, of which ``completed`` and ``failed``;
-    ``size``, when known (``expected``, or the tasks it has once closed)."""
+    ``size``, when known (the tasks it has once closed, else ``expected``)."""
 
     id: str
     state: str
@@ -356,9 +356,7 @@ class Batch:
 
     @property
     def size(self) -> int | None:
-        if self.expected is not None:
-            return self.expected
-        return self.tasks if self.closed else None
+        return self.tasks if self.closed else self.expected
 
 
 @dataclass(frozen=True, slots=True)

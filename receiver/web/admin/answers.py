@@ -8,7 +8,14 @@ import msgspec
 
 from receiver import events
 from receiver.events import format_timestamp
-from receiver.states import CHECKED, CLAIMABLE, DeliveryState, DestinationState, TaskState
+from receiver.states import (
+    CHECKED,
+    CLAIMABLE,
+    BatchState,
+    DeliveryState,
+    DestinationState,
+    TaskState,
+)
 from receiver.store import records as store
 from receiver.web.admin import contract
 
@@ -160,4 +167,43 @@ def rejected_detail(found: store.RejectedRequest) -> contract.RejectedRequestDet
         client=found.client,
         headers=found.headers,
         body=found.body.decode("utf-8", "replace") if found.body is not None else None,
+    )
+
+
+def _batch_fields(found: store.Batch) -> dict[str, Any]:
+    return {
+        "id": found.id,
+        "state": BatchState(found.state),
+        "size": found.size,
+        "expected": found.expected,
+        "closed": found.closed,
+        "total": found.tasks,
+        "completed": found.completed,
+        "failed": found.failed,
+        "outstanding": found.tasks - found.completed - found.failed,
+        "deadline": _time(found.deadline),
+        "created_at": format_timestamp(found.created_at),
+        "finished_at": _time(found.finished_at),
+        "event_id": found.event_id,
+    }
+
+
+def batch(found: store.Batch) -> contract.Batch:
+    return contract.Batch(**_batch_fields(found))
+
+
+def batch_detail(found: store.Batch, tasks: list[store.BatchTask]) -> contract.BatchDetail:
+    return contract.BatchDetail(
+        **_batch_fields(found),
+        tasks=[
+            contract.BatchMember(
+                source=task.source,
+                task_id=task.task_id,
+                status=task.status,
+                event_id=task.event_id,
+                result_urls=list(task.result_urls),
+                added_at=format_timestamp(task.added_at),
+            )
+            for task in tasks
+        ],
     )

@@ -13,6 +13,7 @@ from receiver.config.settings import Settings
 from receiver.errors import Conflict, Invalid, NotFound
 from receiver.observability.metrics import Metrics
 from receiver.operations import (
+    declare_batch,
     destination_report,
     reconciler_report,
     replay_event,
@@ -21,9 +22,14 @@ from receiver.operations import (
 )
 from receiver.routing import Router
 from receiver.states import DestinationState
-from receiver.store import Administering, DeliveryQuery, Receipt, Stored
+from receiver.store import Administering, BatchQuery, DeliveryQuery, Receipt, Stored
 from receiver.web.admin import answers
 from receiver.web.admin.contract import (
+    Batch,
+    BatchBody,
+    BatchDetail,
+    BatchList,
+    BatchPage,
     DeliveryList,
     DeliveryPage,
     DeliveryRetry,
@@ -231,6 +237,41 @@ class AdminAPI:
         return RetriedAll(
             outcomes["accepted"], outcomes["duplicate"], outcomes["rejected"], outcomes["skipped"]
         )
+
+    async def list_batches(self, request: Request, params: BatchList) -> BatchPage:
+        query = BatchQuery(state=params.state, before=params.cursor, limit=params.limit)
+        found = await self._store.list_batches(query)
+        next_cursor = found[-1].id if len(found) == query.limit else None
+        return BatchPage([answers.batch(b) for b in found], next_cursor)
+
+    async def declare_batch(self, request: Request, params: Params, body: BatchBody) -> Batch:
+        found = await declare_batch(
+            self._store,
+            self._router,
+            self._settings.sources,
+            body.id,
+            [(task.source, task.task_id) for task in body.tasks],
+            expected=body.expected,
+            deadline=body.deadline,
+            closed=body.closed,
+        )
+        self._wake()
+        return answers.batch(found)
+
+    async def get_batch(self, request: Request, params: Params) -> BatchDetail:
+        found = await self._store.batch_detail(request.path_params["batch_id"])
+        if found is None:
+            raise NotFound("no batch with that id")
+        return answers.batch_detail(*found)
+
+    async def close_batch(self, request: Request, params: Params) -> Batch:
+        found = await self._store.close_batch(
+            request.path_params["batch_id"], self._router.destinations
+        )
+        if found is None:
+            raise NotFound("no batch with that id")
+        self._wake()
+        return answers.batch(found)
 
     def _stored(self, receipt: Receipt, stored: Stored) -> None:
         """A retried rejected request was stored: count its new events, wake the worker."""

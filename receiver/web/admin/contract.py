@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from receiver.sources import KINDS
-from receiver.states import DeliveryState, DestinationState, TaskState
+from receiver.states import BatchState, DeliveryState, DestinationState, TaskState
 from receiver.store.records import RETRY_OUTCOMES
 
 MAX_LIMIT = 500
-#: Every status a provider's events can have, from the providers' registry.
-STATUSES = tuple(sorted({status for kind in KINDS.values() for status in kind.statuses}))
+#: Every status a provider's events can have, from the providers' registry, and a batch's.
+STATUSES = tuple(
+    sorted({status for kind in KINDS.values() for status in kind.statuses} | {"expired"})
+)
 
 if TYPE_CHECKING:
     Kind = str
@@ -22,10 +24,10 @@ if TYPE_CHECKING:
     RetryOutcome = str
     Via = str
 else:  # the choices come from the registries, so the document cannot fall behind the code
-    Kind = Literal[tuple(KINDS)]
+    Kind = Literal[(*KINDS, "batch")]
     Status = Literal[STATUSES]
     RetryOutcome = Literal[RETRY_OUTCOMES]
-    Via = Literal["callback", "poll"]
+    Via = Literal["callback", "poll", "batch"]
 
 Time = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 Text = Annotated[str, Meta(max_length=256)]
@@ -96,6 +98,12 @@ class RejectedList(Params):
     cursor: Cursor = None
 
 
+class BatchList(Params):
+    state: Annotated[BatchState | None, Meta(description="Batch state.")] = None
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
 class RejectedRetry(Params):
     source: Annotated[Text | None, Meta(description="Only this source's.")] = None
 
@@ -123,6 +131,39 @@ class TrackBody(Body):
     source: Annotated[str, Meta(min_length=1)]
     task_id: Annotated[str, Meta(min_length=1, max_length=256)]
     business_id: str | None = None
+
+
+class BatchTaskRef(Body):
+    source: Annotated[str, Meta(min_length=1, description="A configured source name.")]
+    task_id: Annotated[
+        str, Meta(min_length=1, max_length=256, description="Fotor taskId or Crop.photo job_id.")
+    ]
+
+
+class BatchBody(Body):
+    id: Annotated[str, Meta(min_length=1, max_length=256, description="The batch's id.")]
+    tasks: Annotated[
+        list[BatchTaskRef],
+        Meta(max_length=10_000, description="Tasks to add (at most 10,000 at a time)."),
+    ] = []
+    expected: Annotated[
+        Annotated[int, Meta(ge=1)] | None,
+        Meta(description="Its size: complete once this many tasks are final."),
+    ] = None
+    deadline: Annotated[
+        str | float | None,
+        Meta(
+            description="When it expires if tasks are still outstanding: an RFC 3339 time, or "
+            "a duration from now ('2h', or seconds)."
+        ),
+    ] = None
+    closed: Annotated[
+        bool | None,
+        Meta(
+            description="true: the tasks it has are all of it. By default a batch created with "
+            "tasks and no expected is closed; give false to add more later."
+        ),
+    ] = None
 
 
 # -- answers -----------------------------------------------------------------------------------
@@ -379,3 +420,44 @@ class RetriedAll(Struct):
     duplicate: int
     rejected: int
     skipped: Annotated[int, Meta(description="Not run: the source is gone.")]
+
+
+class Batch(Struct):
+    """A batch of tasks and how far it is."""
+
+    id: str
+    state: BatchState
+    size: Annotated[
+        int | None,
+        Meta(description="Once closed its tasks, else expected; null while not known."),
+    ]
+    expected: int | None
+    closed: bool
+    total: Annotated[int, Meta(description="Tasks known so far.")]
+    completed: int
+    failed: int
+    outstanding: Annotated[int, Meta(description="Tasks known with no final status yet.")]
+    deadline: Time | None
+    created_at: Time
+    finished_at: Time | None
+    event_id: Annotated[str | None, Meta(description="Its batch.completed or batch.expired.")]
+
+
+class BatchPage(Struct):
+    items: list[Batch]
+    next_cursor: str | None
+
+
+class BatchMember(Struct):
+    source: str
+    task_id: str
+    status: Annotated[str | None, Meta(description="Its first final status; null: none yet.")]
+    event_id: str | None
+    result_urls: list[str]
+    added_at: Time
+
+
+class BatchDetail(Batch):
+    """A batch with each of its tasks."""
+
+    tasks: list[BatchMember]

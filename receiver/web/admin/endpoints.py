@@ -9,6 +9,11 @@ from typing import Literal
 from msgspec import Struct
 
 from receiver.web.admin.contract import (
+    Batch,
+    BatchBody,
+    BatchDetail,
+    BatchList,
+    BatchPage,
     Body,
     DeliveryList,
     DeliveryPage,
@@ -55,7 +60,7 @@ class Operation:
 
 _REJECTED_ID = "/api/rejected/{rejected_id}"
 
-OPERATIONS = (
+OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET",
         "/api/events",
@@ -206,9 +211,48 @@ OPERATIONS = (
     ),
 )
 
+OPERATIONS += (
+    Operation(
+        "GET",
+        "/api/batches",
+        "list_batches",
+        "List batches of tasks with their progress, newest first",
+        BatchPage,
+        (422,),
+        BatchList,
+    ),
+    Operation(
+        "POST",
+        "/api/batches",
+        "declare_batch",
+        "Create a batch of tasks, or add tasks, a size or a deadline to an open one",
+        Batch,
+        (409, 422),
+        body=BatchBody,
+        body_required=True,
+    ),
+    Operation(
+        "GET",
+        "/api/batches/{batch_id}",
+        "get_batch",
+        "A batch, its progress and each of its tasks",
+        BatchDetail,
+        (404, 422),
+    ),
+    Operation(
+        "POST",
+        "/api/batches/{batch_id}/close",
+        "close_batch",
+        "Close a batch: the tasks it has are all of it (it completes once they are final)",
+        Batch,
+        (404, 422),
+    ),
+)
+
 #: What each path parameter is.
 PATH_PARAMETERS = {
     "event_id": "Event id.",
+    "batch_id": "Batch id.",
     "delivery_id": "Delivery id.",
     "name": "Destination name.",
     "rejected_id": "Rejected request id.",

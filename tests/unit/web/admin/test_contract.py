@@ -72,7 +72,7 @@ def test_event_filters_read_text_as_the_api_does() -> None:
     assert query.since is not None and query.since.utcoffset() is not None
     message, field = _refused(event_filters, {"since": "yesterday"})
     assert field == "since" and message.startswith("since must be an RFC 3339 time")
-    statuses = sorted({status for kind in KINDS.values() for status in kind.statuses})
+    statuses = sorted({status for kind in KINDS.values() for status in kind.statuses} | {"expired"})
     assert _refused(event_filters, {"status": "done"}) == (
         f"status must be one of {', '.join(statuses)}",
         "status",
@@ -133,7 +133,7 @@ def test_the_document_resolves_every_reference_and_takes_its_enums_from_the_regi
     described = document()
     schemas = described["components"]["schemas"]
     assert {ref.rsplit("/", 1)[1] for ref in _refs(described)} <= set(schemas)
-    assert schemas["Event"]["properties"]["kind"]["enum"] == sorted(KINDS)
+    assert schemas["Event"]["properties"]["kind"]["enum"] == sorted([*KINDS, "batch"])
     assert schemas["Delivery"]["properties"]["state"] == {
         "$ref": "#/components/schemas/DeliveryState"
     }
@@ -141,7 +141,8 @@ def test_the_document_resolves_every_reference_and_takes_its_enums_from_the_regi
     status = next(
         p for p in described["paths"]["/api/events"]["get"]["parameters"] if p["name"] == "status"
     )
-    assert status["schema"]["enum"] == sorted({s for k in KINDS.values() for s in k.statuses})
+    statuses = {s for k in KINDS.values() for s in k.statuses} | {"expired"}
+    assert status["schema"]["enum"] == sorted(statuses)
     assert not {"EventList", "TaskList", "Params"} & set(schemas)
 
 
