@@ -33,6 +33,7 @@ from receiver.states import DeliveryState, DestinationState, KeptState
 from receiver.store import DELIVERY_STATES, Dashboarding, DeliveryQuery
 from receiver.web.admin import answers, overview
 from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
+from receiver.web.admin.batch_pages import BatchPages
 from receiver.web.admin.contract import (
     STATUSES,
     EventList,
@@ -151,6 +152,7 @@ class Dashboard:
                 methods=["POST"],
                 name="ui-rejected-retry",
             ),
+            *BatchPages(self._store, page, self._render).routes(),
         ]
 
     def _page(self, handler: Endpoint) -> Endpoint:
