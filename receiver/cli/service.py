@@ -19,7 +19,7 @@ from receiver.delivery.brokers import publisher_for, scrub
 from receiver.destinations import BrokerDestination, HTTPDestination
 from receiver.errors import PhotohookError
 from receiver.routing import Router
-from receiver.store import Store, open_store
+from receiver.store import BatchRule, Store, open_store
 
 if TYPE_CHECKING:
     from receiver.observability.metrics import Metrics
@@ -202,6 +202,8 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
                 f"{format_duration(source.reconcile_for)}"
                 + (", terminal callbacks confirmed first" if source.confirm else "")
             )
+        if source.batching is not None:
+            print(f"  {_batching(source.batching)}")
     for name, destination in settings.destinations.items():
         print(f"destination {name}: {destination.target}")
         if isinstance(destination, HTTPDestination | BrokerDestination) and not destination.secrets:
@@ -246,3 +248,12 @@ async def connect_brokers(destinations: list[BrokerDestination]) -> list[bool]:
         return True
 
     return list(await asyncio.gather(*(connect(d) for d in destinations)))
+
+
+def _batching(rule: BatchRule) -> str:
+    """What ``photohook check`` says of a source's batches."""
+    named = [f"business id {rule.key.pattern}"] if rule.key is not None else []
+    named += ["labels"] if rule.labels else []
+    size = f"{rule.expected} tasks" if rule.expected is not None else "size set when closed"
+    deadline = f", deadline {format_duration(rule.deadline)}" if rule.deadline else ""
+    return f"batches named by {' and '.join(named)}: {size}{deadline}"
