@@ -172,21 +172,22 @@ def log_request(
     fields: Fields | None = None,
 ) -> None:
     """The access line of a request; ``path`` must have its secrets masked already."""
-    if access_logger.isEnabledFor(logging.INFO):
-        elapsed = (time.perf_counter() - started) * 1000
-        facts = {
-            "method": method,
-            "path": path,
-            "http_status": status,
-            "outcome": outcome or None,
-            "duration_ms": round(elapsed, 3),
-        }
-        outcome = f" {outcome}" if outcome else ""
-        log_often(
-            access_logger,
-            f"{method} {path} {status}{outcome} {elapsed:.1f}ms",
-            {**facts, **fields} if fields else facts,
-        )
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    elapsed = (time.perf_counter() - started) * 1000
+    message = f"{method} {path} {status}{' ' if outcome else ''}{outcome} {elapsed:.1f}ms"
+    output = _sole_output(access_logger)
+    if output is not None and not output.with_fields:
+        output.soon(access_logger.name, message)  # a text line: its message says it all
+        return
+    facts = {
+        "method": method,
+        "path": path,
+        "http_status": status,
+        "outcome": outcome or None,
+        "duration_ms": round(elapsed, 3),
+    }
+    log_often(access_logger, message, {**facts, **fields} if fields else facts)
 
 
 def log_often(logger: logging.Logger, message: str, fields: Fields | None = None) -> None:
@@ -228,6 +229,8 @@ class _Output(logging.StreamHandler[TextIO]):
         super().__init__(sys.stderr)
         self.setFormatter(formatter)
         self._line = formatter.line
+        #: Whether its lines carry the fields given beside the message (JSON lines do).
+        self.with_fields = isinstance(formatter, JSONFormatter)
         self._waiting: list[str] = []
 
     def soon(self, name: str, message: str, fields: Fields | None = None) -> None:
