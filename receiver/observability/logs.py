@@ -241,12 +241,9 @@ class _Output(logging.StreamHandler[TextIO]):
             # As for a record that cannot be formatted: reported on stderr, never raised.
             self.handleError(logging.makeLogRecord({"name": name, "msg": message}))
             return
-        self.acquire()
-        try:
+        with self.lock:  # type: ignore[union-attr]  # made in __init__
             self._waiting.append(line + self.terminator)
             waiting = len(self._waiting)
-        finally:
-            self.release()
         if waiting >= FLUSH_LINES:
             self.flush()
         elif waiting == 1:
