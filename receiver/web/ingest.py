@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from receiver.observability.metrics import Metrics
 from receiver.routing import Router
 from receiver.store import Intake, Receipt, Rejection, Stored
 from receiver.tokens import URLTokens
+from receiver.types import IPAddress
 from receiver.web._request import RequestHeaders, read_body
 from receiver.web.auth import SourceAuth
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
@@ -91,6 +93,7 @@ class Ingest:
         self._max_body = settings.max_body_bytes
         self._access_log = settings.access_log
         self._trusted_proxies: AddressSet = settings.trusted_proxies
+        self._forwarded = bool(self._trusted_proxies)  # whether X-Forwarded-For is read
         self._sources: dict[str, _Source] = {}
         self._full_until: dict[str, float] = {}  # sources whose rejected-request cap is reached
         #: Per source: when its next over-cap line may be written, and how many the cap turned
@@ -232,9 +235,13 @@ class Ingest:
         source = self._sources.get(params["source"])
         if source is None:
             raise UnknownSource()
-        headers = RequestHeaders(scope["headers"], forwarded=bool(self._trusted_proxies))
+        headers = RequestHeaders(scope["headers"], forwarded=self._forwarded)
         peer = scope["client"][0] if scope.get("client") else None
-        client = client_address(peer, headers.forwarded_for, self._trusted_proxies)
+        if self._forwarded:
+            client = client_address(peer, headers.forwarded_for, self._trusted_proxies)
+            client_text = str(client) if client is not None else None
+        else:
+            client, client_text = _peer(peer)
         source.auth.check(token=params.get("token"), client=client, secret=headers.secret)
         if trace is not None:
             trace.step("authenticate")
@@ -256,7 +263,7 @@ class Ingest:
                 router=self._router,
                 received_at=datetime.now(UTC),
                 peer=peer,
-                client=str(client) if client is not None else None,
+                client=client_text,
                 headers=redact.headers_json(scope["headers"]),
                 trace_context=trace.traceparent if trace is not None else None,
             )
@@ -270,7 +277,7 @@ class Ingest:
                 source=source.config.name,
                 received_at=datetime.now(UTC),
                 peer=peer,
-                client=str(client) if client is not None else None,
+                client=client_text,
                 headers=redact.headers_json(scope["headers"]),
                 body=body,
                 status=found.status_code,
@@ -342,6 +349,13 @@ def hook_path_params(scope: Scope) -> dict[str, str] | None:
     if len(parts) > 2 or not all(parts):
         return None
     return dict(zip(("source", "token"), parts, strict=False))
+
+
+@functools.lru_cache(maxsize=4096)  # the same peers call again and again
+def _peer(peer: str | None) -> tuple[IPAddress | None, str | None]:
+    """The client that the socket's peer is (no trusted proxy in front), and as text."""
+    client = client_address(peer, (), AddressSet())
+    return client, str(client) if client is not None else None
 
 
 def _headers(
