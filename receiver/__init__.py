@@ -4,7 +4,7 @@ from receiver.__about__ import __version__
 from receiver.config.settings import Settings
 from receiver.context import DeliveryContext
 from receiver.destinations import Handler, Transform
-from receiver.events import Event
+from receiver.events import Event, KeptResult
 from receiver.observability.logs import TokenMaskingFilter
 from receiver.retry import Retry
 from receiver.web.app import create_app
@@ -13,6 +13,7 @@ __all__ = [
     "DeliveryContext",
     "Event",
     "Handler",
+    "KeptResult",
     "Retry",
     "Settings",
     "TokenMaskingFilter",

@@ -256,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--connect",
         action="store_true",
-        help="also connect to each broker destination and say which ones answer",
+        help="also connect to each broker destination and the result store, and say which answer",
     )
     for sub in (serve, worker, check):
         sub.add_argument(

@@ -191,6 +191,8 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  allow_ips: {', '.join(str(n) for n in source.allow_ips.networks)}")
         if "secret" in source.require:
             print(f"  secrets: {len(source.secrets)}")
+        if source.keep_results:
+            print("  result files kept before delivery")
         if source.max_rejected is not None:
             print(f"  rejected requests kept: {source.max_rejected}")
         if source.api_key is None:
@@ -213,14 +215,40 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     if settings.retention is not None:
         print(f"retention: {format_duration(settings.retention)}")
     for route in settings.routes:
-        print(f"route {route.name}: {route.conditions()} -> {', '.join(route.to)}")
+        keeping = ", keeping result files" if route.keep_results else ""
+        print(f"route {route.name}: {route.conditions()} -> {', '.join(route.to)}{keeping}")
+    if settings.keeps_results:
+        print(f"results: kept in {_results_where(settings)}")
     brokers = [d for d in settings.destinations.values() if isinstance(d, BrokerDestination)]
     if args.connect and brokers:
         answered = eventloop.run(connect_brokers(brokers))
         if not all(answered):
             return 1
+    if args.connect and settings.keeps_results and not eventloop.run(_check_results(settings)):
+        return 1
     print("ok")
     return 0
+
+
+def _results_where(settings: Settings) -> str:
+    config = settings.results
+    if config.s3 is not None:
+        return f"bucket {config.s3.bucket} (prefix {config.s3.prefix or '(none)'})"
+    return str(config.folder(settings.database_url))
+
+
+async def _check_results(settings: Settings) -> bool:
+    """Whether the result store takes files now; ``check --connect``."""
+    from receiver.errors import ResultStoreError
+    from receiver.keeping import result_store
+
+    try:
+        await result_store(settings.results, settings.database_url, None).check()
+    except ResultStoreError as exc:
+        print(f"results: {exc}")
+        return False
+    print("results: the store takes files")
+    return True
 
 
 async def connect_brokers(destinations: list[BrokerDestination]) -> list[bool]:

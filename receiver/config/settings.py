@@ -53,9 +53,6 @@ ENVIRONMENT = {
     "PHOTOHOOK_BASE_URL": "public base URL 'url' prints (default: http://HOST:PORT as 'serve')",
     "PHOTOHOOK_APP_DIR": "folder handler and transform modules are imported from "
     "(default: the working directory)",
-    "PHOTOHOOK_ARCHIVE_DIR": "handlers.archive: where results are saved (default: ./archive)",
-    "PHOTOHOOK_ARCHIVE_MAX_BYTES": "handlers.archive: largest file (default: 100 MiB)",
-    "PHOTOHOOK_ARCHIVE_ALLOW_PRIVATE": "handlers.archive: 1 to fetch from private addresses",
     "PHOTOHOOK_METRICS_PORT": "port of a 'worker' process's own /metrics, on PHOTOHOOK_HOST "
     "(default: none)",
 }

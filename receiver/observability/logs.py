@@ -27,7 +27,7 @@ access_logger = logging.getLogger("photohook.access")
 #: ``extra={...}`` to a logging call, or as ``fields`` to :func:`log_often`. None of them may
 #: hold a token or a secret: paths are masked; ``error`` carries a handler's or destination's
 #: error text, so whatever writes one keeps URLs out of it or strips their query and userinfo
-#: (as ``handlers.archive`` does).
+#: (as the keeper does).
 FIELDS = (
     "source",
     "event_id",

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from receiver.delivery.senders import HTTPSender
 from receiver.destinations import HTTPDestination
 from receiver.events import Event
-from tests.helpers import fixture
 from tests.plugins import hooks
 
-from .servers import Sink, eventually, running
+from .servers import Sink, eventually
 
 Start = Callable[..., Any]
 
@@ -96,108 +89,6 @@ async def test_print_event_logs_one_line(
     assert logged["event_id"] == event_id
     assert logged["task_id"] == "logged-task"
     assert "payload" not in logged
-
-
-FILES = {
-    "/a.png": b"\x89PNG" + b"a" * 5000,
-    "/b.jpg": b"\xff\xd8" + b"b" * 300,
-    "/big.bin": b"x" * 70_000,
-}
-
-
-def file_server() -> Starlette:
-    async def serve_file(request: Request) -> Response:
-        path = request.url.path
-        if path == "/moved.png":
-            return Response(status_code=302, headers={"location": "/a.png"})
-        if path not in FILES:
-            return Response(status_code=404)
-        media_type = "image/png" if path.endswith(".png") else "application/octet-stream"
-        return Response(FILES[path], media_type=media_type)
-
-    return Starlette(routes=[Route("/{path:path}", serve_file)])
-
-
-async def test_archive_saves_every_result_with_its_checksum(
-    photohook: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: Any
-) -> None:
-    archive = tmp_path / "archive"
-    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_DIR", str(archive))
-    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_ALLOW_PRIVATE", "1")
-    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_MAX_BYTES", "65536")
-    files = stack.enter_context(running(file_server(), lifespan="off"))
-    app = await photohook(
-        handler("archive", "handlers.archive:save_result", "retry_schedule = []")
-        + '[[routes]]\nto = ["archive"]\n'
-    )
-    body = fixture("fotor/avatar-completed")
-    body["avatarResult"][0]["images"][0]["url"] = f"{files}/a.png"
-    body["avatarResult"][0]["images"][1]["url"] = f"{files}/moved.png?sig=1"
-    body["resultUrl"] = f"{files}/b.jpg"
-    await app.send(body)
-    await app.send(fixture("fotor/upscale-completed") | {"resultUrl": f"{files}/big.bin"})
-    await eventually(lambda: app.settled(2))
-    folder = archive / "fotor" / body["taskId"]
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "a.png",
-        "a.png.json",
-        "b.jpg",
-        "b.jpg.json",
-        "moved.png",
-        "moved.png.json",
-    ]
-    assert (folder / "a.png").read_bytes() == FILES["/a.png"]
-    record = orjson.loads((folder / "a.png.json").read_bytes())
-    assert record["size"] == len(FILES["/a.png"])
-    assert record["sha256"] == hashlib.sha256(FILES["/a.png"]).hexdigest()
-    assert record["content_type"] == "image/png"
-    assert (folder / "moved.png").read_bytes() == FILES["/a.png"]  # followed, and checked
-    states = {d.event_id: d for d in await app.deliveries()}
-    big = [d for d in states.values() if d.state == "dead"]
-    assert len(big) == 1
-    assert "over the limit" in (big[0].last_error or "")
-    leftovers = list((archive / "fotor" / fixture("fotor/upscale-completed")["taskId"]).iterdir())
-    assert leftovers == []  # no partial file is left behind
-
-
-async def test_archive_refuses_private_addresses_by_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from handlers.archive import save_result
-    from receiver.errors import DeniedDestination
-
-    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_DIR", str(tmp_path))
-    event = _event(result_urls=("http://127.0.0.1:9/secret.png",))
-    with pytest.raises(DeniedDestination, match="loopback"):
-        save_result(event)
-
-
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    [
-        ("/missing.png", "/missing.png answered 404"),
-        ("/big.bin", "/big.bin is 70000 bytes, over the limit"),
-    ],
-)
-async def test_archive_errors_name_result_urls_without_their_signature(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: Any, path: str, expected: str
-) -> None:
-    """The error becomes the delivery's last_error and log line: a presigned URL's query and any
-    userinfo are credentials, so they are left out."""
-    from receiver.handlers.archive import ArchiveError, save_result
-
-    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_DIR", str(tmp_path))
-    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_ALLOW_PRIVATE", "1")
-    monkeypatch.setenv("PHOTOHOOK_ARCHIVE_MAX_BYTES", "65536")
-    files = stack.enter_context(running(file_server(), lifespan="off"))
-    signed = files.replace("http://", "http://user:pa55word@") + path
-    signed += "?X-Amz-Signature=sig-never-shown-5150&X-Amz-Credential=cred-never-shown#frag"
-    with pytest.raises(ArchiveError) as raised:
-        save_result(_event(result_urls=(signed,)))
-    message = str(raised.value)
-    assert f"{files}{expected}" in message
-    for secret in ("sig-never-shown-5150", "cred-never-shown", "pa55word", "user", "?", "#"):
-        assert secret not in message
 
 
 async def test_the_resolved_address_is_checked_again_at_connect_time(

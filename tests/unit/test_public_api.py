@@ -5,6 +5,7 @@ def test_the_public_api_is_small_and_complete() -> None:
     assert set(receiver.__all__) == {
         "DeliveryContext",
         "Event",
+        "KeptResult",
         "Handler",
         "Retry",
         "Settings",

@@ -27,7 +27,7 @@ headers = {{ "X-Team" = "imaging" }}
 transform = "tests.plugins.hooks:to_order_update"
 
 [destinations.archive]
-handler = "handlers.archive:save_result"
+handler = "handlers.log:print_event"
 
 [[routes]]
 name = "finished-orders"
