@@ -39,14 +39,16 @@ async def prune_forever(store: Retention, retention: float, *, interval: float =
             logger.error("pruning failed: %s", exc)
         else:
             if pruned != Pruned():
+                files = f", {pruned.files} kept result files" if pruned.files else ""
                 logger.info(
                     "pruned %d events, %d requests, %d deliveries, %d attempts, %d tasks, "
-                    "%d rejected requests",
+                    "%d rejected requests%s",
                     pruned.events,
                     pruned.receipts,
                     pruned.deliveries,
                     pruned.attempts,
                     pruned.tasks,
                     pruned.rejected,
+                    files,
                 )
         await asyncio.sleep(interval)

@@ -218,5 +218,6 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
         f"{verb} {pruned.events} events, {pruned.receipts} requests, "
         f"{pruned.deliveries} deliveries, {pruned.attempts} attempts, "
         f"{pruned.tasks} finished tasks, {pruned.rejected} rejected requests"
+        + (f", {pruned.files} kept result files" if pruned.files else "")
     )
     return 0

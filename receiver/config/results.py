@@ -13,6 +13,7 @@ from receiver.secrets import Secret
 STORES = ("local", "s3")
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_LINK_LIFETIME = 7 * 86400.0
+MAX_S3_LINK_LIFETIME = 7 * 86400.0  # SigV4 presigned URLs last no longer
 #: Downloads are tried again sooner than deliveries: a provider's link may expire within hours.
 DEFAULT_RETRY: tuple[float, ...] = (10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
 
@@ -84,6 +85,8 @@ def read_results(table: Table, *, allow_private: bool) -> ResultsConfig:
         if directory is not None:
             raise table.error("directory", "the s3 store has no directory; give bucket and prefix")
         s3 = _read_s3(table)
+        if link_lifetime > MAX_S3_LINK_LIFETIME:
+            raise table.error("link_lifetime", "presigned S3 links last at most 7d")
     table.finish()
     return ResultsConfig(
         store=store,

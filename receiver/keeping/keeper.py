@@ -10,22 +10,44 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from receiver.config.results import ResultsConfig
 from receiver.errors import FetchFailed, ResultStoreError, StoreError
-from receiver.events import Event
+from receiver.events import Event, KeptResult
 from receiver.keeping.download import Fetcher
 from receiver.keeping.stores import ResultStore, storage_key
 from receiver.states import KeptState
 from receiver.store import FileOutcome, Keeping, KeptFile
+from receiver.store.rows import with_kept
 
 logger = logging.getLogger("photohook.keeper")
 
 SWEEP_INTERVAL = 1.0
 #: How long a lease outlives a fetch's timeout (the upload to the store, the commit).
 LEASE_MARGIN = 60.0
+
+
+async def kept_results(
+    store: Keeping, results: ResultStore, events: Sequence[Event]
+) -> dict[str, tuple[KeptResult, ...]]:
+    """The kept (or missing) result files of these events, by event id, with stable URLs made
+    now: what a delivery of each would carry as ``kept_results`` (events with none are left
+    out). For anything that reports on events after the fact, such as a batch's summary."""
+    files = await store.kept_files([event.id for event in events])
+    found = {}
+    for event in events:
+        if event.id in files:
+            kept = with_kept(event, files[event.id]).kept_results
+            found[event.id] = tuple(_linked(results, event.id, k) for k in kept)
+    return found
+
+
+def _linked(results: ResultStore, event_id: str, kept: KeptResult) -> KeptResult:
+    if kept.status != KeptState.KEPT or kept.key is None:
+        return kept
+    return replace(kept, kept_url=results.link(event_id, kept.position, kept.key))
 
 
 class Keeper:
@@ -65,12 +87,7 @@ class Keeper:
     def linked(self, event: Event) -> Event:
         """``event`` with a stable URL for each kept file (made now: presigned URLs and file
         tokens count their lifetime from when they are made)."""
-        results = tuple(
-            replace(kept, kept_url=self.results.link(event.id, kept.position, kept.key))
-            if kept.status == KeptState.KEPT and kept.key is not None
-            else kept
-            for kept in event.kept_results
-        )
+        results = tuple(_linked(self.results, event.id, kept) for kept in event.kept_results)
         return replace(event, kept_results=results)
 
     async def start(self) -> None:

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from receiver.config.results import ResultsConfig, S3Config
+from receiver.keeping import kept_results, result_store
+from receiver.secrets import Secret
 from receiver.states import DeliveryState
 
 from .conftest import SECRET
@@ -269,6 +272,16 @@ async def test_an_s3_compatible_store_keeps_the_result_behind_a_presigned_link(
         answer = await http.get(kept["kept_url"])
     assert answer.status_code == 200
     assert hashlib.sha256(answer.content).hexdigest() == kept["sha256"]
+
+    # What a report on the event after the fact (a batch's summary) gets.
+    s3 = S3Config("results", "photohook", endpoint, "us-east-1", Secret(S3_KEY), Secret(S3_SECRET))
+    results = result_store(ResultsConfig(store="s3", s3=s3), "", None)
+    event = await app.store.get_event(event_id)
+    found = await kept_results(app.store, results, [event])
+    [again] = found[event_id]
+    assert (again.status, again.sha256, again.size) == ("kept", kept["sha256"], len(image))
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(again.kept_url)).content == image
 
     pruned = await app.store.prune(datetime.now(UTC) + timedelta(days=1))
     assert pruned.files == 1

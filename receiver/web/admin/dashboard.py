@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -25,13 +25,13 @@ from starlette.templating import Jinja2Templates
 
 from receiver.config.settings import Settings
 from receiver.errors import Forbidden, Malformed, NotFound, Refused, Unauthorized
-from receiver.events import Event, parse_time
+from receiver.events import parse_time
 from receiver.observability.metrics import Metrics
 from receiver.operations import destination_report, replay_event
 from receiver.routing import Router
-from receiver.states import DeliveryState, DestinationState, KeptState
+from receiver.states import DeliveryState, DestinationState
 from receiver.store import DELIVERY_STATES, Dashboarding, DeliveryQuery
-from receiver.web.admin import answers, overview
+from receiver.web.admin import answers, overview, thumbnails
 from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
 from receiver.web.admin.batch_pages import BatchPages
 from receiver.web.admin.contract import (
@@ -178,20 +178,6 @@ class Dashboard:
 
         return guarded
 
-    async def _kept(self, request: Request, event_ids: list[str]) -> dict[tuple[str, int], str]:
-        """Links to the kept copies of these events' result files, by (event id, position)."""
-        if self._files is None or self._files.results is None:
-            return {}
-        root = request.scope.get("root_path", "")
-        found = {}
-        for event_id, files in (await self._store.kept_files(event_ids)).items():
-            for file in files:
-                if file.state == KeptState.KEPT and file.storage_key is not None:
-                    link = self._files.link(event_id, file.position, file.storage_key)
-                    if link is not None:
-                        found[(event_id, file.position)] = root + link if link[0] == "/" else link
-        return found
-
     def _render(
         self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
     ) -> Response:
@@ -257,11 +243,11 @@ class Dashboard:
         if params.delivery is not None:
             query = dataclasses.replace(query, dead_delivery=True)
         events = await self._store.list_events(query)
-        kept = await self._kept(request, [event.id for event in events])
+        shown = await thumbnails.images(request, self._store, self._files, events)
         context = {
             "events": events,
             "deliveries": await self._store.deliveries_of([event.id for event in events]),
-            "thumbnails": {event.id: _images(event, kept)[:1] for event in events},
+            "thumbnails": {event_id: found[:1] for event_id, found in shown.items()},
             "filters": {key: value for key, value in request.query_params.items() if value},
             "sources": list(self._settings.sources),
             "statuses": STATUSES,
@@ -278,7 +264,9 @@ class Dashboard:
             "detail": detail,
             "event": detail.event,
             "payload": json.dumps(detail.event.payload, indent=2, ensure_ascii=False),
-            "images": _images(detail.event, await self._kept(request, [detail.event.id])),
+            "images": (await thumbnails.images(request, self._store, self._files, [detail.event]))[
+                detail.event.id
+            ],
             "destinations": list(self._settings.destinations),
         }
         return self._render(request, "event.html", context)
@@ -390,22 +378,6 @@ class _Deliveries(Params):
 def _builtins(answer: Struct) -> dict[str, Any]:
     found: dict[str, Any] = msgspec.to_builtins(answer)
     return found
-
-
-def _images(event: Event, kept: Mapping[tuple[str, int], str]) -> list[tuple[str, bool, str]]:
-    """What to show of each result: the kept copy where there is one (it outlives the provider's
-    link), whether it was flagged (Fotor's avatar ``hasHsfw``), and the provider's URL. The
-    payload was validated at ingest, so its avatar results are objects with lists of images."""
-    flagged = {
-        image.get("url")
-        for result in event.payload.get("avatarResult") or []
-        for image in result.get("images") or []
-        if image.get("hasHsfw") is True
-    }
-    return [
-        (kept.get((event.id, index), url), url in flagged, url)
-        for index, url in enumerate(event.result_urls)
-    ]
 
 
 async def _form(request: Request) -> dict[str, str]:

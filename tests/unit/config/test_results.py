@@ -85,6 +85,7 @@ def test_an_s3_store_takes_its_credentials_from_the_environment(tmp_path: Path) 
         ('base_url = "ftp://x"', "results.base_url: expected an http(s) URL"),
         ('store = "s3"\nbucket = "b"\naccess_key_id = "k"', "results.secret_access_key"),
         ("colour = 1", "colour"),
+        ('store = "s3"\nbucket = "b"\nlink_lifetime = "8d"', "results.link_lifetime: presigned"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, text: str, problem: str) -> None:
