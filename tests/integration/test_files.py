@@ -64,16 +64,16 @@ async def test_thumbnails_load_from_the_s3_store_after_the_link_expired(
     photohook: Start,
     sink_url: Callable[[Sink], str],
     origin: tuple[Origin, str],
-    bucket: tuple[str, Any],
+    bucket: tuple[str, Any, str],
     browser: Browser,
 ) -> None:
-    endpoint, _ = bucket
+    endpoint, _, name = bucket
     served, base = origin
     served.files["out.png"] = png(width=5, height=5)
     sink = Sink()
     environ = {"PHOTOHOOK_ADMIN_TOKEN": ADMIN, "S3_KEY": S3_KEY, "S3_SECRET": S3_SECRET}
-    app = await photohook(config(sink_url(sink), s3_results(endpoint)), environ)
+    app = await photohook(config(sink_url(sink), s3_results(endpoint, name)), environ)
     [event_id] = await app.send(resultUrl=f"{base}/r/out.png")
     found = await thumbnails_after_expiry(app, served, sink, browser, event_id)
     assert [width for _, width in found] == [5, 5]
-    assert all(src.startswith(f"{endpoint}/results/photohook/") for src, _ in found)
+    assert all(src.startswith(f"{endpoint}/{name}/photohook/") for src, _ in found)

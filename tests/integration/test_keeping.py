@@ -6,6 +6,7 @@ serves the same bytes after the provider's link stops working."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -211,8 +212,9 @@ async def _forgotten(app: Any, event_id: str) -> bool:
 
 
 @pytest.fixture
-def bucket() -> Iterator[tuple[str, Any]]:
-    """A real S3 API (moto's server) on loopback, with a bucket; its endpoint and a client."""
+def bucket() -> Iterator[tuple[str, Any, str]]:
+    """A real S3 API (moto's server) on loopback, with a bucket: its endpoint, a client and the
+    bucket's name."""
     boto3 = pytest.importorskip("boto3")
     server_module = pytest.importorskip("moto.server")
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -227,8 +229,10 @@ def bucket() -> Iterator[tuple[str, Any]]:
             aws_access_key_id=S3_KEY,
             aws_secret_access_key=S3_SECRET,
         )
-        client.create_bucket(Bucket="results")
-        yield endpoint, client
+        # moto keeps buckets per process, not per server: each test gets a bucket of its own.
+        name = f"results-{uuid.uuid4().hex[:12]}"
+        client.create_bucket(Bucket=name)
+        yield endpoint, client, name
     finally:
         server.stop()
 
@@ -237,9 +241,9 @@ S3_KEY = "AKIAKEPTRESULTS"
 S3_SECRET = "kept-results-secret-key"
 
 
-def s3_results(endpoint: str) -> str:
+def s3_results(endpoint: str, bucket: str) -> str:
     return (
-        'store = "s3"\nbucket = "results"\nprefix = "photohook/"\n'
+        f'store = "s3"\nbucket = "{bucket}"\nprefix = "photohook/"\n'
         f'endpoint_url = "{endpoint}"\nregion = "us-east-1"\n'
         'access_key_id = "env:S3_KEY"\nsecret_access_key = "env:S3_SECRET"\n'
     )
@@ -249,22 +253,24 @@ async def test_an_s3_compatible_store_keeps_the_result_behind_a_presigned_link(
     photohook: Start,
     sink_url: Callable[[Sink], str],
     origin: tuple[Origin, str],
-    bucket: tuple[str, Any],
+    bucket: tuple[str, Any, str],
 ) -> None:
-    endpoint, client = bucket
+    endpoint, client, name = bucket
     served, base = origin
     image = png(colour=b"\x00\x00\xff")
     served.files["out.png"] = image
     sink = Sink()
-    text = config(sink_url(sink), s3_results(endpoint)).replace(f'base_url = "{PUBLIC}"\n', "")
+    text = config(sink_url(sink), s3_results(endpoint, name)).replace(
+        f'base_url = "{PUBLIC}"\n', ""
+    )
     app = await photohook(text, {"S3_KEY": S3_KEY, "S3_SECRET": S3_SECRET})
     [event_id] = await app.send(resultUrl=f"{base}/r/out.png")
     await eventually(lambda: len(sink.received) == 1)
     [kept] = sink.received[0].json()["kept_results"]
     assert kept["status"] == "kept"
-    assert kept["kept_url"].startswith(f"{endpoint}/results/photohook/{event_id}/0-out.png?")
+    assert kept["kept_url"].startswith(f"{endpoint}/{name}/photohook/{event_id}/0-out.png?")
     assert "X-Amz-Signature=" in kept["kept_url"]
-    head = client.head_object(Bucket="results", Key=f"photohook/{event_id}/0-out.png")
+    head = client.head_object(Bucket=name, Key=f"photohook/{event_id}/0-out.png")
     assert head["ContentType"] == "image/png" and head["ContentLength"] == len(image)
 
     served.serving = False
@@ -274,7 +280,7 @@ async def test_an_s3_compatible_store_keeps_the_result_behind_a_presigned_link(
     assert hashlib.sha256(answer.content).hexdigest() == kept["sha256"]
 
     # What a report on the event after the fact (a batch's summary) gets.
-    s3 = S3Config("results", "photohook", endpoint, "us-east-1", Secret(S3_KEY), Secret(S3_SECRET))
+    s3 = S3Config(name, "photohook", endpoint, "us-east-1", Secret(S3_KEY), Secret(S3_SECRET))
     results = result_store(ResultsConfig(store="s3", s3=s3), "", None)
     event = await app.store.get_event(event_id)
     found = await kept_results(app.store, results, [event])
@@ -286,5 +292,5 @@ async def test_an_s3_compatible_store_keeps_the_result_behind_a_presigned_link(
     pruned = await app.store.prune(datetime.now(UTC) + timedelta(days=1))
     assert pruned.files == 1
     await eventually(lambda: _forgotten(app, event_id))  # after the copy was deleted
-    listed = client.list_objects_v2(Bucket="results", Prefix="photohook/")
+    listed = client.list_objects_v2(Bucket=name, Prefix="photohook/")
     assert listed.get("KeyCount", 0) == 0
