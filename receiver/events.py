@@ -112,10 +112,24 @@ class Event:
 
 
 def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with microseconds and a ``Z``: sortable as text."""
+    """RFC 3339 in UTC with microseconds and a ``Z``: sortable as text.
+
+    Each callback's times are formatted as it is stored; ``isoformat`` cost a third of that
+    under callgrind, so the text up to the second is kept from the last time formatted."""
+    global _last_second
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    second = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    last = _last_second
+    if last[0] != second:
+        text = moment.replace(tzinfo=None, microsecond=0).isoformat()
+        last = _last_second = (second, f"{text}.")
+    return f"{last[1]}{moment.microsecond:06d}Z"
+
+
+#: The second last formatted, as (year, month, day, hour, minute, second) and as text up to its
+#: fraction. Threads may race to replace it; each replaces it whole.
+_last_second: tuple[tuple[int, ...], str] = ((), "")
 
 
 def format_timestamp(seconds: float) -> str:
