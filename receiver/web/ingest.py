@@ -45,6 +45,7 @@ from receiver.types import IPAddress
 from receiver.web._request import RequestHeaders, read_body
 from receiver.web.auth import SourceAuth
 from receiver.web.callbacks import KEPT_REFUSALS, SourceRules, check_media_type
+from receiver.web.deadline import RequestDeadline
 from receiver.web.responses import answer
 
 logger = logging.getLogger("photohook.ingest")
@@ -194,19 +195,22 @@ class Ingest:
         """Read, check and durably store the callback, within its deadlines."""
         committing = False
         name = scope["path_params"]["source"]
-        # One deadline for the whole request: the body's, then the commit's.
-        deadline = asyncio.timeout(self._settings.body_timeout)
+        # One deadline for the whole request: the body's, then the commit's, which cannot come
+        # before COMMIT_TIMEOUT from now.
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = RequestDeadline(now + self._settings.body_timeout, now + COMMIT_TIMEOUT)
         try:
             async with deadline:
                 try:
                     source, receipt = await self._receipt(scope, receive, trace)
                 except _Refused as refused:
                     committing = True
-                    deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
+                    deadline.move(loop.time() + COMMIT_TIMEOUT)
                     await self._keep(refused.rejection)
                     raise refused.error from None
                 committing = True
-                deadline.reschedule(asyncio.get_running_loop().time() + COMMIT_TIMEOUT)
+                deadline.move(loop.time() + COMMIT_TIMEOUT)
                 if trace is not None:
                     trace.mark()
                 stored = await self._store.store(receipt)
