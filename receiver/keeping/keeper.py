@@ -163,6 +163,11 @@ class Keeper:
             final = isinstance(exc, FetchFailed) and exc.final
             await self._failed(file, exc.message, final=final)
             return
+        except OSError as exc:  # the store's folder for downloads (full disk, permissions)
+            await self._failed(
+                file, f"cannot write the download: {exc.strerror or exc}", final=False
+            )
+            return
         seconds = time.perf_counter() - started
         logger.info(
             "kept result file %d of %s: %d bytes in %.2fs",

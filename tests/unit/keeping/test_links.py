@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from receiver import redact
 from receiver.errors import FileLinkRefused
 from receiver.keeping.links import FileLinks
 
@@ -38,3 +39,9 @@ def test_an_expired_link_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: now + 3600)
     with pytest.raises(FileLinkRefused):
         links.check(token)
+
+
+def test_file_tokens_are_masked_in_logged_paths() -> None:
+    token = FileLinks(["k"], base_url="http://h", lifetime=60).token("evt_1", 0)
+    assert redact.path(f"GET /files/{token} 403") == "GET /files/<token> 403"
+    assert redact.path(f"/mounted/files/{token}?x=1") == "/mounted/files/<token>?x=1"
