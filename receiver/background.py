@@ -31,6 +31,7 @@ class Background:
     ) -> None:
         self.store = store
         self.settings = settings
+        self.metrics = metrics
         self.sweep_interval = sweep_interval
         #: Started with the rest when a source or route says keep_results.
         self.keeper: Keeper | None = None
@@ -62,6 +63,7 @@ class Background:
                 await open_result_store(self.settings, self.store),
                 worker_id=self.worker.id,
                 released=self.worker.wake,
+                metrics=self.metrics,
                 sweep_interval=self.sweep_interval,
             )
             self.worker.links = self.keeper.linked

@@ -18,6 +18,7 @@ from receiver.errors import FetchFailed, ResultStoreError, StoreError
 from receiver.events import Event, KeptResult
 from receiver.keeping.download import Fetcher
 from receiver.keeping.stores import ResultStore, storage_key
+from receiver.observability.metrics import Metrics
 from receiver.states import KeptState
 from receiver.store import FileOutcome, Keeping, KeptFile
 from receiver.store.rows import with_kept
@@ -62,8 +63,10 @@ class Keeper:
         worker_id: str,
         released: Callable[[], None] = lambda: None,
         fetcher: Fetcher | None = None,
+        metrics: Metrics | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._config = config
         self.results = results
@@ -187,6 +190,8 @@ class Keeper:
             content_type=download.content_type,
             sha256=download.sha256,
         )
+        if self._metrics is not None:
+            self._metrics.kept(KeptState.KEPT, self._config.store, download.size)
         if await self._store.finish_file(outcome):
             self._released()
 
@@ -219,6 +224,9 @@ class Keeper:
                 next_attempt_at=time.time() + delay,
                 error=error,
             )
+        if self._metrics is not None:
+            missing = outcome.state == KeptState.MISSING
+            self._metrics.kept("missing" if missing else "retried", self._config.store)
         if await self._store.finish_file(outcome):
             self._released()
 

@@ -89,7 +89,7 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "photohook_queue_depth",
-            "Deliveries waiting (pending, retrying or held), by destination.",
+            "Deliveries waiting (pending, retrying, held or keeping), by destination.",
             ["destination"],
             registry=self.registry,
         )
@@ -110,6 +110,18 @@ class Metrics:
             "Checks of tracked tasks with the provider, by source and outcome (recovered, "
             "waiting, unknown, unavailable, confirmed, unconfirmed, key_rejected, ...).",
             ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.result_files = Counter(
+            "photohook_result_files",
+            "Fetches of result files to keep (keep_results), by outcome (kept, retried, missing).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.result_bytes = Counter(
+            "photohook_result_file_bytes",
+            "Bytes of result files kept, by result store (local, s3).",
+            ["store"],
             registry=self.registry,
         )
         self.disabled = Gauge(
@@ -140,6 +152,11 @@ class Metrics:
 
     def reconciled(self, source: str, outcome: str) -> None:
         self.reconciler.labels(source, outcome).inc()
+
+    def kept(self, outcome: str, store: str, size: int = 0) -> None:
+        self.result_files.labels(outcome).inc()
+        if size:
+            self.result_bytes.labels(store).inc(size)
 
     async def render(self, store: Status) -> bytes:
         """The metrics in Prometheus' text format, the queue gauges read from the store now."""

@@ -133,6 +133,11 @@ async def test_deliveries_wait_while_a_download_fails_then_go_out(
     await eventually(lambda: app.all_in(DeliveryState.DELIVERED, 1))
     [file] = (await app.store.kept_files([event_id]))[event_id]
     assert file.attempts == 3 and file.last_error is None
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{app.base_url}/metrics")).text
+    assert 'photohook_result_files_total{outcome="retried"} 2.0' in metrics
+    assert 'photohook_result_files_total{outcome="kept"} 1.0' in metrics
+    assert f'photohook_result_file_bytes_total{{store="local"}} {float(len(image))}' in metrics
 
 
 async def test_a_file_not_fetched_within_the_schedule_is_delivered_as_missing(
