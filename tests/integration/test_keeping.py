@@ -94,6 +94,25 @@ async def test_a_completed_callback_is_delivered_with_a_stable_link_to_its_kept_
         assert made_up.status_code == 403
 
 
+async def test_handler_functions_see_the_kept_results(
+    photohook: Start, origin: tuple[Origin, str]
+) -> None:
+    served, base = origin
+    image = png()
+    served.files["out.png"] = image
+    seen: list[Any] = []
+    app = await photohook(
+        '[sources.fotor]\nkeep_results = true\n[[routes]]\nto = ["record"]\n'
+        f'[results]\nallow_private = true\nbase_url = "{PUBLIC}"\n',
+        handlers={"record": seen.append},
+    )
+    await app.send(resultUrl=f"{base}/r/out.png")
+    await eventually(lambda: len(seen) == 1)
+    [kept] = seen[0].kept_results
+    assert kept.status == "kept" and kept.sha256 == hashlib.sha256(image).hexdigest()
+    assert kept.kept_url is not None and kept.kept_url.startswith(f"{PUBLIC}/files/")
+
+
 async def test_an_expired_link_is_refused(
     photohook: Start, sink_url: Callable[[Sink], str], origin: tuple[Origin, str]
 ) -> None:

@@ -4,6 +4,7 @@ keeper at a time; the claimed event carries its kept files; retention marks them
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
@@ -169,3 +170,14 @@ async def test_a_confirmed_event_waits_for_its_files_and_files_for_confirmation(
             assert await states(store, event_id) == {DeliveryState.CONFIRMING}
             await store.finish_task(task, "r", state="done", confirmed=True)
         assert await states(store, event_id) == {DeliveryState.PENDING}
+
+
+async def test_keepers_claiming_at_once_never_take_the_same_file(store: Store) -> None:
+    urls = tuple(f"https://x.example/{n}.png" for n in range(30))
+    await store.store(keeping("t7", urls=urls, destinations=()))
+    now = time.time()
+    claimed = await asyncio.gather(
+        *(store.claim_files(f"keeper-{n}", 12, 60, now) for n in range(3))
+    )
+    taken = [(f.event_id, f.position) for files, _ in claimed for f in files]
+    assert len(taken) == len(set(taken)) == 30
