@@ -12,8 +12,8 @@ import msgspec
 from receiver.config.settings import Settings
 from receiver.errors import UsageError
 from receiver.events import Event, format_time, format_timestamp
-from receiver.states import CHECKED, CLAIMABLE
-from receiver.store import Delivery, DeliveryQuery, EventQuery
+from receiver.states import CHECKED, CLAIMABLE, KeptState
+from receiver.store import Delivery, DeliveryQuery, EventQuery, KeptFile
 
 if TYPE_CHECKING:
     pass
@@ -73,6 +73,8 @@ def event(settings: Settings, args: argparse.Namespace) -> int:
         ("duplicates", str(detail.duplicates)),
     ):
         print(f"  {label + ':':<13}{value}")
+    for file in detail.files:
+        print(f"result file {file.position}: {_kept(file)}")
     if not detail.deliveries:
         print("no deliveries")
     for delivery, attempts in detail.deliveries:
@@ -87,6 +89,17 @@ def event(settings: Settings, args: argparse.Namespace) -> int:
             if attempt.response_body:
                 print(f"     body: {_printable(attempt.response_body)}")
     return 0
+
+
+def _kept(file: KeptFile) -> str:
+    """How keeping a result file went, on one line."""
+    if file.state == KeptState.KEPT:
+        return f"kept, {file.size} bytes, {file.content_type or '-'}, sha256 {file.sha256}"
+    tries = f"{file.attempts} attempt{'' if file.attempts == 1 else 's'}"
+    if file.state == KeptState.MISSING:
+        return f"missing after {tries}: {_printable(file.last_error)}"
+    last = f", last: {_printable(file.last_error)}" if file.last_error else ""
+    return f"{file.state} ({tries}{last})"
 
 
 def _printable(text: str | None) -> str:

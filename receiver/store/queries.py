@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from receiver.events import Event, format_time
-from receiver.store import rows
+from receiver.store import kept_files, rows
 from receiver.store.records import AttemptRecord, Delivery, DeliveryQuery, EventDetail, EventQuery
 from receiver.store.tx import Tx, conditions, marks
 
@@ -97,6 +97,7 @@ async def event_detail(tx: Tx, event_id: str) -> EventDetail | None:
         duplicates=duplicates,
         receipts=[rows.receipt(row) for row in found],
         deliveries=[(d, history.get(d.id, [])) for d in reversed(deliveries)],
+        files=(await kept_files.of_events(tx, [event_id])).get(event_id, []),
     )
 
 

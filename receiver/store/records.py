@@ -243,6 +243,7 @@ class EventDetail:
     duplicates: int
     receipts: list[ReceiptRecord]
     deliveries: list[tuple[Delivery, list[AttemptRecord]]]
+    files: list[KeptFile] = field(default_factory=list)  # its result files, when kept
 
 
 @dataclass(frozen=True, slots=True)

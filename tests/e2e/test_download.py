@@ -13,7 +13,7 @@ from tests.helpers import fixture
 from tests.integration.origin import Origin, big_sha256, png
 from tests.integration.servers import Sink, running
 
-from .process import Serve, wait_until
+from .process import Serve, run_cli, wait_until
 
 KEY = "download-test-key"
 SIZE = 100 * 1024 * 1024
@@ -50,7 +50,9 @@ def test_a_large_result_is_kept_with_memory_flat(tmp_path: Path) -> None:
 
             started = time.perf_counter()
             big = body | {"taskId": "big-task", "resultUrl": f"{base}/big/{SIZE}"}
-            httpx.post(hook, json=big).raise_for_status()
+            answer = httpx.post(hook, json=big)
+            answer.raise_for_status()
+            [event_id] = answer.json()["event_ids"]
             wait_until(lambda: len(sink.received) == 2, within=120)
             seconds = time.perf_counter() - started
             growth = peak_rss(serve.process.pid) - before
@@ -62,6 +64,8 @@ def test_a_large_result_is_kept_with_memory_flat(tmp_path: Path) -> None:
     kept_files = [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
     assert SIZE in [path.stat().st_size for path in kept_files]
     assert not list((tmp_path / "results" / ".incoming").iterdir())  # no part left behind
+    shown = run_cli("event", event_id, cwd=tmp_path)
+    assert f"result file 0: kept, {SIZE} bytes, image/png, sha256 {kept['sha256']}" in shown.stdout
     print(
         f"kept {SIZE / 2**20:.0f} MiB in {seconds:.2f}s ({SIZE / 2**20 / seconds:.0f} MiB/s), "
         f"peak RSS growth {growth / 2**20:.1f} MiB"

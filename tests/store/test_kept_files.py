@@ -65,6 +65,13 @@ async def test_deliveries_wait_for_every_file_then_go_out_with_them(store: Store
     assert await store.finish_file(missing)
     assert await states(store, event_id) == {DeliveryState.PENDING}
 
+    detail = await store.event_detail(event_id)
+    assert detail is not None
+    assert [(f.state, f.last_error) for f in detail.files] == [
+        ("kept", None),
+        ("missing", "HTTP 404"),
+    ]
+
     [claim], _ = await store.claim({"sink": 4}, "w", 30, time.time())
     results = claim.event.kept_results
     assert [(k.url, k.status, k.position) for k in results] == [
