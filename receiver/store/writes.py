@@ -78,13 +78,14 @@ async def _settle_batches(
     now: float,
 ) -> None:
     """Put the tasks in the batches their rules name, record their final statuses, and complete
-    the batches that are complete now."""
-    joined = await batches.join(tx, joins, now)
+    the batches that are complete now. Only a new final status completes a batch (a task that
+    joins without one only makes it bigger), so only the batches that gained one are locked."""
+    await batches.join(tx, joins, now)
     tasks = finals | {(source, task_id) for _, source, task_id, _ in joins}
     changed = await batches.settle(tx, tasks)
-    if joined or changed:
+    if changed:
         route = next((receipt.route for receipt in receipts if receipt.route is not None), None)
-        await batches.check(tx, joined | changed, now, route)
+        await batches.check(tx, changed, now, route)
 
 
 async def _existing(
