@@ -31,6 +31,7 @@ from receiver.operations import destination_report, replay_event
 from receiver.routing import Router
 from receiver.states import DeliveryState, DestinationState
 from receiver.store import DELIVERY_STATES, Dashboarding, DeliveryQuery
+from receiver.store.batches import SOURCE as BATCH_SOURCE
 from receiver.web.admin import answers, overview, thumbnails
 from receiver.web.admin.access import SESSION_COOKIE, SESSION_SECONDS, AdminAccess
 from receiver.web.admin.batch_pages import BatchPages
@@ -249,7 +250,7 @@ class Dashboard:
             "deliveries": await self._store.deliveries_of([event.id for event in events]),
             "thumbnails": {event_id: found[:1] for event_id, found in shown.items()},
             "filters": {key: value for key, value in request.query_params.items() if value},
-            "sources": list(self._settings.sources),
+            "sources": [*self._settings.sources, BATCH_SOURCE],
             "statuses": STATUSES,
             "next_cursor": events[-1].id if len(events) == query.limit else None,
         }
