@@ -184,6 +184,17 @@ async def finish(
         (state, now, now, event_id, batch_id),
     ):
         return None
+    stored = await tx.fetch(  # none, unless rows were imported or edited by hand
+        "SELECT id, status FROM events WHERE task_id = ? AND source = ?"
+        " AND status IN ('completed', 'expired')",
+        (batch_id, SOURCE),
+    )
+    if stored:
+        await tx.execute(
+            "UPDATE batches SET state = ?, event_id = ? WHERE id = ?",
+            (stored[0][1], stored[0][0], batch_id),
+        )
+        return None
     [current] = await tx.fetch(
         f"SELECT {BATCH_COLUMNS} FROM batches b WHERE b.id = ?",  # noqa: S608
         (batch_id,),

@@ -254,3 +254,41 @@ async def test_a_finished_batch_goes_with_its_pruned_event(store: Store) -> None
     assert (await store.prune(later)).batches == 1
     assert await store.batch_detail("old") is None
     assert [b.id for b in await store.list_batches(BatchQuery())] == ["still-open"]
+
+
+async def test_the_sweep_completes_a_batch_whose_final_status_missed_it(store: Store) -> None:
+    """A declaration racing a task's final callback in another process can leave the task's
+    final status unrecorded on its batch (each transaction missed the other's): the sweep
+    records it and completes the batch."""
+    await store.store(task("m1", rule=None))
+    raced = (  # what the declaration wrote, not seeing the callback's uncommitted event
+        "INSERT INTO batches (id, state, closed, created_at, updated_at)"
+        " VALUES ('raced', 'open', 1, 0, 0)",
+        "INSERT INTO batch_tasks (batch_id, source, task_id, added_at)"
+        " VALUES ('raced', 'fotor', 'm1', 0)",
+    )
+    for statement in raced:
+        await store._run("racing", lambda tx, s=statement: tx.execute(s))  # type: ignore[attr-defined]
+    [event_id] = await store.sweep_batches(routed)
+    detail = await store.batch_detail("raced")
+    assert detail is not None and detail[0].state == "completed"
+    assert detail[1][0].status == "completed" and detail[0].event_id == event_id
+    assert await store.sweep_batches(routed) == []
+
+
+async def test_an_open_batch_whose_event_exists_is_marked_finished_not_sent_again(
+    store: Store,
+) -> None:
+    """Should a batch be open with its event stored (a partial import, a hand edit), finishing
+    it again takes the stored event instead of failing every sweep on the events' key."""
+    rule = dataclasses.replace(RULE, expected=1, deadline=0.01)
+    await store.store(task("e1", business_id="order-3-a", rule=rule))
+    [event] = await batch_events(store)
+    await store._run(  # type: ignore[attr-defined]
+        "reopening", lambda tx: tx.execute("UPDATE batches SET state = 'open', event_id = NULL")
+    )
+    await asyncio.sleep(0.02)
+    assert await store.sweep_batches(routed) == []
+    detail = await store.batch_detail("order-3")
+    assert detail is not None and (detail[0].state, detail[0].event_id) == ("completed", event.id)
+    assert len(await batch_events(store)) == 1
