@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from msgspec import Struct
+
 from receiver.events import Event
 
 #: The destinations of an event (a router's answer): how a write routes the batch events it
@@ -51,8 +53,12 @@ class BatchRule:
         return tuple(found)
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
+# NewEvent, Receipt and Stored, made for every callback, are msgspec structs: frozen too, and
+# made in C. As frozen dataclasses they cost 11k, 23k and 7k instructions each to make (an
+# object.__setattr__ call per field), a tenth of a callback's under callgrind.
+
+
+class NewEvent(Struct, frozen=True):
     """An event to store, with how far it takes its task and where routes send it."""
 
     event: Event
@@ -64,8 +70,7 @@ class NewEvent:
     batching: BatchRule | None = None  # None: its task joins no batch by itself
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(Struct, frozen=True):
     """A callback as received, with its parsed events, stored in one transaction."""
 
     id: str
@@ -81,11 +86,10 @@ class Receipt:
     #: The W3C ``traceparent`` of the callback's span, for the delivery attempts' spans.
     trace_context: str | None = None
     #: Routes the batch events its events finish (None: they are stored, sent nowhere).
-    route: Route | None = field(default=None, compare=False)
+    route: Route | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
+class Stored(Struct, frozen=True):
     """What storing a receipt did: the ids of its events, which are new, how many deliveries
     are due, how many result files are to be kept."""
 

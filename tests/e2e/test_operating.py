@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import msgspec
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -45,11 +46,12 @@ def fill(workdir: Path, events: int, *, days_old: float = 0) -> None:
     received_at = datetime.now(UTC) - timedelta(days=days_old)
 
     def aged(new: Receipt) -> Receipt:
-        return replace(
+        return msgspec.structs.replace(
             new,
             received_at=received_at,
             events=tuple(
-                replace(e, event=replace(e.event, received_at=received_at)) for e in new.events
+                msgspec.structs.replace(e, event=replace(e.event, received_at=received_at))
+                for e in new.events
             ),
         )
 

@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import orjson
 
 from receiver.events import Event
@@ -71,7 +72,7 @@ def aged(task_id: str, days: float, *, destinations: tuple[str, ...] = ()) -> Re
     fresh = receipt(task_id, destinations=destinations)
     then = datetime.now(UTC) - timedelta(days=days)
     events = tuple(
-        dataclasses.replace(new, event=dataclasses.replace(new.event, received_at=then))
+        msgspec.structs.replace(new, event=dataclasses.replace(new.event, received_at=then))
         for new in fresh.events
     )
-    return dataclasses.replace(fresh, received_at=then, events=events)
+    return msgspec.structs.replace(fresh, received_at=then, events=events)

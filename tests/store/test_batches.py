@@ -10,6 +10,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from receiver.errors import Conflict
@@ -44,14 +45,14 @@ def task(
     """A Fotor callback of ``task_id`` whose business id puts it in a batch by ``rule``."""
     plain = receipt(task_id, status, terminal=status in ("completed", "failed"))
     events = tuple(
-        dataclasses.replace(
+        msgspec.structs.replace(
             new,
             event=dataclasses.replace(new.event, business_id=business_id, labels=labels),
             batching=rule,
         )
         for new in plain.events
     )
-    return dataclasses.replace(plain, events=events, route=routed)
+    return msgspec.structs.replace(plain, events=events, route=routed)
 
 
 async def batch_events(store: Store, batch_id: str | None = None) -> list[Event]:
@@ -227,8 +228,8 @@ async def test_fifty_tasks_stored_concurrently_by_two_stores_complete_once(
             for n in range(50)
         ]
         callbacks = [
-            dataclasses.replace(
-                c, events=tuple(dataclasses.replace(new, batching=rule) for new in c.events)
+            msgspec.structs.replace(
+                c, events=tuple(msgspec.structs.replace(new, batching=rule) for new in c.events)
             )
             for c in callbacks
         ]

@@ -9,6 +9,8 @@ import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
 from receiver.states import DeliveryState, KeptState
 from receiver.store import DeliveryQuery, FileOutcome, Receipt, Store, Tracking
 from tests.store.factories import receipt
@@ -17,10 +19,12 @@ from tests.store.factories import receipt
 def keeping(task_id: str, *, urls: tuple[str, ...], destinations: tuple[str, ...]) -> Receipt:
     fresh = receipt(task_id, destinations=destinations)
     events = tuple(
-        dataclasses.replace(new, event=dataclasses.replace(new.event, result_urls=urls), keep=True)
+        msgspec.structs.replace(
+            new, event=dataclasses.replace(new.event, result_urls=urls), keep=True
+        )
         for new in fresh.events
     )
-    return dataclasses.replace(fresh, events=events)
+    return msgspec.structs.replace(fresh, events=events)
 
 
 def kept(event_id: str, position: int, worker: str) -> FileOutcome:
@@ -124,11 +128,11 @@ async def test_events_without_keep_results_carry_none(store: Store) -> None:
 async def test_retention_marks_stored_copies_pruned_for_the_keeper(store: Store) -> None:
     old = keeping("t5", urls=("https://x.example/a", "https://x.example/b"), destinations=())
     then = datetime.now(UTC) - timedelta(days=30)
-    old = dataclasses.replace(
+    old = msgspec.structs.replace(
         old,
         received_at=then,
         events=tuple(
-            dataclasses.replace(n, event=dataclasses.replace(n.event, received_at=then))
+            msgspec.structs.replace(n, event=dataclasses.replace(n.event, received_at=then))
             for n in old.events
         ),
     )
@@ -157,10 +161,10 @@ async def test_a_confirmed_event_waits_for_its_files_and_files_for_confirmation(
         fresh = keeping(
             f"t6-{confirm_first}", urls=("https://x.example/a",), destinations=("sink",)
         )
-        fresh = dataclasses.replace(
+        fresh = msgspec.structs.replace(
             fresh,
             events=tuple(
-                dataclasses.replace(n, terminal=True, tracking=tracking) for n in fresh.events
+                msgspec.structs.replace(n, terminal=True, tracking=tracking) for n in fresh.events
             ),
         )
         [event_id] = (await store.store(fresh)).new_event_ids

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 
 from receiver.errors import StoreError
@@ -241,7 +241,11 @@ async def test_a_late_callback_never_reopens_a_finished_task(store: Store, final
         "t3", final, terminal=True, tracking=tracking, extra_tasks=(("t3", "in_progress"),)
     )
     final_event, progress = both.events
-    await store.store(replace(both, events=(final_event, replace(progress, terminal=False))))
+    await store.store(
+        msgspec.structs.replace(
+            both, events=(final_event, msgspec.structs.replace(progress, terminal=False))
+        )
+    )
     before = await store.list_tasks()
     await store.store(receipt("t2", "processing", rank=2, tracking=tracking))
     after = await store.list_tasks()
