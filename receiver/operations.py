@@ -34,6 +34,10 @@ from receiver.store import (
 BULK_LIMIT = 10_000
 #: The most tasks one declaration of a batch names.
 BATCH_TASKS_LIMIT = 10_000
+#: The largest size a batch may be given.
+BATCH_SIZE_LIMIT = 1_000_000
+#: How far ahead a batch's deadline may be, in seconds (a year).
+DEADLINE_LIMIT = 366 * 86400.0
 
 
 async def replay_event(
@@ -157,8 +161,8 @@ async def declare_batch(
 ) -> Batch:
     """Create a batch of tasks or extend an open one (see :meth:`Batches.declare_batch`),
     checking what it is given; ``deadline`` is an RFC 3339 time, or a duration from now."""
-    if not batch_id or len(batch_id) > 256:
-        raise Invalid("id must be 1 to 256 characters", field="id")
+    if not batch_id or len(batch_id) > 256 or "\x00" in batch_id:
+        raise Invalid("id must be 1 to 256 characters, with no NUL", field="id")
     if len(tasks) > BATCH_TASKS_LIMIT:
         raise Invalid(f"at most {BATCH_TASKS_LIMIT} tasks at a time", field="tasks")
     for index, (source, task_id) in enumerate(tasks):
@@ -167,10 +171,12 @@ async def declare_batch(
                 f"no source named {source!r} (have: {', '.join(sources)})",
                 field=f"tasks[{index}].source",
             )
-        if not task_id or len(task_id) > 256:
-            raise Invalid("task_id must be 1 to 256 characters", field=f"tasks[{index}].task_id")
-    if expected is not None and expected < 1:
-        raise Invalid("expected must be at least 1", field="expected")
+        if not task_id or len(task_id) > 256 or "\x00" in task_id:
+            raise Invalid(
+                "task_id must be 1 to 256 characters, with no NUL", field=f"tasks[{index}].task_id"
+            )
+    if expected is not None and not 1 <= expected <= BATCH_SIZE_LIMIT:
+        raise Invalid(f"expected must be 1 to {BATCH_SIZE_LIMIT}", field="expected")
     declaration = BatchDeclaration(
         batch_id,
         tuple(dict.fromkeys(tasks)),
@@ -183,7 +189,14 @@ async def declare_batch(
 
 def parse_deadline(value: str | float, now: float) -> float:
     """A deadline as Unix seconds: an RFC 3339 time, or a duration from ``now`` (``"2h"``,
-    seconds)."""
+    seconds); from now to a year ahead."""
+    found = _deadline(value, now)
+    if not now - 1 <= found <= now + DEADLINE_LIMIT:
+        raise Invalid("deadline: must be from now to a year ahead", field="deadline")
+    return found
+
+
+def _deadline(value: str | float, now: float) -> float:
     if isinstance(value, str) and "T" in value:
         try:
             moment = datetime.fromisoformat(value)

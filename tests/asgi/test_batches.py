@@ -95,6 +95,11 @@ async def test_batches_are_listed_newest_first_by_state_with_a_cursor(
         ({"id": "b", "deadline": "soon"}, 422, "invalid_payload", "deadline"),
         ({"id": "b", "deadline": "2026-12-01T10:00:00"}, 422, "invalid_payload", "deadline"),
         ({"id": "b", "deadline": True}, 422, "invalid_payload", "deadline"),
+        ({"id": "b", "deadline": "1000d"}, 422, "invalid_payload", "deadline"),
+        ({"id": "b", "deadline": 1e300}, 422, "invalid_payload", "deadline"),
+        ({"id": "b", "deadline": "2020-01-01T00:00:00Z"}, 422, "invalid_payload", "deadline"),
+        ({"id": "b", "expected": 10**7}, 422, "invalid_payload", "expected"),
+        ({"id": "b\u0000"}, 422, "invalid_payload", "id"),
         ({"id": "b", "tasks": "t1"}, 422, "invalid_payload", "tasks"),
         ({"id": "b", "tasks": [{"source": "fotor"}]}, 422, "invalid_payload", "task_id"),
         (

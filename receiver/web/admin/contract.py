@@ -147,7 +147,7 @@ class BatchBody(Body):
         Meta(max_length=10_000, description="Tasks to add (at most 10,000 at a time)."),
     ] = []
     expected: Annotated[
-        Annotated[int, Meta(ge=1)] | None,
+        Annotated[int, Meta(ge=1, le=1_000_000)] | None,
         Meta(description="Its size: complete once this many tasks are final."),
     ] = None
     deadline: Annotated[
