@@ -66,7 +66,7 @@ class Background:
                 metrics=self.metrics,
                 sweep_interval=self.sweep_interval,
             )
-            self.worker.links = self.keeper.linked
+            self.worker.prepare = self.keeper.prepare
         if self.worker.delivers or self.reconciler.enabled or self.keeper is not None:
             await self.store.listen(self.wake)  # else a wake-up finds nothing
         await self.worker.start()

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from receiver.context import DeliveryContext
@@ -106,8 +106,8 @@ class _Lane:
                 message_id=delivery.message_id or claim.event.id,
             )
             event = claim.event
-            if event.kept_results and self.worker.links is not None:
-                event = self.worker.links(event)  # stable URLs, made as it is sent
+            if self.worker.prepare is not None:
+                event = await self.worker.prepare(event)  # stable URLs, made as it is sent
             if tracing.enabled():
                 result = await self._traced(claim, event, sender, context)
             else:
@@ -233,8 +233,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        #: Gives an event with kept result files their stable URLs (set by the keeper).
-        self.links: Callable[[Event], Event] | None = None
+        #: Gives an event's kept result files their stable URLs (set by the keeper).
+        self.prepare: Callable[[Event], Awaitable[Event]] | None = None
 
     @property
     def delivers(self) -> bool:

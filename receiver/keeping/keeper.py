@@ -21,7 +21,8 @@ from receiver.keeping.stores import ResultStore, storage_key
 from receiver.observability.metrics import Metrics
 from receiver.states import KeptState
 from receiver.store import FileOutcome, Keeping, KeptFile
-from receiver.store.rows import with_kept
+from receiver.store.batches import SOURCE as BATCHES
+from receiver.store.rows import kept_of
 
 logger = logging.getLogger("photohook.keeper")
 
@@ -40,7 +41,7 @@ async def kept_results(
     found = {}
     for event in events:
         if event.id in files:
-            kept = with_kept(event, files[event.id]).kept_results
+            kept = kept_of(files[event.id])
             found[event.id] = tuple(_linked(results, event.id, k) for k in kept)
     return found
 
@@ -87,11 +88,33 @@ class Keeper:
     def wake(self) -> None:
         self._wake.set()
 
-    def linked(self, event: Event) -> Event:
-        """``event`` with a stable URL for each kept file (made now: presigned URLs and file
-        tokens count their lifetime from when they are made)."""
-        results = tuple(_linked(self.results, event.id, kept) for kept in event.kept_results)
-        return replace(event, kept_results=results)
+    async def prepare(self, event: Event) -> Event:
+        """``event`` as it is sent: its kept files, and a batch's event each of its tasks' kept
+        files, with stable URLs made now (presigned URLs and file tokens count their lifetime
+        from when they are made)."""
+        if event.kept_results:
+            linked = tuple(_linked(self.results, event.id, kept) for kept in event.kept_results)
+            event = replace(event, kept_results=linked)
+        if event.source == BATCHES:
+            event = await self._with_tasks_kept(event)
+        return event
+
+    async def _with_tasks_kept(self, event: Event) -> Event:
+        tasks = event.payload.get("tasks")
+        if not isinstance(tasks, list):
+            return event
+        ids = [task["event_id"] for task in tasks if task.get("event_id")]
+        files = await self._store.kept_files(ids) if ids else {}
+        if not files:
+            return event
+        listed = []
+        for task in tasks:
+            found = files.get(task.get("event_id") or "")
+            if found:
+                kept = (_linked(self.results, task["event_id"], k) for k in kept_of(found))
+                task = task | {"kept_results": [k.to_dict() for k in kept]}
+            listed.append(task)
+        return replace(event, payload=event.payload | {"tasks": listed})
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="photohook-keeper")

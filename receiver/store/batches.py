@@ -21,8 +21,8 @@ import orjson
 from receiver.errors import Conflict
 from receiver.events import Event, format_timestamp
 from receiver.ids import new_id
-from receiver.states import BatchState
-from receiver.store import rows
+from receiver.states import BatchState, DeliveryState
+from receiver.store import kept_files, rows
 from receiver.store.outbox import INSERT_DELIVERY, new_delivery
 from receiver.store.records import (
     Batch,
@@ -235,9 +235,15 @@ async def finish(
     await tx.execute(rows.INSERT_EVENT, rows.event_row(NewEvent(event), receipt.id))
     destinations = route(event) if route is not None else ()
     if destinations:
+        # It waits for its tasks' files still being kept (the batch row is locked: see there).
+        waits = await kept_files.tasks_waiting(tx, batch_id)
+        waiting = DeliveryState.KEEPING if waits else DeliveryState.PENDING
         await tx.executemany(
             INSERT_DELIVERY,
-            [new_delivery(event_id, name, SOURCE, batch_id, now) for name in destinations],
+            [
+                new_delivery(event_id, name, SOURCE, batch_id, now, state=waiting)
+                for name in destinations
+            ],
         )
         await tx.notify()
     return event_id

@@ -1,6 +1,7 @@
 """Kept result files: each file of an event with ``keep_results`` waits to be fetched into the
 result store, leased to one keeper at a time; once the event's last file is kept or missing, its
-deliveries (planned as ``keeping``) become pending in the same transaction."""
+deliveries (planned as ``keeping``) become pending in the same transaction. A batch's event
+waits, the same way, for the files of its tasks' events."""
 
 from __future__ import annotations
 
@@ -107,9 +108,47 @@ async def finish(tx: Tx, now: float, outcome: FileOutcome) -> bool:
         " WHERE event_id = ? AND state = ?",
         (DeliveryState.PENDING, now, now, outcome.event_id, DeliveryState.KEEPING),
     )
+    released += await _release_batches(tx, outcome.event_id, now)
     if released:
         await tx.notify()
     return bool(released)
+
+
+async def tasks_waiting(tx: Tx, batch_id: str) -> bool:
+    """Whether a file of the final event of any of the batch's tasks still waits: the batch's
+    event then waits too, as ``keeping``, so that it can list each task's kept files."""
+    found = await tx.fetch(
+        "SELECT 1 FROM batch_tasks t JOIN kept_files k ON k.event_id = t.event_id"
+        " WHERE t.batch_id = ? AND k.state = 'waiting' LIMIT 1",
+        (batch_id,),
+    )
+    return bool(found)
+
+
+async def _release_batches(tx: Tx, event_id: str, now: float) -> int:
+    """Release the waiting deliveries of the events of the finished batches this event's task
+    belongs to, once no file of theirs waits. The batch rows are locked first, as storing a
+    batch's event locks them, so that of the two, the later sees the other's change."""
+    batch_ids = [
+        batch_id
+        for (batch_id,) in await tx.fetch(
+            "SELECT batch_id FROM batch_tasks WHERE event_id = ? ORDER BY batch_id", (event_id,)
+        )
+    ]
+    released = 0
+    for batch_id in batch_ids:
+        [(batch_event,)] = await tx.fetch(
+            f"SELECT event_id FROM batches WHERE id = ?{tx.dialect.for_update}",  # noqa: S608
+            (batch_id,),
+        )
+        if batch_event is None or await tasks_waiting(tx, batch_id):
+            continue
+        released += await tx.execute(
+            "UPDATE deliveries SET state = ?, next_attempt_at = ?, updated_at = ?"
+            " WHERE event_id = ? AND state = ?",
+            (DeliveryState.PENDING, now, now, batch_event, DeliveryState.KEEPING),
+        )
+    return released
 
 
 async def forget(tx: Tx, now: float, files: Sequence[tuple[str, int]]) -> None:

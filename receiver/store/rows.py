@@ -168,7 +168,12 @@ def task(row: Any) -> Task:
 def with_kept(event: Event, files: list[KeptFile]) -> Event:
     """``event`` with its finished kept files as ``kept_results`` (their stable URLs are made
     when it is sent)."""
-    found = tuple(
+    return replace(event, kept_results=kept_of(files))
+
+
+def kept_of(files: list[KeptFile]) -> tuple[KeptResult, ...]:
+    """The finished ones of an event's kept files, as delivered (without stable URLs yet)."""
+    return tuple(
         KeptResult(
             url=f.url,
             status=f.state,
@@ -182,4 +187,3 @@ def with_kept(event: Event, files: list[KeptFile]) -> Event:
         for f in files
         if f.state in (KeptState.KEPT, KeptState.MISSING)
     )
-    return replace(event, kept_results=found)

@@ -318,3 +318,35 @@ async def test_an_s3_compatible_store_keeps_the_result_behind_a_presigned_link(
     await eventually(lambda: _forgotten(app, event_id))  # after the copy was deleted
     listed = client.list_objects_v2(Bucket=name, Prefix="photohook/")
     assert listed.get("KeyCount", 0) == 0
+
+
+async def test_a_batch_event_waits_for_its_tasks_files_and_lists_their_stable_links(
+    photohook: Start, sink_url: Callable[[Sink], str], origin: tuple[Origin, str]
+) -> None:
+    served, base = origin
+    images = {f"{n}.png": png(colour=bytes([n, 0, 0])) for n in (1, 2)}
+    served.files.update(images)
+    served.failures = 1  # the first fetch fails: the batch completes before its files are kept
+    sink = Sink(secret=SECRET)
+    app = await photohook(
+        '[sources.fotor]\nkeep_results = true\nbatch_key = "^(order-\\\\d+)-"\n'
+        "batch_expected = 2\n"
+        f'[destinations.app]\nurl = "{sink_url(sink)}/hook"\nsecret = "{SECRET}"\n'
+        '[[routes]]\ntype = ["batch.*"]\nto = ["app"]\n'
+        f'[results]\nallow_private = true\nbase_url = "{PUBLIC}"\nretry_schedule = ["0.2s"]\n'
+    )
+    ids = {}
+    for n in (1, 2):
+        [ids[n]] = await app.send(
+            taskId=f"task-{n}", businessId=f"order-7-{n}", resultUrl=f"{base}/r/{n}.png"
+        )
+    await eventually(lambda: len(sink.received) == 1)
+    body = sink.received[0].json()
+    assert body["type"] == "batch.completed"
+    tasks = {task["task_id"]: task for task in body["payload"]["tasks"]}
+    async with httpx.AsyncClient() as client:
+        for n in (1, 2):
+            [kept] = tasks[f"task-{n}"]["kept_results"]
+            assert kept["status"] == "kept"  # not sent before the file was
+            answer = await client.get(local(app, kept["kept_url"]))
+            assert answer.content == images[f"{n}.png"]
