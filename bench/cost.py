@@ -11,7 +11,7 @@ request, a figure to compare changes by (see bench/README.md)::
 
 With ``--bare`` the same clients call the bare Starlette application (a) instead; with
 ``--replace PARTS`` photohook with parts replaced as ``python -m bench.parts`` replaces them
-(``router``, ``tallies``, ``records``, ``loop``, comma separated).
+(``router``, ``tallies``, ``records``, ``loop``, ``timeout``, comma separated).
 
 With ``--delivery`` it queues N events routed to a loopback sink (its own process), then starts
 a worker in this process and prints the CPU time per delivery; ``--callgrind`` turns callgrind's

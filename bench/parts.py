@@ -19,7 +19,9 @@ replaced by what the libraries offer, to see what each still buys:
 - ``a record per line``: every access line a ``LogRecord`` written at once;
 - ``no gc.freeze``: start-up objects left in every full collection;
 - ``an event loop per commit``: the SQLite writer runs each transaction on an event loop of its
-  thread instead of driving the coroutine by hand.
+  thread instead of driving the coroutine by hand;
+- ``asyncio.timeout``: a callback's body and commit deadlines through ``asyncio.timeout``, moved
+  for the commit, instead of ``RequestDeadline``'s one timer.
 
 A variant's ratio is a bound on what removing that part could ever give: ``no storing`` is what
 any faster store (another engine, a writer process) could reach at best. It replaces photohook's
@@ -52,6 +54,7 @@ INTERNALS: dict[str, tuple[str, str]] = {
     "c, a record per line": ("records", "info"),
     "c, no gc.freeze": ("freeze", "info"),
     "c, an event loop per commit": ("loop", "info"),
+    "c, asyncio.timeout": ("timeout", "info"),
 }
 
 
@@ -158,6 +161,29 @@ def _replace_internals(replaced: set[str]) -> None:
             return loop.run_until_complete(work)
 
         sqlite_writer._drive = drive
+    if "timeout" in replaced:
+        from receiver.web import ingest
+
+        class Timeout:
+            """RequestDeadline's interface over ``asyncio.timeout_at``, as it was."""
+
+            def __init__(self, when: float, check_at: float) -> None:
+                self._timeout = asyncio.timeout_at(when)
+
+            async def __aenter__(self) -> Any:
+                await self._timeout.__aenter__()
+                return self
+
+            async def __aexit__(self, *exc: Any) -> None:
+                await self._timeout.__aexit__(*exc)
+
+            def move(self, when: float) -> None:
+                self._timeout.reschedule(when)
+
+            def expired(self) -> bool:
+                return self._timeout.expired()
+
+        ingest.RequestDeadline = Timeout  # type: ignore[attr-defined, assignment]
 
 
 def run(rounds: int, seconds: float, workdir: Path, variants: dict[str, tuple[str, str]]) -> None:
