@@ -97,6 +97,8 @@ class Stored(Struct, frozen=True):
     new_event_ids: tuple[str, ...]
     deliveries: int = 0
     files: int = 0
+    #: Batch events its write stored (they finished batches; their deliveries are due too).
+    batch_events: int = 0
 
     @property
     def duplicate(self) -> bool:

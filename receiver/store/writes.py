@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
+
 from receiver.store import batches, kept_files, rows
 from receiver.store.batch import Key, TaskChange, plan
 from receiver.store.outbox import INSERT_DELIVERY
@@ -66,7 +68,14 @@ async def write_batch(tx: Tx, receipts: Sequence[Receipt], now: float) -> list[S
             "UPDATE events SET duplicates = duplicates + 1 WHERE id = ?", sorted(batch.duplicates)
         )
     if batch.joins or batch.finals:
-        await _settle_batches(tx, receipts, batch.joins, batch.finals, now)
+        finished = await _settle_batches(tx, receipts, batch.joins, batch.finals, now)
+        if finished:  # said by each new event's receipt, so that its process wakes its worker
+            return [
+                msgspec.structs.replace(result, batch_events=finished)
+                if result.new_event_ids
+                else result
+                for result in batch.results
+            ]
     return batch.results
 
 
@@ -76,16 +85,18 @@ async def _settle_batches(
     joins: list[tuple[str, str, str, BatchRule]],
     finals: set[tuple[str, str]],
     now: float,
-) -> None:
+) -> int:
     """Put the tasks in the batches their rules name, record their final statuses, and complete
-    the batches that are complete now. Only a new final status completes a batch (a task that
-    joins without one only makes it bigger), so only the batches that gained one are locked."""
+    the batches that are complete now; how many batch events that stored. Only a new final
+    status completes a batch (a task that joins without one only makes it bigger), so only the
+    batches that gained one are locked."""
     await batches.join(tx, joins, now)
     tasks = finals | {(source, task_id) for _, source, task_id, _ in joins}
     changed = await batches.settle(tx, tasks)
-    if changed:
-        route = next((receipt.route for receipt in receipts if receipt.route is not None), None)
-        await batches.check(tx, changed, now, route)
+    if not changed:
+        return 0
+    route = next((receipt.route for receipt in receipts if receipt.route is not None), None)
+    return len(await batches.check(tx, changed, now, route))
 
 
 async def _existing(

@@ -184,6 +184,7 @@ class Ingest:
         if (
             stored.deliveries
             or stored.files
+            or stored.batch_events
             or (stored.new_event_ids and source.rules.tracking is not None)
         ):
             self._wake()  # new deliveries to send, or a task to track or confirm
