@@ -147,6 +147,35 @@ def _health(summary: str, operation_id: str, *errors: int) -> dict[str, Any]:
     }
 
 
+def _files() -> dict[str, Any]:
+    return {
+        "get": {
+            "tags": ["files"],
+            "summary": "A kept result file of the local result store, by its signed link",
+            "description": "The stable URL (kept_url) of a file kept with keep_results; it "
+            "expires after [results] link_lifetime. Streamed with the file's content type.",
+            "operationId": "kept_file",
+            "security": [],
+            "parameters": [
+                {
+                    "name": "token",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "The signed token of the file's link.",
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The file",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                }
+            }
+            | _errors(403, 404),
+        }
+    }
+
+
 def _header(name: str, description: str) -> Schema:
     return {
         "name": name,
@@ -218,6 +247,7 @@ def document() -> dict[str, Any]:
         "/hooks/{source}": _hook(False),
         "/healthz": _health("The process is up", "healthz"),
         "/readyz": _health("The database takes writes", "readyz", 503),
+        "/files/{token}": _files(),
     }
     for operation in OPERATIONS:
         paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(operation)
