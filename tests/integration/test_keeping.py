@@ -93,6 +93,12 @@ async def test_a_completed_callback_is_delivered_with_a_stable_link_to_its_kept_
         made_up = await client.get(f"{app.base_url}/files/not-a-token")
         assert made_up.status_code == 403
 
+        detail = (await client.get(f"{app.base_url}/api/events/{event_id}")).json()
+        [file] = detail["files"]  # what an operator sees of it
+        assert (file["state"], file["attempts"], file["error"]) == ("kept", 1, None)
+        assert (file["sha256"], file["size"]) == (kept["sha256"], len(image))
+        assert file["next_attempt_at"] is None and file["kept_at"].endswith("Z")
+
 
 async def test_handler_functions_see_the_kept_results(
     photohook: Start, origin: tuple[Origin, str]

@@ -14,6 +14,7 @@ from receiver.states import (
     BatchState,
     DeliveryState,
     DestinationState,
+    KeptState,
     TaskState,
 )
 from receiver.store import records as store
@@ -96,6 +97,23 @@ def event_detail(found: store.EventDetail) -> contract.EventDetail:
             )
             for delivery, attempts in found.deliveries
         ],
+        files=[kept_file(file) for file in found.files],
+    )
+
+
+def kept_file(found: store.KeptFile) -> contract.KeptFile:
+    waiting = found.state == KeptState.WAITING
+    return contract.KeptFile(
+        position=found.position,
+        url=found.url,
+        state=KeptState(found.state),
+        attempts=found.attempts,
+        next_attempt_at=_time(found.next_attempt_at) if waiting else None,
+        size=found.size,
+        content_type=found.content_type,
+        sha256=found.sha256,
+        error=found.last_error,
+        kept_at=_time(found.kept_at),
     )
 
 

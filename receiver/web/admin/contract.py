@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from receiver.sources import KINDS
-from receiver.states import BatchState, DeliveryState, DestinationState, TaskState
+from receiver.states import BatchState, DeliveryState, DestinationState, KeptState, TaskState
 from receiver.store.records import RETRY_OUTCOMES
 
 MAX_LIMIT = 500
@@ -295,12 +295,32 @@ class Request(Struct):
     duplicate: bool
 
 
+class KeptFile(Struct):
+    """Where keeping one of an event's result files stands (``keep_results``)."""
+
+    position: Annotated[int, Meta(description="Its index in the event's result_urls.")]
+    url: str
+    state: KeptState
+    attempts: int
+    next_attempt_at: Annotated[
+        Time | None, Meta(description="When a waiting file is fetched again.")
+    ]
+    size: int | None
+    content_type: str | None
+    sha256: str | None
+    error: Annotated[str | None, Meta(description="Why the last fetch failed.")]
+    kept_at: Time | None
+
+
 class EventDetail(Struct):
     event: Event
     duplicates: int
     request: Request | None
     other_requests: list[Request]
     deliveries: list[DeliveryHistory]
+    files: Annotated[
+        list[KeptFile], Meta(description="Its result files, when its source or a route keeps them.")
+    ]
 
 
 class NewDelivery(Struct):
