@@ -57,6 +57,11 @@ class Operation:
     body: type[Body] | None = None
     body_required: bool = False
 
+    def statuses(self) -> list[int]:
+        """Its error statuses: the admin API's (401, 403), a body's (400, not JSON) and its own."""
+        shared = (401, 403, 400) if self.body is not None else (401, 403)
+        return sorted({*shared, *self.errors})
+
 
 _REJECTED_ID = "/api/rejected/{rejected_id}"
 
@@ -76,7 +81,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "replay_events",
         "Replay every event matching the filters (at most 10,000)",
         ReplayedMany,
-        (400, 422),
+        (422,),
         EventReplay,
         ReplayBody,
     ),
@@ -94,7 +99,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "replay_one",
         "Route an event again and queue new deliveries",
         Replayed,
-        (400, 404, 422),
+        (404, 422),
         body=ReplayBody,
     ),
     Operation(
@@ -162,7 +167,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "track_task",
         "Track a task submitted to a provider, so its result is recovered if no callback comes",
         Task,
-        (400, 422),
+        (422,),
         body=TrackBody,
         body_required=True,
     ),
@@ -209,9 +214,6 @@ OPERATIONS: tuple[Operation, ...] = (
         RejectedRequest,
         (404, 409, 422, 503),
     ),
-)
-
-OPERATIONS += (
     Operation(
         "GET",
         "/api/batches",

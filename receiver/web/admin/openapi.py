@@ -91,7 +91,7 @@ def _operation(operation: Operation) -> dict[str, Any]:
         "summary": operation.summary,
         "operationId": operation.handler,
         "parameters": _path_parameters(operation.path) + _query_parameters(operation.params),
-        "responses": _ok(operation.answer) | _errors(401, 403, *operation.errors),
+        "responses": _ok(operation.answer) | _errors(*operation.statuses()),
     }
     if operation.body is not None:
         described["requestBody"] = {
