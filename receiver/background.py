@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+from receiver.batch_sweeper import INTERVAL, BatchSweeper
 from receiver.config.settings import Settings
-from receiver.deadlines import INTERVAL, BatchSweeper
 from receiver.delivery.worker import GRACE_PERIOD, SWEEP_INTERVAL, Worker
 from receiver.keeping import Keeper, open_result_store
 from receiver.observability.metrics import Metrics

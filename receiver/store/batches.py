@@ -27,14 +27,13 @@ from receiver.store.outbox import INSERT_DELIVERY, new_delivery
 from receiver.store.records import (
     Batch,
     BatchDeclaration,
-    BatchQuery,
     BatchRule,
     BatchTask,
     NewEvent,
     Receipt,
     Route,
 )
-from receiver.store.tx import Tx, conditions, marks
+from receiver.store.tx import Tx, marks
 
 #: The reserved source of batch events.
 SOURCE = "batches"
@@ -403,31 +402,3 @@ async def get_batch(tx: Tx, batch_id: str) -> Batch | None:
         (batch_id,),
     )
     return batch(found[0]) if found else None
-
-
-async def list_batches(tx: Tx, query: BatchQuery) -> list[Batch]:
-    """Batches matching ``query``, newest first."""
-    where, parameters = conditions(("b.state =", query.state))
-    if query.before is not None:
-        where.append(
-            "(b.created_at < (SELECT created_at FROM batches WHERE id = ?)"
-            " OR (b.created_at = (SELECT created_at FROM batches WHERE id = ?) AND b.id < ?))"
-        )
-        parameters += [query.before, query.before, query.before]
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    return [
-        batch(row)
-        for row in await tx.fetch(
-            f"SELECT {BATCH_COLUMNS} FROM batches b {clause}"  # noqa: S608
-            " ORDER BY b.created_at DESC, b.id DESC LIMIT ?",
-            [*parameters, query.limit],
-        )
-    ]
-
-
-async def batch_detail(tx: Tx, batch_id: str) -> tuple[Batch, list[BatchTask]] | None:
-    """A batch and its tasks; None if unknown."""
-    found = await get_batch(tx, batch_id)
-    if found is None:
-        return None
-    return found, await tasks_of(tx, batch_id)

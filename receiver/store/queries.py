@@ -1,4 +1,5 @@
-"""Reading events, deliveries and their history, for the admin API, the dashboard and the CLI."""
+"""Reading events, deliveries and their history, and batches, for the admin API, the dashboard
+and the CLI."""
 
 from __future__ import annotations
 
@@ -6,8 +7,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from receiver.events import Event, format_time
-from receiver.store import kept_files, rows
-from receiver.store.records import AttemptRecord, Delivery, DeliveryQuery, EventDetail, EventQuery
+from receiver.store import batches, kept_files, rows
+from receiver.store.records import (
+    AttemptRecord,
+    Batch,
+    BatchQuery,
+    BatchTask,
+    Delivery,
+    DeliveryQuery,
+    EventDetail,
+    EventQuery,
+)
 from receiver.store.tx import Tx, conditions, marks
 
 _PARAMETERS_PER_QUERY = 500
@@ -139,3 +149,31 @@ def _event_filters(tx: Tx, query: EventQuery) -> tuple[list[str], list[Any]]:
         found.append(tx.dialect.json_array_holds.format(column="e.labels"))
         parameters.append(query.label)
     return found, parameters
+
+
+async def list_batches(tx: Tx, query: BatchQuery) -> list[Batch]:
+    """Batches matching ``query``, newest first."""
+    where, parameters = conditions(("b.state =", query.state))
+    if query.before is not None:
+        where.append(
+            "(b.created_at < (SELECT created_at FROM batches WHERE id = ?)"
+            " OR (b.created_at = (SELECT created_at FROM batches WHERE id = ?) AND b.id < ?))"
+        )
+        parameters += [query.before, query.before, query.before]
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return [
+        batches.batch(row)
+        for row in await tx.fetch(
+            f"SELECT {batches.BATCH_COLUMNS} FROM batches b {clause}"  # noqa: S608
+            " ORDER BY b.created_at DESC, b.id DESC LIMIT ?",
+            [*parameters, query.limit],
+        )
+    ]
+
+
+async def batch_detail(tx: Tx, batch_id: str) -> tuple[Batch, list[BatchTask]] | None:
+    """A batch and its tasks; None if unknown."""
+    found = await batches.get_batch(tx, batch_id)
+    if found is None:
+        return None
+    return found, await batches.tasks_of(tx, batch_id)

@@ -252,8 +252,8 @@ class SQLStore:
     get_meta = reading(meta.get)
     kept_files = reading(kept.of_events)
     kept_file = reading(kept.get)
-    list_batches = reading(batches.list_batches)
-    batch_detail = reading(batches.batch_detail)
+    list_batches = reading(queries.list_batches)
+    batch_detail = reading(queries.batch_detail)
 
     # Writes, committed on disk, each given the time it began.
     accept_rejected = writing("cannot store the retried request", rejections.accept)

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import msgspec
 
 from receiver.store import batches, kept_files, rows
-from receiver.store.batch import Key, TaskChange, plan
 from receiver.store.outbox import INSERT_DELIVERY
+from receiver.store.plan import Key, TaskChange, plan
 from receiver.store.records import BatchRule, Receipt, Stored
 from receiver.store.tx import Tx, marks
 

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "receiver.operations",
         "receiver.retention",
         "receiver.background",
-        "receiver.deadlines",
+        "receiver.batch_sweeper",
         "receiver.normalize",
     ),
     ("receiver.store", "receiver.sources", "receiver.observability", "receiver.config"),

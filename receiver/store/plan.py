@@ -1,6 +1,6 @@
-"""What storing a batch of receipts writes: decided here once, written by each engine.
+"""What storing a group commit's receipts writes: decided here once, written by each engine.
 
-Given the events already stored for the batch's tasks, each receipt's events are sorted into new
+Given the events already stored for their tasks, each receipt's events are sorted into new
 and duplicate; new ones get their deliveries (pending, or skipped when they would move their task
 backwards, or confirming while the provider is asked), and the task tracking they call for.
 """
