@@ -30,18 +30,6 @@ T = TypeVar("T")
 
 logger = logging.getLogger("photohook.store")
 
-
-def _null(value: None) -> None:
-    return value
-
-
-# The sqlite3 module binds an int, float or str at once, but looks any other parameter up as
-# something to adapt, through two failed attribute lookups (an exception made and dropped each
-# time): about 1.7k instructions for each bytes or None parameter, of which a callback's rows
-# hold six. An adapter registered for the type is found at once; these return the value itself.
-sqlite3.register_adapter(bytes, bytes)  # bytes(value) is value
-sqlite3.register_adapter(type(None), _null)
-
 #: Seconds between attempts to take the write lock while another process holds it. SQLite's own
 #: wait (``busy_timeout``) sleeps 1, 2, 5, 10, 15... ms between looks, which made a worker and a
 #: ``serve`` beside it wait for each other far longer than either held the lock.
