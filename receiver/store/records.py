@@ -1,4 +1,7 @@
-"""The records the store takes and gives."""
+"""The records the store takes and gives.
+
+Over 400 lines on purpose: declarations only (27 records), each the type of a role's argument or
+answer in ``roles``; one file, so that the store's whole vocabulary is read in one place."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """The admin API's contract, written once: its query parameters, bodies and answers as typed
 structs (``endpoints`` says which operation takes and gives which). Validation (``queries``),
-serialization (``answers``) and ``/openapi.json`` (``openapi``) are derived from them."""
+serialization (``answers``) and ``/openapi.json`` (``openapi``) are derived from them.
+
+Over 400 lines on purpose: declarations only, one struct per shape of the API, kept in one file
+so that the whole contract reads as one document, as the OpenAPI document made from it does."""
 
 from __future__ import annotations
 
