@@ -5,7 +5,8 @@ makes it so (a callback, a reconciliation, a declaration, a close, the deadline 
 A batch completes once its size is known (its tasks once ``closed``, else ``expected``) and that
 many of its tasks have a final status. Its event is an ordinary event of the reserved source
 ``batches`` (task id: the batch id), so the events' idempotency key allows one of each. On
-PostgreSQL the batch row is locked (``FOR UPDATE``) before completion is decided: of two
+PostgreSQL the batch row is locked (``FOR NO KEY UPDATE``, which tasks joining it by a foreign key
+do not wait for) before completion is decided: of two
 transactions finishing a batch's last two tasks, the second waits and sees the first's.
 """
 
@@ -162,7 +163,7 @@ async def check(tx: Tx, batch_ids: Iterable[str], now: float, route: Route | Non
 
 async def _locked(tx: Tx, batch_id: str) -> tuple[str, int | None, bool] | None:
     found = await tx.fetch(
-        f"SELECT state, expected, closed FROM batches WHERE id = ?{tx.dialect.for_update}",  # noqa: S608
+        f"SELECT state, expected, closed FROM batches WHERE id = ?{tx.dialect.for_no_key_update}",  # noqa: S608
         (batch_id,),
     )
     if not found:
@@ -372,7 +373,8 @@ async def sweep(tx: Tx, now: float, route: Route | None = None, limit: int = 100
     """Settle open batches' tasks whose final status was stored without reaching them (a task
     declared while its final callback was being stored elsewhere), completing the batches that
     makes complete; then expire up to ``limit`` open batches past their deadline, each with its
-    ``batch.expired`` event. The ids of the events stored."""
+    ``batch.expired`` event; and release batch events left waiting for files already kept (see
+    :func:`kept_files.release_stranded`). The ids of the events stored."""
     stale = await tx.fetch(
         "SELECT t.source, t.task_id FROM batch_tasks t JOIN batches b ON b.id = t.batch_id"
         " WHERE b.state = 'open' AND t.status IS NULL AND EXISTS (SELECT 1 FROM events e"
@@ -392,6 +394,7 @@ async def sweep(tx: Tx, now: float, route: Route | None = None, limit: int = 100
             event_id = await finish(tx, batch_id, BatchState.EXPIRED, now, route)
             if event_id is not None:
                 stored.append(event_id)
+    await kept_files.release_stranded(tx, now)
     return stored
 
 

@@ -125,6 +125,20 @@ async def tasks_waiting(tx: Tx, batch_id: str) -> bool:
     return bool(found)
 
 
+async def release_stranded(tx: Tx, now: float) -> int:
+    """Release the waiting deliveries of batch events none of whose tasks' files still wait: on
+    PostgreSQL, a batch that a declaration completes while a keeper records the last file of one
+    of its tasks' events can leave each transaction blind to the other's change. The batches'
+    sweep calls this, so such an event goes out within a sweep."""
+    return await tx.execute(
+        "UPDATE deliveries SET state = ?, next_attempt_at = ?, updated_at = ?"
+        " WHERE state = ? AND source = 'batches' AND NOT EXISTS (SELECT 1 FROM batches b"
+        " JOIN batch_tasks t ON t.batch_id = b.id JOIN kept_files k ON k.event_id = t.event_id"
+        " WHERE b.event_id = deliveries.event_id AND k.state = 'waiting')",
+        (DeliveryState.PENDING, now, now, DeliveryState.KEEPING),
+    )
+
+
 async def _release_batches(tx: Tx, event_id: str, now: float) -> int:
     """Release the waiting deliveries of the events of the finished batches this event's task
     belongs to, once no file of theirs waits. The batch rows are locked first, as storing a
@@ -138,7 +152,7 @@ async def _release_batches(tx: Tx, event_id: str, now: float) -> int:
     released = 0
     for batch_id in batch_ids:
         [(batch_event,)] = await tx.fetch(
-            f"SELECT event_id FROM batches WHERE id = ?{tx.dialect.for_update}",  # noqa: S608
+            f"SELECT event_id FROM batches WHERE id = ?{tx.dialect.for_no_key_update}",  # noqa: S608
             (batch_id,),
         )
         if batch_event is None or await tasks_waiting(tx, batch_id):

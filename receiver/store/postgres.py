@@ -38,6 +38,7 @@ DIALECT = Dialect(
     skip_locked=" FOR UPDATE SKIP LOCKED",
     integer_part="TRUNC({value})",
     for_update=" FOR UPDATE",
+    for_no_key_update=" FOR NO KEY UPDATE",
     after_import=(
         "SELECT setval(pg_get_serial_sequence('attempts', 'id'),"
         " (SELECT COALESCE(MAX(id), 0) + 1 FROM attempts), false)"

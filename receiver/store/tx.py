@@ -24,6 +24,9 @@ class Dialect:
     skip_locked: str = ""
     #: Appended to a SELECT to lock the rows it returns, waiting for others' locks.
     for_update: str = ""
+    #: As ``for_update``, but letting others insert rows that refer to the locked ones (whose
+    #: foreign key check holds a weaker lock that this would otherwise wait for: a deadlock).
+    for_no_key_update: str = ""
     #: Run after attempts were imported with their ids (a sequence to move past them).
     after_import: str = ""
     #: Put before a column so that a condition on it does not choose an index (SQLite's unary

@@ -192,3 +192,34 @@ async def test_keepers_claiming_at_once_never_take_the_same_file(store: Store) -
     )
     taken = [(f.event_id, f.position) for files, _ in claimed for f in files]
     assert len(taken) == len(set(taken)) == 30
+
+
+async def test_the_batches_sweep_releases_a_batch_event_left_waiting_for_kept_files(
+    store: Store,
+) -> None:
+    """A declaration completing a batch while a keeper records the last file of one of its
+    tasks' events (PostgreSQL, two transactions each blind to the other) can leave the batch's
+    event keeping with nothing left to wait for: the batches' sweep sends it."""
+    await store.sync_destinations(["sink"])
+    stored = await store.store(
+        keeping("k1", urls=("https://cdn.example.com/a.png",), destinations=())
+    )
+    [member] = stored.new_event_ids
+    [file], _ = await store.claim_files("keeper-1", 10, 60, time.time())
+    [batch_event] = (await store.store(receipt("stands-in-for-the-batch-event"))).new_event_ids
+    raced = (  # what the declaration wrote, not seeing the keeper's uncommitted change
+        ("INSERT INTO batches (id, state, closed, created_at, updated_at, event_id)"
+         " VALUES ('raced', 'completed', 1, 0, 0, ?)", (batch_event,)),
+        ("INSERT INTO batch_tasks (batch_id, source, task_id, added_at, status, event_id)"
+         " VALUES ('raced', 'fotor', 'k1', 0, 'completed', ?)", (member,)),
+        ("INSERT INTO deliveries (id, event_id, destination, source, task_id, state,"
+         " next_attempt_at, created_at, updated_at, message_id) VALUES ('dlv_raced',"
+         " ?, 'sink', 'batches', 'raced', 'keeping', 0, 0, 0, NULL)", (batch_event,)),
+        ("UPDATE kept_files SET state = 'kept' WHERE event_id = ?", (member,)),
+    )  # fmt: skip
+    for statement, values in raced:
+        await store._run("racing", lambda tx, s=statement, v=values: tx.execute(s, v))  # type: ignore[attr-defined]
+    assert await states(store, batch_event) == {DeliveryState.KEEPING}
+    await store.sweep_batches(lambda event: ())
+    assert await states(store, batch_event) == {DeliveryState.PENDING}
+    assert file.event_id == member
