@@ -18,6 +18,7 @@ from receiver.errors import ConfigError, ResultStoreError
 
 try:
     import boto3
+    from boto3.exceptions import S3UploadFailedError
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError as exc:  # pragma: no cover - depends on the install
@@ -68,8 +69,11 @@ class S3Store:
                 self._key(key),
                 ExtraArgs=extra,
             )
-        except (BotoCoreError, ClientError) as exc:
-            raise ResultStoreError(f"cannot upload {key} to the bucket: {_said(exc)}") from None
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            # boto3 wraps a client error of an upload in S3UploadFailedError, raised inside it.
+            cause = exc.__context__
+            said = _said(cause if isinstance(cause, ClientError) else exc)
+            raise ResultStoreError(f"cannot upload {key} to the bucket: {said}") from None
         finally:
             await asyncio.to_thread(source.unlink, missing_ok=True)
 

@@ -71,6 +71,8 @@ class Fetcher:
             raise FetchFailed(f"GET {shown(url)} timed out after {self.timeout:g}s") from None
         except DeniedDestination as exc:
             raise FetchFailed(f"GET {shown(url)} refused: {exc}", final=True) from None
+        except (httpx.InvalidURL, UnicodeError):  # the URL, or a redirect's Location
+            raise FetchFailed(f"GET {shown(url)}: not a valid URL", final=True) from None
         except (httpx.HTTPError, OSError) as exc:
             # httpx's text may carry the URL it was given: name the URL ourselves.
             raise FetchFailed(f"GET {shown(url)} failed: {type(exc).__name__}") from None

@@ -176,8 +176,12 @@ class Keeper:
             logger.error(
                 "cannot record result file %d of %s: %s", file.position, file.event_id, exc
             )
-        except Exception:
+        except Exception as exc:
+            # A fault of ours or a library's: tried again on the schedule, never held forever.
             logger.exception("keeping result file %d of %s failed", file.position, file.event_id)
+            if file.state != KeptState.PRUNED:
+                with contextlib.suppress(StoreError):
+                    await self._failed(file, f"failed: {type(exc).__name__}", final=False)
 
     async def _keep(self, file: KeptFile) -> None:
         key = storage_key(file.event_id, file.position, file.url)

@@ -89,6 +89,15 @@ async def test_too_many_redirects(tmp_path: Path) -> None:
         await fetcher(transport).fetch(f"{PUBLIC}/r.png", tmp_path)
 
 
+async def test_a_redirect_to_a_malformed_url_is_final(tmp_path: Path) -> None:
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(302, headers={"location": "http://[::1"})
+    )
+    with pytest.raises(FetchFailed, match="not a valid URL") as caught:
+        await fetcher(transport).fetch(f"{PUBLIC}/r.png", tmp_path)
+    assert caught.value.final  # else it would be fetched again and again
+
+
 def test_shown_urls_carry_no_credentials() -> None:
     assert shown("https://user:pw@cdn.example.com/a.png?X-Amz-Signature=abc#f") == (
         "https://cdn.example.com/a.png"

@@ -1,0 +1,73 @@
+"""The keeper against a fake store: whatever a fetch fails with, the file's attempt is recorded
+and it is tried again on the schedule, so that no file (and no delivery waiting for it) is held
+forever by an error nobody expected."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from receiver.config.results import ResultsConfig
+from receiver.keeping.download import Download
+from receiver.keeping.keeper import Keeper
+from receiver.keeping.stores import LocalStore
+from receiver.states import KeptState
+from receiver.store import FileOutcome, KeptFile
+
+
+class OneFile:
+    """A store holding one waiting file, which records what the keeper says of it."""
+
+    def __init__(self) -> None:
+        self.file: KeptFile | None = KeptFile(
+            "evt_1", 0, "https://cdn.example.com/a.png", "waiting"
+        )
+        self.outcomes: list[FileOutcome] = []
+        self.recorded = asyncio.Event()
+
+    async def claim_files(
+        self, worker_id: str, limit: int, lease: float, now: float
+    ) -> tuple[list[KeptFile], float | None]:
+        found, self.file = self.file, None
+        return ([found] if found else []), None
+
+    async def finish_file(self, outcome: FileOutcome) -> bool:
+        self.outcomes.append(outcome)
+        self.recorded.set()
+        return False
+
+    async def forget_files(self, files: Sequence[tuple[str, int]]) -> None: ...
+
+    async def kept_files(self, event_ids: Sequence[str]) -> dict[str, list[KeptFile]]:
+        return {}
+
+    async def kept_file(self, event_id: str, position: int) -> KeptFile | None:
+        return None
+
+
+class Broken:
+    """A fetcher failing as no one planned for."""
+
+    async def fetch(self, url: str, folder: Path) -> Download:
+        raise RuntimeError("surprise")
+
+    async def aclose(self) -> None: ...
+
+
+async def test_a_fetch_failing_unexpectedly_is_recorded_and_tried_again(tmp_path: Path) -> None:
+    store = OneFile()
+    fetcher: Any = Broken()
+    keeper = Keeper(
+        store, ResultsConfig(), LocalStore(tmp_path, None), worker_id="w", fetcher=fetcher
+    )
+    await keeper.start()
+    try:
+        async with asyncio.timeout(5):
+            await store.recorded.wait()
+    finally:
+        await keeper.stop()
+    [outcome] = store.outcomes
+    assert outcome.state == KeptState.WAITING and outcome.error == "failed: RuntimeError"
+    assert outcome.next_attempt_at is not None
