@@ -284,6 +284,11 @@ class BrokerSender(_SignedSender):
         return Result(_attempt(started, clock, ok=True, response_body=confirmed.encode()))
 
 
+def not_sent(error: str) -> Result:
+    """A failed attempt that never reached the destination; it counts, and is tried again."""
+    return Result(_attempt(time.time(), time.perf_counter(), ok=False, error=error))
+
+
 def _attempt(
     started: float,
     clock: float,

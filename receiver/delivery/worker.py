@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from receiver.context import DeliveryContext
-from receiver.delivery.senders import Result, Sender, senders_for
+from receiver.delivery.senders import Result, Sender, not_sent, senders_for
 from receiver.destinations import Destination
 from receiver.errors import StoreError
 from receiver.events import Event
@@ -105,12 +105,18 @@ class _Lane:
                 destination=delivery.destination,
                 message_id=delivery.message_id or claim.event.id,
             )
-            event = claim.event
+            event, result = claim.event, None
             if self.worker.prepare is not None:
-                event = await self.worker.prepare(event)  # stable URLs, made as it is sent
-            if tracing.enabled():
+                try:
+                    event = await self.worker.prepare(event)  # stable URLs, made as it is sent
+                except Exception as exc:  # an attempt that failed: tried again, never lost
+                    logger.exception("cannot make the links of %s's kept files", event.id)
+                    result = not_sent(
+                        f"cannot make the links of its kept files: {type(exc).__name__}"
+                    )
+            if result is None and tracing.enabled():
                 result = await self._traced(claim, event, sender, context)
-            else:
+            elif result is None:
                 result = await sender.send(event, context)
         finally:
             self._free.append(sender)

@@ -89,3 +89,31 @@ async def test_a_worker_listens_for_commits_only_when_it_has_something_to_look_f
     await background.start()
     await background.stop()
     assert listened == ([background.wake] if routed or reconciled else [])
+
+
+async def test_a_delivery_whose_kept_files_cannot_be_linked_fails_its_attempt_and_is_retried(
+    store: Store,
+) -> None:
+    await store.sync_destinations(["app"])
+    await store.store(receipt("t1", destinations=("app",)))
+    sent: list[Event] = []
+
+    async def unlinkable(event: Event) -> Event:
+        raise RuntimeError("no credentials")
+
+    destination = HandlerDestination(name="app", handler=sent.append, max_in_flight=1)
+    worker = Worker(store, {"app": destination}, sweep_interval=0.05)
+    worker.prepare = unlinkable
+    await worker.start()
+    try:
+        await eventually(lambda: _retrying(store))
+    finally:
+        await worker.stop()
+    assert sent == []
+    [delivery] = await store.list_deliveries(DeliveryQuery())
+    assert delivery.attempts == 1
+    assert delivery.last_error == "cannot make the links of its kept files: RuntimeError"
+
+
+async def _retrying(store: Store) -> bool:
+    return [d.state for d in await store.list_deliveries(DeliveryQuery())] == ["retrying"]
