@@ -121,8 +121,8 @@ class Keeper:
         logger.info("keeping result files in the %s result store", self._config.store)
 
     async def stop(self) -> None:
-        """Stop claiming; fetches under way are cancelled (their leases run out and another
-        keeper fetches them again)."""
+        """Stop claiming; fetches under way are cancelled and their leases given up, so that the
+        next keeper fetches them again at once (after a crash, when the leases run out)."""
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -131,6 +131,10 @@ class Keeper:
             task.cancel()
         if self._in_flight:
             await asyncio.wait(self._in_flight)
+        try:
+            await self._store.release_files(self._worker_id)
+        except StoreError as exc:
+            logger.warning("cannot give up the result files' leases: %s", exc)
         await self._fetcher.aclose()
 
     async def _run(self) -> None:

@@ -72,6 +72,14 @@ async def claim(
     return files, due
 
 
+async def release(tx: Tx, worker_id: str) -> None:
+    """Give up the leases of a keeper that stops."""
+    await tx.execute(
+        "UPDATE kept_files SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?",
+        (worker_id,),
+    )
+
+
 async def finish(tx: Tx, now: float, outcome: FileOutcome) -> bool:
     """Record a fetch of a leased file. When it was the event's last waiting file, its
     ``keeping`` deliveries become pending; whether they did. A report from a keeper whose lease

@@ -303,6 +303,10 @@ class Keeping(Protocol):
     async def forget_files(self, files: Sequence[tuple[str, int]]) -> None:
         """Delete the rows of pruned files, (event id, position), whose copies are deleted."""
 
+    async def release_files(self, worker_id: str) -> None:
+        """Give up the leases of ``worker_id`` (a keeper stopping), so that the files it was
+        fetching are fetched again at once, not when the leases run out."""
+
     async def kept_files(self, event_ids: Sequence[str]) -> dict[str, list[KeptFile]]:
         """The result files of these events, by event id, in order."""
 

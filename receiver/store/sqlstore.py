@@ -354,6 +354,9 @@ class SQLStore:
         now = time.time()
         await self._run("cannot forget pruned result files", lambda tx: kept.forget(tx, now, files))
 
+    async def release_files(self, worker_id: str) -> None:
+        await self._run("cannot release result files", lambda tx: kept.release(tx, worker_id))
+
     async def set_meta(self, key: str, value: str | None) -> None:
         await self._run(f"cannot write {key}", lambda tx: meta.put(tx, key, value))
 

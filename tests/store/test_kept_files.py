@@ -223,3 +223,15 @@ async def test_the_batches_sweep_releases_a_batch_event_left_waiting_for_kept_fi
     await store.sweep_batches(lambda event: ())
     assert await states(store, batch_event) == {DeliveryState.PENDING}
     assert file.event_id == member
+
+
+async def test_a_stopping_keeper_gives_up_its_leases(store: Store) -> None:
+    await store.store(keeping("r1", urls=("https://cdn.example.com/a.png",), destinations=()))
+    now = time.time()
+    [file], _ = await store.claim_files("keeper-1", 10, 600, now)
+    assert (await store.claim_files("keeper-2", 10, 600, now))[0] == []  # leased
+    await store.release_files("keeper-2")  # not its lease: nothing changes
+    assert (await store.claim_files("keeper-2", 10, 600, now))[0] == []
+    await store.release_files("keeper-1")
+    [again], _ = await store.claim_files("keeper-2", 10, 600, now)
+    assert (again.event_id, again.position) == (file.event_id, file.position)

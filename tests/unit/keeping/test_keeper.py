@@ -26,6 +26,7 @@ class OneFile:
         )
         self.outcomes: list[FileOutcome] = []
         self.recorded = asyncio.Event()
+        self.released: list[str] = []
 
     async def claim_files(
         self, worker_id: str, limit: int, lease: float, now: float
@@ -39,6 +40,9 @@ class OneFile:
         return False
 
     async def forget_files(self, files: Sequence[tuple[str, int]]) -> None: ...
+
+    async def release_files(self, worker_id: str) -> None:
+        self.released.append(worker_id)
 
     async def kept_files(self, event_ids: Sequence[str]) -> dict[str, list[KeptFile]]:
         return {}
@@ -71,3 +75,4 @@ async def test_a_fetch_failing_unexpectedly_is_recorded_and_tried_again(tmp_path
     [outcome] = store.outcomes
     assert outcome.state == KeptState.WAITING and outcome.error == "failed: RuntimeError"
     assert outcome.next_attempt_at is not None
+    assert store.released == ["w"]  # a keeper that stops gives up its leases
