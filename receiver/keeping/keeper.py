@@ -27,6 +27,8 @@ from receiver.store.rows import kept_of
 logger = logging.getLogger("photohook.keeper")
 
 SWEEP_INTERVAL = 1.0
+#: Seconds between tries while the result store itself fails.
+STORE_RETRY_DELAY = 60.0
 #: How long a lease outlives a fetch's timeout (the upload to the store, the commit).
 LEASE_MARGIN = 60.0
 
@@ -193,14 +195,14 @@ class Keeper:
         try:
             download = await self._fetcher.fetch(file.url, self.results.incoming())
             await self.results.put(download.path, key, download.content_type)
-        except (FetchFailed, ResultStoreError) as exc:
-            final = isinstance(exc, FetchFailed) and exc.final
-            await self._failed(file, exc.message, final=final)
+        except FetchFailed as exc:
+            await self._failed(file, exc.message, final=exc.final)
+            return
+        except ResultStoreError as exc:
+            await self._store_failed(file, exc.message)
             return
         except OSError as exc:  # the store's folder for downloads (full disk, permissions)
-            await self._failed(
-                file, f"cannot write the download: {exc.strerror or exc}", final=False
-            )
+            await self._store_failed(file, f"cannot write the download: {exc.strerror or exc}")
             return
         seconds = time.perf_counter() - started
         logger.info(
@@ -260,6 +262,31 @@ class Keeper:
             self._metrics.kept("missing" if missing else "retried", self._config.store)
         if await self._store.finish_file(outcome):
             self._released()
+
+    async def _store_failed(self, file: KeptFile, error: str) -> None:
+        """Our result store failed, not the provider: tried again every
+        :data:`STORE_RETRY_DELAY` seconds, without using up the file's retry schedule, so an
+        outage of the store never turns a file the provider serves into a missing one."""
+        logger.error(
+            "the result store cannot take result file %d of %s (%s); trying again in %.0fs",
+            file.position,
+            file.event_id,
+            error,
+            STORE_RETRY_DELAY,
+            extra={"event_id": file.event_id},
+        )
+        outcome = FileOutcome(
+            file.event_id,
+            file.position,
+            self._worker_id,
+            KeptState.WAITING,
+            next_attempt_at=time.time() + STORE_RETRY_DELAY,
+            error=error,
+            counted=False,
+        )
+        if self._metrics is not None:
+            self._metrics.kept("retried", self._config.store)
+        await self._store.finish_file(outcome)
 
     async def _forget(self, file: KeptFile) -> None:
         if file.storage_key is not None:

@@ -87,13 +87,14 @@ async def finish(tx: Tx, now: float, outcome: FileOutcome) -> bool:
     await unfinished(tx, outcome.event_id)  # locks the event's files: see there
     kept = outcome.state == KeptState.KEPT
     changed = await tx.execute(
-        "UPDATE kept_files SET state = ?, attempts = attempts + 1,"
+        "UPDATE kept_files SET state = ?, attempts = attempts + ?,"
         " next_attempt_at = COALESCE(?, next_attempt_at), storage_key = ?, size = ?,"
         " content_type = ?, sha256 = ?, last_error = ?, kept_at = ?, updated_at = ?,"
         " lease_owner = NULL, lease_expires_at = NULL"
         " WHERE event_id = ? AND position = ? AND lease_owner = ? AND state = 'waiting'",
         (
             outcome.state,
+            int(outcome.counted),
             outcome.next_attempt_at,
             outcome.storage_key,
             outcome.size,

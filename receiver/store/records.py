@@ -314,6 +314,9 @@ class FileOutcome:
     content_type: str | None = None
     sha256: str | None = None
     error: str | None = None
+    #: Whether the try counts against the file's retry schedule; not when photohook's own
+    #: result store failed, which is no reason to give up on what the provider serves.
+    counted: bool = True
 
 
 @dataclass(frozen=True, slots=True)

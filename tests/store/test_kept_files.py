@@ -235,3 +235,15 @@ async def test_a_stopping_keeper_gives_up_its_leases(store: Store) -> None:
     await store.release_files("keeper-1")
     [again], _ = await store.claim_files("keeper-2", 10, 600, now)
     assert (again.event_id, again.position) == (file.event_id, file.position)
+
+
+async def test_a_try_that_does_not_count_leaves_the_files_attempts(store: Store) -> None:
+    await store.store(keeping("c1", urls=("https://cdn.example.com/a.png",), destinations=()))
+    now = time.time()
+    [file], _ = await store.claim_files("keeper-1", 10, 600, now)
+    outcome = FileOutcome(
+        file.event_id, 0, "keeper-1", KeptState.WAITING, next_attempt_at=now, counted=False
+    )
+    await store.finish_file(outcome)
+    [again], _ = await store.claim_files("keeper-1", 10, 600, now + 1)
+    assert (again.state, again.attempts) == (KeptState.WAITING, 0)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from receiver.config.results import ResultsConfig
+from receiver.errors import ResultStoreError
 from receiver.keeping.download import Download
 from receiver.keeping.keeper import Keeper
 from receiver.keeping.stores import LocalStore
@@ -51,6 +52,24 @@ class OneFile:
         return None
 
 
+class Fetched:
+    """A fetcher that gets the file."""
+
+    async def fetch(self, url: str, folder: Path) -> Download:
+        path = folder / "part"
+        path.write_bytes(b"png")
+        return Download(path, 3, "image/png", "ab" * 32)
+
+    async def aclose(self) -> None: ...
+
+
+class Full(LocalStore):
+    """A result store that takes nothing (a full disk, a bucket down)."""
+
+    async def put(self, source: Path, key: str, content_type: str | None) -> None:
+        raise ResultStoreError("cannot write the file: No space left on device")
+
+
 class Broken:
     """A fetcher failing as no one planned for."""
 
@@ -76,3 +95,20 @@ async def test_a_fetch_failing_unexpectedly_is_recorded_and_tried_again(tmp_path
     assert outcome.state == KeptState.WAITING and outcome.error == "failed: RuntimeError"
     assert outcome.next_attempt_at is not None
     assert store.released == ["w"]  # a keeper that stops gives up its leases
+
+
+async def test_a_failing_result_store_never_uses_up_the_files_retry_schedule(
+    tmp_path: Path,
+) -> None:
+    store = OneFile()
+    fetcher: Any = Fetched()
+    keeper = Keeper(store, ResultsConfig(), Full(tmp_path, None), worker_id="w", fetcher=fetcher)
+    await keeper.start()
+    try:
+        async with asyncio.timeout(5):
+            await store.recorded.wait()
+    finally:
+        await keeper.stop()
+    [outcome] = store.outcomes
+    assert outcome.state == KeptState.WAITING and not outcome.counted
+    assert outcome.error == "cannot write the file: No space left on device"
