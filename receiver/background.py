@@ -9,7 +9,7 @@ import asyncio
 from receiver.batch_sweeper import INTERVAL, BatchSweeper
 from receiver.config.settings import Settings
 from receiver.delivery.worker import GRACE_PERIOD, SWEEP_INTERVAL, Worker
-from receiver.keeping import Keeper, open_result_store
+from receiver.keeping import Keeper, open_result_store, results_in_use
 from receiver.observability.metrics import Metrics
 from receiver.reconciler import Reconciler
 from receiver.routing import Router
@@ -33,7 +33,7 @@ class Background:
         self.settings = settings
         self.metrics = metrics
         self.sweep_interval = sweep_interval
-        #: Started with the rest when a source or route says keep_results.
+        #: Started with the rest while results are kept, or files recorded (``results_in_use``).
         self.keeper: Keeper | None = None
         self.worker = Worker(
             store, settings.destinations, metrics=metrics, sweep_interval=sweep_interval
@@ -56,7 +56,7 @@ class Background:
             self.keeper.wake()
 
     async def start(self) -> None:
-        if self.settings.keeps_results:
+        if await results_in_use(self.settings, self.store):
             self.keeper = Keeper(
                 self.store,
                 self.settings.results,

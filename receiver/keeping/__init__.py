@@ -3,7 +3,13 @@ store, made before an event with ``keep_results`` is delivered, and stable links
 
 from receiver.keeping.keeper import Keeper, kept_results
 from receiver.keeping.links import FileLinks
-from receiver.keeping.stores import LocalStore, ResultStore, open_result_store, result_store
+from receiver.keeping.stores import (
+    LocalStore,
+    ResultStore,
+    open_result_store,
+    result_store,
+    results_in_use,
+)
 
 __all__ = [
     "FileLinks",
@@ -13,4 +19,5 @@ __all__ = [
     "kept_results",
     "open_result_store",
     "result_store",
+    "results_in_use",
 ]

@@ -15,7 +15,7 @@ from receiver.config.results import ResultsConfig
 from receiver.config.settings import Settings
 from receiver.errors import ResultStoreError
 from receiver.keeping.links import FileLinks
-from receiver.store import Meta
+from receiver.store import Keeping, Meta
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -103,6 +103,13 @@ class LocalStore:
             ) from None
 
 
+async def results_in_use(settings: Settings, store: Keeping) -> bool:
+    """Whether this process opens the result store: while a source or route keeps results, or
+    while files are recorded, so that turning ``keep_results`` off still fetches those waiting,
+    serves the kept ones and deletes pruned ones."""
+    return settings.keeps_results or await store.holds_kept_files()
+
+
 async def open_result_store(settings: Settings, store: Meta) -> ResultStore:
     """The configured result store, its links signed with the keys of URL tokens
     (``PHOTOHOOK_SECRET_KEYS``, else the key kept in the database)."""
@@ -125,4 +132,4 @@ def result_store(config: ResultsConfig, database_url: str, links: FileLinks | No
     return LocalStore(config.folder(database_url), links)
 
 
-__all__ = ["LocalStore", "ResultStore", "result_store", "storage_key"]
+__all__ = ["LocalStore", "ResultStore", "result_store", "results_in_use", "storage_key"]

@@ -35,6 +35,11 @@ def _file(row: Sequence[object]) -> KeptFile:
     return KeptFile(*row)  # type: ignore[arg-type]
 
 
+async def any_recorded(tx: Tx) -> bool:
+    """Whether any result file is recorded, in whatever state."""
+    return bool(await tx.fetch("SELECT 1 FROM kept_files LIMIT 1"))
+
+
 async def unfinished(tx: Tx, event_id: str) -> bool:
     """Whether a file of the event still waits. Its rows are locked until the transaction ends,
     so that this and a keeper recording its last file never both miss each other's change."""

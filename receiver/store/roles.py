@@ -313,6 +313,9 @@ class Keeping(Protocol):
     async def kept_file(self, event_id: str, position: int) -> KeptFile | None:
         """One result file of an event, or None (unknown, or pruned)."""
 
+    async def holds_kept_files(self) -> bool:
+        """Whether any result file is recorded: waiting, kept, missing or pruned."""
+
 
 class Reconciling(TaskQueue, Intake, Reads, Meta, Protocol):
     """What the reconciler uses: its queue, storing what it recovers, the callback a confirmation

@@ -252,6 +252,7 @@ class SQLStore:
     get_meta = reading(meta.get)
     kept_files = reading(kept.of_events)
     kept_file = reading(kept.get)
+    holds_kept_files = reading(kept.any_recorded)
     list_batches = reading(queries.list_batches)
     batch_detail = reading(queries.batch_detail)
 

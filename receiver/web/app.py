@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from receiver.background import Background
 from receiver.config.settings import Settings
 from receiver.errors import ServiceUnavailable, StoreError
-from receiver.keeping import open_result_store
+from receiver.keeping import open_result_store, results_in_use
 from receiver.observability import tracing
 from receiver.observability.logs import RequestLog
 from receiver.observability.metrics import MEDIA_TYPE, Metrics
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True) -> Star
         try:
             ingest.start(await url_tokens(settings, store))
             await store.sync_destinations(settings.destinations)
-            if settings.keeps_results:
+            if await results_in_use(settings, store):
                 files.start(await open_result_store(settings, store))
             _log_start(settings)
             if background is not None:

@@ -17,12 +17,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from receiver import Settings, create_app
 from receiver.config.results import ResultsConfig, S3Config
 from receiver.keeping import kept_results, result_store
 from receiver.secrets import Secret
 from receiver.states import DeliveryState
+from receiver.store import DeliveryQuery, open_store
 
-from .conftest import SECRET
+from .conftest import KEY, SECRET, Photohook
 from .origin import Origin, png
 from .servers import Sink, eventually, running
 
@@ -163,6 +165,51 @@ async def test_deliveries_wait_while_a_download_fails_then_go_out(
     assert 'photohook_result_files_total{outcome="retried"} 2.0' in metrics
     assert 'photohook_result_files_total{outcome="kept"} 1.0' in metrics
     assert f'photohook_result_file_bytes_total{{store="local"}} {float(len(image))}' in metrics
+
+
+async def test_turning_keep_results_off_still_fetches_the_files_waiting_and_serves_the_kept(
+    photohook: Start,
+    photohook_database: str,
+    tmp_path: Path,
+    sink_url: Callable[[Sink], str],
+    origin: tuple[Origin, str],
+) -> None:
+    served, base = origin
+    image = png(colour=b"\x00\x00\xff")
+    served.files["slow.png"] = image
+    served.failures = 1_000  # down for as long as keep_results is on
+    sink = Sink()
+    url = sink_url(sink)
+    first = tmp_path / "keeping.toml"
+    first.write_text(
+        "[server]\nallow_private_destinations = true\n"
+        + config(url, 'retry_schedule = ["2s", "2s", "2s", "2s", "2s", "2s", "2s", "2s"]')
+    )
+    settings = Settings.load(
+        config_file=first, database_url=photohook_database, environ={"PHOTOHOOK_SECRET_KEYS": KEY}
+    )
+    store = open_store(photohook_database)
+    await store.open()
+    try:
+        with running(create_app(settings)) as first_url:
+            [event_id] = await Photohook(first_url, store).send(resultUrl=f"{base}/r/slow.png")
+            await eventually(lambda: len(served.requests) >= 1)
+        assert {d.state for d in await store.list_deliveries(DeliveryQuery())} == {
+            DeliveryState.KEEPING
+        }
+    finally:
+        await store.close()
+
+    served.failures = 0
+    app = await photohook(config(url, keep_on="nowhere"))  # the last keep_results removed
+    await eventually(lambda: len(sink.received) == 1)
+    body = sink.received[0].json()
+    assert body["id"] == event_id
+    [kept] = body["kept_results"]
+    assert kept["status"] == "kept" and kept["sha256"] == hashlib.sha256(image).hexdigest()
+    async with httpx.AsyncClient() as client:
+        served_copy = await client.get(local(app, kept["kept_url"]))
+    assert served_copy.status_code == 200 and served_copy.content == image
 
 
 async def test_a_file_not_fetched_within_the_schedule_is_delivered_as_missing(
