@@ -20,16 +20,15 @@ from typing import Any
 import orjson
 
 from receiver.errors import Conflict
-from receiver.events import Event, format_timestamp
+from receiver.events import Event
 from receiver.ids import new_id
 from receiver.states import BatchState, DeliveryState
-from receiver.store import kept_files, rows
+from receiver.store import batch_events, kept_files, rows
 from receiver.store.outbox import INSERT_DELIVERY, new_delivery
 from receiver.store.records import (
     Batch,
     BatchDeclaration,
     BatchRule,
-    BatchTask,
     NewEvent,
     Receipt,
     Route,
@@ -199,8 +198,7 @@ async def finish(
         f"SELECT {BATCH_COLUMNS} FROM batches b WHERE b.id = ?",  # noqa: S608
         (batch_id,),
     )
-    members = await tasks_of(tx, batch_id)
-    payload = event_payload(batch(current), members)
+    payload = await batch_events.payload(tx, batch(current))
     body = orjson.dumps(payload)
     received_at = datetime.fromtimestamp(now, UTC)
     event = Event(
@@ -247,68 +245,6 @@ async def finish(
         )
         await tx.notify()
     return event_id
-
-
-def event_payload(found: Batch, members: Sequence[BatchTask]) -> dict[str, Any]:
-    """What a batch event says: the batch, its counts, each task with its final status and
-    results; an expired batch's outstanding tasks too."""
-    payload: dict[str, Any] = {
-        "batch_id": found.id,
-        "state": found.state,
-        "counts": {
-            "completed": found.completed,
-            "failed": found.failed,
-            "total": found.tasks,
-        },
-        "expected": found.expected,
-        "created_at": format_timestamp(found.created_at),
-        "deadline": format_timestamp(found.deadline) if found.deadline is not None else None,
-        "tasks": task_entries(members),
-    }
-    if found.state == BatchState.EXPIRED:
-        payload["outstanding"] = [
-            {"source": task.source, "task_id": task.task_id}
-            for task in members
-            if task.status is None
-        ]
-        if found.expected is not None and found.expected > found.tasks:
-            payload["missing"] = found.expected - found.tasks  # never seen at all
-    return payload
-
-
-def task_entries(members: Sequence[BatchTask]) -> list[dict[str, Any]]:
-    """Each task of a batch as its event lists it (the place to add more of a task's results,
-    such as the stable URLs of kept files)."""
-    return [
-        {
-            "source": task.source,
-            "task_id": task.task_id,
-            "status": task.status,
-            "event_id": task.event_id,
-            "result_urls": list(task.result_urls),
-        }
-        for task in members
-    ]
-
-
-async def tasks_of(tx: Tx, batch_id: str) -> list[BatchTask]:
-    """A batch's tasks, in the order they joined, with the result URLs of their final event."""
-    return [
-        BatchTask(
-            source=source,
-            task_id=task_id,
-            status=status,
-            event_id=event_id,
-            added_at=added_at,
-            result_urls=tuple(orjson.loads(urls)) if urls else (),
-        )
-        for source, task_id, status, event_id, added_at, urls in await tx.fetch(
-            "SELECT t.source, t.task_id, t.status, t.event_id, t.added_at, e.result_urls"
-            " FROM batch_tasks t LEFT JOIN events e ON e.id = t.event_id"
-            " WHERE t.batch_id = ? ORDER BY t.added_at, t.source, t.task_id",
-            (batch_id,),
-        )
-    ]
 
 
 async def declare(

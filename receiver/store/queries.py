@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from receiver.events import Event, format_time
-from receiver.store import batches, kept_files, rows
+from receiver.store import batch_events, batches, kept_files, rows
 from receiver.store.records import (
     AttemptRecord,
     Batch,
@@ -176,4 +176,4 @@ async def batch_detail(tx: Tx, batch_id: str) -> tuple[Batch, list[BatchTask]] |
     found = await batches.get_batch(tx, batch_id)
     if found is None:
         return None
-    return found, await batches.tasks_of(tx, batch_id)
+    return found, await batch_events.tasks_of(tx, batch_id)

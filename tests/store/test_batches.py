@@ -24,6 +24,7 @@ from receiver.store import (
     Store,
     open_store,
 )
+from receiver.store import batch_events as store_batch_events
 
 from .factories import receipt
 
@@ -200,6 +201,45 @@ async def test_a_batch_past_its_deadline_expires_once_naming_what_is_missing(
     assert len(await batch_events(store)) == 1
     [expired] = await store.list_batches(BatchQuery(state="expired"))
     assert expired.id == "order-9"
+
+
+async def test_a_large_batch_event_lists_its_first_tasks_and_says_how_many_it_left_out(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_batch_events, "LISTED", 3)
+    for n in range(5):
+        await store.store(task(f"big{n}", rule=None))
+    tasks = tuple(("fotor", f"big{n}") for n in range(5))
+    await store.declare_batch(BatchDeclaration("big", tasks=tasks), routed)
+    [event] = await batch_events(store, "big")
+    assert [t["task_id"] for t in event.payload["tasks"]] == ["big0", "big1", "big2"]
+    assert event.payload["tasks_omitted"] == 2
+    assert event.payload["counts"] == {"completed": 5, "failed": 0, "total": 5}
+
+
+async def test_a_large_expired_batch_names_its_first_outstanding_tasks(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_batch_events, "LISTED", 2)
+    await store.store(task("o0", rule=None))
+    tasks = tuple(("fotor", f"o{n}") for n in range(5))
+    await store.declare_batch(BatchDeclaration("late", tasks=tasks, deadline=time.time()), routed)
+    await store.sweep_batches(routed)
+    [event] = await batch_events(store, "late")
+    assert event.type == "batch.expired"
+    assert event.payload["outstanding"] == [
+        {"source": "fotor", "task_id": "o1"},
+        {"source": "fotor", "task_id": "o2"},
+    ]
+    assert event.payload["outstanding_omitted"] == 2
+    assert (len(event.payload["tasks"]), event.payload["tasks_omitted"]) == (2, 3)
+
+
+async def test_a_batch_event_within_the_limit_omits_nothing(store: Store) -> None:
+    await store.store(task("s1", rule=None))
+    await store.declare_batch(BatchDeclaration("small", tasks=(("fotor", "s1"),)), routed)
+    [event] = await batch_events(store, "small")
+    assert "tasks_omitted" not in event.payload and len(event.payload["tasks"]) == 1
 
 
 async def test_listing_pages_newest_first(store: Store) -> None:
