@@ -1,15 +1,21 @@
 """Fetching a result file: streamed to a temporary file while hashed, capped in size, each hop
 of a redirect checked against internal addresses and connected to the address checked (as
-deliveries are), so that memory stays flat and a provider's link cannot reach inside."""
+deliveries are), so that memory stays flat and a provider's link cannot reach inside. The file is
+written in threads of the fetcher's own, so that a slow disk never stalls the event loop, which
+also answers the providers' callbacks."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -41,7 +47,8 @@ def shown(url: str | httpx.URL) -> str:
 
 
 class Fetcher:
-    """Downloads result files over one transport, with the limits of ``[results]``."""
+    """Downloads result files over one transport, with the limits of ``[results]``; their files
+    are written in up to ``writers`` threads (one per download under way keeps them apart)."""
 
     def __init__(
         self,
@@ -50,6 +57,7 @@ class Fetcher:
         timeout: float,
         allow_private: bool,
         transport: httpx.AsyncBaseTransport | None = None,
+        writers: int = 4,
     ) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
@@ -57,8 +65,12 @@ class Fetcher:
         self._transport = transport or httpx.AsyncHTTPTransport(
             verify=tls_context(), trust_env=False
         )
+        # Not the loop's default executor: a disk that hangs must not take the threads that
+        # resolve names and move kept files.
+        self._writers = ThreadPoolExecutor(writers, thread_name_prefix="photohook-download")
 
     async def aclose(self) -> None:
+        self._writers.shutdown(wait=False)  # what is queued (a part's removal) still runs
         await self._transport.aclose()
 
     async def fetch(self, url: str, folder: Path) -> Download:
@@ -104,25 +116,79 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise self._too_large(url, int(declared))
-        digest, size = hashlib.sha256(), 0
-        descriptor, name = tempfile.mkstemp(dir=folder, prefix=".part-")
-        path = Path(name)
+        part = _Part(self._writers, folder)
         try:
-            with os.fdopen(descriptor, "wb") as part:
-                async for chunk in response.aiter_raw(CHUNK):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise self._too_large(url, None)
-                    digest.update(chunk)
-                    part.write(chunk)
+            async for chunk in response.aiter_raw(CHUNK):
+                if part.size + len(chunk) > self.max_bytes:
+                    raise self._too_large(url, None)
+                await part.add(chunk)
+            path, sha256 = await part.close()
         except BaseException:
-            os.unlink(path)
+            await part.discard()
             raise
         content_type = response.headers.get("content-type")
-        return Download(path, size, content_type, digest.hexdigest())
+        return Download(path, part.size, content_type, sha256)
 
     def _too_large(self, url: httpx.URL, size: int | None) -> FetchFailed:
         declared = f" ({size} bytes)" if size is not None else ""
         return FetchFailed(
             f"{shown(url)}{declared} is over [results] max_bytes = {self.max_bytes}", final=True
         )
+
+
+class _Part:
+    """A download's temporary file, opened, hashed, written and closed in the fetcher's threads,
+    one step at a time, each after the one before: while a chunk goes to disk the next is read,
+    so at most two are held. Hashing goes with the writes: it is work per byte too, and hashlib
+    lets go of the GIL for it, so the event loop only reads."""
+
+    def __init__(self, writers: Executor, folder: Path) -> None:
+        self._writers = writers
+        self._file: BinaryIO | None = None
+        self._path: Path | None = None
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self._last: Future[None] = writers.submit(self._open, folder)
+
+    async def add(self, chunk: bytes) -> None:
+        await self._then(self._write, chunk)
+        self.size += len(chunk)
+
+    async def close(self) -> tuple[Path, str]:
+        """The file's path and SHA-256, once written whole and closed."""
+        await self._then(self._close)
+        await asyncio.wrap_future(self._last)
+        assert self._path is not None
+        return self._path, self._digest.hexdigest()
+
+    async def discard(self) -> None:
+        """Close and remove the file, once the step under way is done; it is removed even when
+        this is cancelled, as the removal is queued in the threads, not here."""
+        removal = self._writers.submit(self._remove, self._last)
+        await asyncio.shield(asyncio.wrap_future(removal))
+
+    async def _then(self, step: Callable[..., None], *args: object) -> None:
+        await asyncio.wrap_future(self._last)  # raises what the step before raised
+        self._last = self._writers.submit(step, *args)
+
+    def _open(self, folder: Path) -> None:
+        descriptor, name = tempfile.mkstemp(dir=folder, prefix=".part-")
+        self._path = Path(name)
+        self._file = os.fdopen(descriptor, "wb")
+
+    def _write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        self._digest.update(chunk)
+        self._file.write(chunk)
+
+    def _close(self) -> None:
+        assert self._file is not None
+        self._file.close()
+
+    def _remove(self, last: Future[None]) -> None:
+        wait([last])
+        if self._file is not None:
+            with contextlib.suppress(OSError):  # a failing disk; the file goes all the same
+                self._file.close()
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)

@@ -79,6 +79,7 @@ class Keeper:
             max_bytes=config.max_bytes,
             timeout=config.timeout,
             allow_private=config.allow_private,
+            writers=config.max_in_flight,
         )
         self._sweep_interval = sweep_interval
         self._lease = config.timeout * 2 + LEASE_MARGIN

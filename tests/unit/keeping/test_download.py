@@ -1,9 +1,15 @@
 """Fetching a result file, against httpx's MockTransport: redirects checked hop by hop, the size
-cap, and which failures are worth trying again."""
+cap, which failures are worth trying again, and a slow disk that must not stall the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
+import itertools
+import os
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +17,7 @@ import httpx
 import pytest
 
 from receiver.errors import FetchFailed
-from receiver.keeping.download import Fetcher, shown
+from receiver.keeping.download import CHUNK, Fetcher, shown
 
 PUBLIC = "http://93.184.215.14"  # a public address: no name to resolve
 
@@ -102,3 +108,73 @@ def test_shown_urls_carry_no_credentials() -> None:
     assert shown("https://user:pw@cdn.example.com/a.png?X-Amz-Signature=abc#f") == (
         "https://cdn.example.com/a.png"
     )
+
+
+#: How long each write to a slow disk takes: far longer than the event loop may ever stall.
+PAUSE = 0.5
+
+
+class SlowFile(io.BufferedWriter):
+    """A file on a disk under writeback throttling: every write blocks its thread a while."""
+
+    def __init__(self, raw: io.FileIO, writing: threading.Event) -> None:
+        super().__init__(raw)
+        self.writing = writing
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.writing.set()
+        time.sleep(PAUSE)
+        return super().write(data)
+
+
+@pytest.fixture
+def slow_disk(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """A slow disk under the downloads; the event is set once a write has begun."""
+    writing = threading.Event()
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: SlowFile(io.FileIO(fd, mode), writing))
+    return writing
+
+
+async def ticking(ticks: list[float]) -> None:
+    """Notes the time at each turn of the event loop, as a callback waiting on it would see it."""
+    while True:
+        await asyncio.sleep(0.01)
+        ticks.append(time.monotonic())
+
+
+@pytest.mark.usefixtures("slow_disk")
+async def test_a_slow_disk_does_not_stall_the_event_loop(tmp_path: Path) -> None:
+    data = [bytes([n]) * CHUNK for n in range(3)]
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=chunks(*data)))
+    ticks = [time.monotonic()]
+    ticker = asyncio.create_task(ticking(ticks))
+    try:
+        found = await fetcher(transport, max_bytes=10 * CHUNK).fetch(f"{PUBLIC}/r.png", tmp_path)
+    finally:
+        ticker.cancel()
+    ticks.append(time.monotonic())
+    stall = max(later - earlier for earlier, later in itertools.pairwise(ticks))
+    assert stall < PAUSE / 2, f"the event loop stalled for {stall:.2f}s"  # 3 writes: 1.5 s
+    assert found.path.read_bytes() == b"".join(data)  # written whole, in order
+    assert found.sha256 == hashlib.sha256(b"".join(data)).hexdigest()
+
+
+async def test_a_download_cancelled_midway_leaves_no_part_behind(
+    tmp_path: Path, slow_disk: threading.Event
+) -> None:
+    forever = asyncio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b"x" * CHUNK
+        await forever.wait()
+        yield b"never"
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=stalled()))
+    fetch = asyncio.create_task(
+        fetcher(transport, max_bytes=10 * CHUNK).fetch(f"{PUBLIC}/r.png", tmp_path)
+    )
+    assert await asyncio.to_thread(slow_disk.wait, 10)
+    fetch.cancel()  # while the first chunk is being written, or just after
+    with pytest.raises(asyncio.CancelledError):
+        await fetch
+    assert not any(tmp_path.iterdir())  # noqa: ASYNC240
