@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from receiver.delivery.senders import USER_AGENT, pinned, tls_context
-from receiver.errors import DeniedDestination, FetchFailed
+from receiver.errors import DeniedDestination, FetchFailed, ResultStoreError
 
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
@@ -75,7 +75,8 @@ class Fetcher:
 
     async def fetch(self, url: str, folder: Path) -> Download:
         """Download ``url`` into a new file in ``folder``; raises :class:`FetchFailed` (with
-        ``final`` set when trying again cannot help)."""
+        ``final`` set when trying again cannot help), or :class:`ResultStoreError` when the file
+        cannot be written."""
         try:
             async with asyncio.timeout(self.timeout):
                 return await self._follow(httpx.URL(url), folder)
@@ -157,7 +158,7 @@ class _Part:
     async def close(self) -> tuple[Path, str]:
         """The file's path and SHA-256, once written whole and closed."""
         await self._then(self._close)
-        await asyncio.wrap_future(self._last)
+        await self._done()
         assert self._path is not None
         return self._path, self._digest.hexdigest()
 
@@ -168,8 +169,16 @@ class _Part:
         await asyncio.shield(asyncio.wrap_future(removal))
 
     async def _then(self, step: Callable[..., None], *args: object) -> None:
-        await asyncio.wrap_future(self._last)  # raises what the step before raised
+        await self._done()
         self._last = self._writers.submit(step, *args)
+
+    async def _done(self) -> None:
+        """Wait for the step under way; raises what it raised. A disk that fails (full, gone) is
+        photohook's fault, not the provider's: it must not use up the file's fetch schedule."""
+        try:
+            await asyncio.wrap_future(self._last)
+        except OSError as exc:
+            raise ResultStoreError(f"cannot write the download: {exc.strerror or exc}") from None
 
     def _open(self, folder: Path) -> None:
         descriptor, name = tempfile.mkstemp(dir=folder, prefix=".part-")

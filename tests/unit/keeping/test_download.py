@@ -4,6 +4,7 @@ cap, which failures are worth trying again, and a slow disk that must not stall 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import io
 import itertools
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from receiver.errors import FetchFailed
+from receiver.errors import FetchFailed, ResultStoreError
 from receiver.keeping.download import CHUNK, Fetcher, shown
 
 PUBLIC = "http://93.184.215.14"  # a public address: no name to resolve
@@ -177,4 +178,21 @@ async def test_a_download_cancelled_midway_leaves_no_part_behind(
     fetch.cancel()  # while the first chunk is being written, or just after
     with pytest.raises(asyncio.CancelledError):
         await fetch
+    assert not any(tmp_path.iterdir())  # noqa: ASYNC240
+
+
+class FullFile(io.BufferedWriter):
+    """A file on a full disk."""
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+async def test_a_full_disk_is_the_stores_fault_not_the_providers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullFile(io.FileIO(fd, mode)))
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=chunks(b"x")))
+    with pytest.raises(ResultStoreError, match="No space left on device"):
+        await fetcher(transport).fetch(f"{PUBLIC}/r.png", tmp_path)
     assert not any(tmp_path.iterdir())  # noqa: ASYNC240
