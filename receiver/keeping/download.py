@@ -191,7 +191,11 @@ class _Part:
         self._file.write(chunk)
 
     def _close(self) -> None:
+        """Flushed to disk before the file is kept and recorded so: a power cut must not leave
+        a file recorded as kept, with its sha256, that is cut short."""
         assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
         self._file.close()
 
     def _remove(self, last: Future[None]) -> None:

@@ -39,6 +39,14 @@ class ResultStore(Protocol):
         """A folder for downloads under way (on the local store's file system, for a rename)."""
 
 
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def storage_key(event_id: str, position: int, url: str) -> str:
     """Where a file is kept: ``<event id>/<position>-<its name in the URL>``, the same whoever
     fetches it, so that a fetch done twice leaves one copy."""
@@ -73,6 +81,7 @@ class LocalStore:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
+            _sync_folder(target.parent)  # the rename too must outlive a power cut
         except OSError as exc:
             source.unlink(missing_ok=True)
             raise ResultStoreError(f"cannot keep {key}: {exc.strerror or exc}") from None

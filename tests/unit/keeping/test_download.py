@@ -196,3 +196,21 @@ async def test_a_full_disk_is_the_stores_fault_not_the_providers(
     with pytest.raises(ResultStoreError, match="No space left on device"):
         await fetcher(transport).fetch(f"{PUBLIC}/r.png", tmp_path)
     assert not any(tmp_path.iterdir())  # noqa: ASYNC240
+
+
+async def test_a_download_is_on_disk_before_it_is_returned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[bytes] = []
+    sync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        sync(descriptor)
+        synced.append(Path(f"/proc/self/fd/{descriptor}").resolve().read_bytes())
+
+    monkeypatch.setattr(os, "fsync", recording)
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, content=chunks(b"ab", b"c"))
+    )
+    found = await fetcher(transport).fetch(f"{PUBLIC}/r.png", tmp_path)
+    assert synced == [b"abc"] and found.path.read_bytes() == b"abc"
