@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -82,6 +83,23 @@ async def test_batches_are_listed_newest_first_by_state_with_a_cursor(
     assert [b["id"] for b in completed["items"]] == ["done"]
 
 
+async def test_a_batch_id_with_slashes_is_the_rest_of_the_path(client: httpx.AsyncClient) -> None:
+    for batch_id in ("shop/order-7", "shop/order-7/close", "a b?c#d%e/f"):
+        declared = await client.post("/api/batches", json={"id": batch_id, "expected": 2})
+        assert declared.json()["id"] == batch_id, declared.text
+    for path in ("shop/order-7", "shop%2Forder-7"):
+        assert (await client.get(f"/api/batches/{path}")).json()["id"] == "shop/order-7"
+    shown = await client.get(f"/api/batches/{quote('a b?c#d%e/f')}")
+    assert shown.json()["id"] == "a b?c#d%e/f", shown.text
+    # GET reads the whole rest of the path; POST .../close closes the batch named before it.
+    assert (await client.get("/api/batches/shop/order-7/close")).json()["closed"] is False
+    closed = (await client.post("/api/batches/shop/order-7/close")).json()
+    assert (closed["id"], closed["closed"]) == ("shop/order-7", True)
+    assert (await client.get("/api/batches/shop/order-7/close")).json()["closed"] is False
+    closed = (await client.post("/api/batches/shop/order-7/close/close")).json()
+    assert (closed["id"], closed["closed"]) == ("shop/order-7/close", True)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "field"),
     [
@@ -136,6 +154,9 @@ async def test_conflicts_and_unknown_batches(client: httpx.AsyncClient) -> None:
     )
     assert_error(await client.get("/api/batches/nope"), 404, "not_found")
     assert_error(await client.post("/api/batches/nope/close"), 404, "not_found")
+    for method, path in (("GET", "/api/batches/shop/nope"), ("POST", "/api/batches/a/b/close")):
+        unknown = assert_error(await client.request(method, path), 404, "not_found")
+        assert unknown["message"] == "no batch with that id"
     assert_error(
         await client.get("/api/batches", params={"state": "done"}), 422, "invalid_payload", "state"
     )

@@ -66,3 +66,40 @@ async def test_a_batch_shows_its_progress_its_tasks_and_its_event(
     await expect(page.locator("tbody tr")).to_contain_text("order-5")
     await page.goto(f"{app.base_url}/ui/batches/nope")
     await expect(page.locator("body")).to_contain_text("no batch with that id")
+
+
+async def test_batches_whose_ids_hold_slashes_and_reserved_characters_are_linked_and_shown(
+    photohook: Start, browser: Browser
+) -> None:
+    app = await photohook(
+        '[sources.fotor]\nbatch_key = "^(shop/order-\\\\d+)-"\n',
+        environ={"PHOTOHOOK_ADMIN_TOKEN": ADMIN},
+    )
+    await app.send(DONE | {"taskId": "t1", "businessId": "shop/order-7-a"})
+    links = {
+        "shop/order-7": "/ui/batches/shop/order-7",
+        "a b?c#d%e/f": "/ui/batches/a%20b%3Fc%23d%25e/f",
+        "x/../y": "/ui/batches/x%2F..%2Fy",  # a browser would make x/../y of it /ui/batches/y
+        "y": "/ui/batches/y",
+    }
+    async with httpx.AsyncClient(base_url=app.base_url) as client:
+        for batch_id in list(links)[1:]:
+            declared = await client.post(
+                "/api/batches",
+                json={"id": batch_id, "expected": 2},
+                headers={"authorization": f"Bearer {ADMIN}"},
+            )
+            assert declared.status_code == 200, declared.text
+
+    page = await browser.new_page()
+    await log_in(page, app.base_url, links["a b?c#d%e/f"])  # the login form's way back too
+    await expect(page.locator("h1 .mono")).to_have_text("a b?c#d%e/f")
+    for batch_id, path in links.items():
+        await page.goto(f"{app.base_url}/ui/batches")
+        link = page.get_by_role("link", name=batch_id, exact=True)
+        assert await link.get_attribute("href") == path
+        await link.click()
+        await page.wait_for_url(f"{app.base_url}{path}")
+        await expect(page.locator("h1 .mono")).to_have_text(batch_id)
+    await page.goto(f"{app.base_url}/ui/batches/shop/nope")
+    await expect(page.locator("body")).to_contain_text("no batch with that id")

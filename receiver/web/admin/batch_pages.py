@@ -33,8 +33,8 @@ class BatchPages:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/ui/batches", self._page(self.batches), methods=["GET"], name="ui-batches"),
-            Route(
-                "/ui/batches/{batch_id}",
+            Route(  # a batch id may contain "/"
+                "/ui/batches/{batch_id:path}",
                 self._page(self.batch),
                 methods=["GET"],
                 name="ui-batch",

@@ -73,7 +73,17 @@ def path_for(request: Request, name: str, /, **params: Any) -> str:
     prefix the application is served at. Starlette's ``url_for`` resolves names through the
     outermost router, where a host application's own names and mounts would get in the way."""
     root: str = request.scope.get("root_path", "")
-    return root + str(request.app.router.url_path_for(name, **params))
+    quoted = {key: _quoted(value) for key, value in params.items()}
+    return root + str(request.app.router.url_path_for(name, **quoted))
+
+
+def _quoted(value: Any) -> str:
+    """A path parameter percent-encoded as a link carries it (Starlette decodes it before
+    routing). A ``/`` stays as it is, unless a segment is empty, ``.`` or ``..``, which a browser
+    would rewrite: then it is sent as ``%2F``, which reaches the route as ``/`` all the same."""
+    text = str(value)
+    odd = {"", ".", ".."} & set(text.split("/"))
+    return quote(text, safe="" if odd else "/")
 
 
 @jinja2.pass_context
@@ -166,7 +176,7 @@ class Dashboard:
                     _check_origin(request)
                 return await handler(request)
             except Unauthorized:
-                here = route_path(request)
+                here = quote(route_path(request))  # the scope's path is decoded; a link is not
                 if request.url.query:
                     here += f"?{request.url.query}"
                 login = path_for(request, "ui-login")

@@ -64,6 +64,10 @@ class Operation:
 
 
 _REJECTED_ID = "/api/rejected/{rejected_id}"
+# A batch id may hold "/" (a provider's label, a business id's part): the rest of the path is the
+# id, except that POST .../close closes the batch before it. The close route is listed first to
+# read so; Starlette would pick it anyway, as the GET route only partly matches a POST.
+_BATCH_ID = "/api/batches/{batch_id:path}"
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -234,19 +238,19 @@ OPERATIONS: tuple[Operation, ...] = (
         body_required=True,
     ),
     Operation(
-        "GET",
-        "/api/batches/{batch_id}",
-        "get_batch",
-        "A batch, its progress and each of its tasks",
-        BatchDetail,
-        (404, 422),
-    ),
-    Operation(
         "POST",
-        "/api/batches/{batch_id}/close",
+        _BATCH_ID + "/close",
         "close_batch",
         "Close a batch: the tasks it has are all of it (it completes once they are final)",
         Batch,
+        (404, 422),
+    ),
+    Operation(
+        "GET",
+        _BATCH_ID,
+        "get_batch",
+        "A batch, its progress and each of its tasks",
+        BatchDetail,
         (404, 422),
     ),
 )
@@ -254,7 +258,8 @@ OPERATIONS: tuple[Operation, ...] = (
 #: What each path parameter is.
 PATH_PARAMETERS = {
     "event_id": "Event id.",
-    "batch_id": "Batch id.",
+    "batch_id": "Batch id. It may contain /, sent as it is or as %2F (the same). A POST "
+    "ending in /close closes the batch named before it.",
     "delivery_id": "Delivery id.",
     "name": "Destination name.",
     "rejected_id": "Rejected request id.",

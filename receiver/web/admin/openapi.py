@@ -23,7 +23,7 @@ from receiver.web.admin.endpoints import OPERATIONS, PATH_PARAMETERS, Operation
 JSON = "application/json"
 Schema = dict[str, Any]
 _REF = "#/components/schemas/{name}"
-_PATH_PARAMETER = re.compile(r"{(\w+)}")
+_PATH_PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")  # a route's {name} or {name:convertor}
 _ERRORS = {
     400: "Malformed request (body not JSON, bad Content-Length).",
     401: "Missing or wrong token, secret or admin token.",
@@ -250,7 +250,8 @@ def document() -> dict[str, Any]:
         "/files/{token}": _files(),
     }
     for operation in OPERATIONS:
-        paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(operation)
+        path = _PATH_PARAMETER.sub(r"{\1}", operation.path)
+        paths.setdefault(path, {})[operation.method.lower()] = _operation(operation)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -3,6 +3,7 @@ document are derived."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,9 +116,20 @@ def test_every_operation_is_a_route_of_the_admin_api_and_in_the_document() -> No
     paths = document()["paths"]
     for operation in OPERATIONS:
         assert (operation.path, operation.method) in routes
-        described = paths[operation.path][operation.method.lower()]
+        described = paths[operation.path.replace(":path", "")][operation.method.lower()]
         assert described["operationId"] == operation.handler
         assert callable(getattr(AdminAPI, operation.handler))
+
+
+def test_each_path_of_the_document_declares_its_parameters_without_convertors() -> None:
+    for path, methods in document()["paths"].items():
+        named = re.findall(r"{([^}]*)}", path)
+        assert all(name.isidentifier() for name in named), path
+        for described in methods.values():
+            declared = [p["name"] for p in described.get("parameters", ()) if p["in"] == "path"]
+            assert declared == named, path
+    batch_id = document()["paths"]["/api/batches/{batch_id}/close"]["post"]["parameters"][0]
+    assert "/" in batch_id["description"] and "%2F" in batch_id["description"]
 
 
 def _refs(value: Any) -> set[str]:
