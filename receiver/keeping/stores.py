@@ -40,6 +40,7 @@ class ResultStore(Protocol):
 
 
 def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a file renamed into it) to disk."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)

@@ -24,7 +24,7 @@ async def payload(tx: Tx, found: Batch) -> dict[str, Any]:
     their final statuses and results; an expired batch's outstanding tasks too. A list cut short
     says how many it left out (``tasks_omitted``, ``outstanding_omitted``)."""
     listed = await tasks_of(tx, found.id, limit=LISTED)
-    payload: dict[str, Any] = {
+    said: dict[str, Any] = {
         "batch_id": found.id,
         "state": found.state,
         "counts": {
@@ -38,22 +38,22 @@ async def payload(tx: Tx, found: Batch) -> dict[str, Any]:
         "tasks": task_entries(listed),
     }
     if found.tasks > len(listed):
-        payload["tasks_omitted"] = found.tasks - len(listed)
+        said["tasks_omitted"] = found.tasks - len(listed)
     if found.state == BatchState.EXPIRED:
         outstanding = await tx.fetch(
             "SELECT source, task_id FROM batch_tasks WHERE batch_id = ? AND status IS NULL"
             " ORDER BY added_at, source, task_id LIMIT ?",
             (found.id, LISTED),
         )
-        payload["outstanding"] = [
+        said["outstanding"] = [
             {"source": source, "task_id": task_id} for source, task_id in outstanding
         ]
         unfinished = found.tasks - found.completed - found.failed
         if unfinished > len(outstanding):
-            payload["outstanding_omitted"] = unfinished - len(outstanding)
+            said["outstanding_omitted"] = unfinished - len(outstanding)
         if found.expected is not None and found.expected > found.tasks:
-            payload["missing"] = found.expected - found.tasks  # never seen at all
-    return payload
+            said["missing"] = found.expected - found.tasks  # never seen at all
+    return said
 
 
 def task_entries(members: Sequence[BatchTask]) -> list[dict[str, Any]]:
