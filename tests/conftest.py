@@ -14,6 +14,16 @@ settings.register_profile("long", parent=settings.get_profile("default"), max_ex
 settings.load_profile("long" if os.environ.get("PHOTOHOOK_LONG") else "default")
 
 LONG = bool(os.environ.get("PHOTOHOOK_LONG"))
+#: A test's time limit with PHOTOHOOK_LONG, where property tests run 2,000 examples each and soak
+#: and crash sizes grow (pyproject.toml's 120 s is the default run's).
+LONG_TIMEOUT = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if LONG:
+        for item in items:
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
 
 
 @pytest.fixture(autouse=True)
