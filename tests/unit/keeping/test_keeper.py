@@ -79,18 +79,23 @@ class Broken:
     async def aclose(self) -> None: ...
 
 
-async def test_a_fetch_failing_unexpectedly_is_recorded_and_tried_again(tmp_path: Path) -> None:
-    store = OneFile()
-    fetcher: Any = Broken()
-    keeper = Keeper(
-        store, ResultsConfig(), LocalStore(tmp_path, None), worker_id="w", fetcher=fetcher
-    )
+async def run_until_recorded(keeper: Keeper, store: OneFile) -> None:
+    """Run the keeper until it has recorded the store's one file, then stop it."""
     await keeper.start()
     try:
         async with asyncio.timeout(5):
             await store.recorded.wait()
     finally:
         await keeper.stop()
+
+
+async def test_a_fetch_failing_unexpectedly_is_recorded_and_tried_again(tmp_path: Path) -> None:
+    store = OneFile()
+    fetcher: Any = Broken()
+    keeper = Keeper(
+        store, ResultsConfig(), LocalStore(tmp_path, None), worker_id="w", fetcher=fetcher
+    )
+    await run_until_recorded(keeper, store)
     [outcome] = store.outcomes
     assert outcome.state == KeptState.WAITING and outcome.error == "failed: RuntimeError"
     assert outcome.next_attempt_at is not None
@@ -103,12 +108,7 @@ async def test_a_failing_result_store_never_uses_up_the_files_retry_schedule(
     store = OneFile()
     fetcher: Any = Fetched()
     keeper = Keeper(store, ResultsConfig(), Full(tmp_path, None), worker_id="w", fetcher=fetcher)
-    await keeper.start()
-    try:
-        async with asyncio.timeout(5):
-            await store.recorded.wait()
-    finally:
-        await keeper.stop()
+    await run_until_recorded(keeper, store)
     [outcome] = store.outcomes
     assert outcome.state == KeptState.WAITING and not outcome.counted
     assert outcome.error == "cannot write the file: No space left on device"
